@@ -1,0 +1,24 @@
+"""``recstack bench <name>`` / ``python -m benchmarks <name>``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _preprocessing(argv: list[str]) -> int:
+    from benchmarks.preprocessing_throughput import main
+
+    return main(argv)
+
+
+BENCHMARKS = {"preprocessing": (_preprocessing, "preprocessing throughput, polars vs plain pandas")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in BENCHMARKS:
+        listing = "\n".join(f"  {name:<15} {help_}" for name, (_, help_) in BENCHMARKS.items())
+        print(f"usage: recstack bench <benchmark> [options]\n\nbenchmarks:\n{listing}",
+              file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    return BENCHMARKS[argv[0]][0](argv[1:])

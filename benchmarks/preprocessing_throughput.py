@@ -1,0 +1,172 @@
+"""Preprocessing throughput: the polars workflow against a plain-pandas version of the same transformations.
+
+Each implementation runs in its own process on the same synthetic parquet files, so peak memory
+(the child's max RSS) is its own. Time covers reading the raw parquet, every transformation of the
+leave-one-out pipeline and writing the output tables.
+
+    python -m benchmarks preprocessing                    # 1M and 10M events
+    python -m benchmarks preprocessing --sizes 200000     # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+from benchmarks.machine import describe_machine
+from preprocessing.config import WorkflowConfig
+from preprocessing.datasets import SyntheticConfig, generate_synthetic
+from preprocessing.schema import RawDataset
+from recstack.settings import Settings
+
+IMPLEMENTATIONS = ("polars", "pandas")
+DEFAULT_SIZES = (1_000_000, 10_000_000)
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _raw_files(size: int, seed: int, cache: Path) -> tuple[Path, Path]:
+    """Synthetic events/items parquet for ``size`` events, generated once and reused."""
+    folder = cache / f"synthetic_{size}_{seed}"
+    events, items = folder / "events.parquet", folder / "items.parquet"
+    if not (events.exists() and items.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        data = generate_synthetic(SyntheticConfig(n_events=size, seed=seed))
+        data.events.write_parquet(events)
+        data.items.write_parquet(items)
+    return events, items
+
+
+def _worker(implementation: str, events: Path, items: Path, out: Path) -> dict:
+    """Run one implementation in this process; returns its timings and output counts."""
+    started = time.perf_counter()
+    config = WorkflowConfig()
+    if implementation == "polars":
+        from preprocessing.pipeline import preprocess
+
+        data = RawDataset("bench", pl.read_parquet(events), pl.read_parquet(items))
+        manifest = preprocess(data, out, config, engine="cpu", progress=False)
+        counts = manifest["counts"]
+    else:
+        import pandas as pd
+
+        from benchmarks.pandas_reference import preprocess_pandas
+
+        counts = preprocess_pandas(pd.read_parquet(events), pd.read_parquet(items), config, out)
+    return {"seconds": time.perf_counter() - started, "counts": counts}
+
+
+def _run_isolated(implementation: str, events: Path, items: Path) -> dict:
+    """Run the worker in a child process and read its peak RSS from the kernel's accounting."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{implementation}-") as out:
+        cmd = [sys.executable, "-m", "benchmarks.preprocessing_throughput", "--worker", implementation,
+               "--events", str(events), "--items", str(items), "--out", out]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{implementation} worker failed with exit code {proc.returncode}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
+    return result
+
+
+def run(sizes: list[int], seed: int, cache: Path, results_dir: Path) -> dict:
+    rows = []
+    for size in sizes:
+        events, items = _raw_files(size, seed, cache)
+        n_events = pl.scan_parquet(events).select(pl.len()).collect().item()
+        by_impl = {}
+        for implementation in IMPLEMENTATIONS:
+            print(f"  {size:>11,} events: {implementation} ...", flush=True)
+            result = _run_isolated(implementation, events, items)
+            by_impl[implementation] = result
+            rows.append({"target_events": size, "events": n_events, "implementation": implementation,
+                         "seconds": round(result["seconds"], 3),
+                         "events_per_second": round(n_events / result["seconds"]),
+                         "peak_rss_mb": round(result["peak_rss_mb"], 1)})
+        if by_impl["polars"]["counts"]["test_events"] != by_impl["pandas"]["counts"]["test_events"]:
+            raise RuntimeError(f"the implementations disagree at {size} events: {by_impl}")
+        rows.append({"target_events": size, "events": n_events, "implementation": "pandas / polars",
+                     "seconds_ratio": round(by_impl["pandas"]["seconds"] / by_impl["polars"]["seconds"], 2),
+                     "memory_ratio": round(by_impl["pandas"]["peak_rss_mb"] / by_impl["polars"]["peak_rss_mb"], 2)})
+    report = {"benchmark": "preprocessing_throughput", "machine": describe_machine(),
+              "versions": {"polars": pl.__version__, "pandas": __import__("pandas").__version__,
+                           "python": platform.python_version()},
+              "command": "python -m benchmarks preprocessing --sizes " + " ".join(map(str, sizes)),
+              "results": rows}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "preprocessing_throughput.json").write_text(json.dumps(report, indent=2))
+    plot(report, results_dir / "preprocessing_throughput.png")
+    print(markdown_table(report))
+    return report
+
+
+def markdown_table(report: dict) -> str:
+    lines = ["| events | implementation | seconds | events/s | peak RSS (MB) |", "|---:|---|---:|---:|---:|"]
+    for r in report["results"]:
+        if "seconds_ratio" in r:
+            lines.append(f"| {r['events']:,} | **pandas / polars** | **{r['seconds_ratio']}×** | | "
+                         f"**{r['memory_ratio']}×** |")
+        else:
+            lines.append(f"| {r['events']:,} | {r['implementation']} | {r['seconds']:.2f} | "
+                         f"{r['events_per_second']:,} | {r['peak_rss_mb']:,.0f} |")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["results"] if "seconds" in r]
+    sizes = sorted({r["events"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    width = 0.38
+    for i, impl in enumerate(IMPLEMENTATIONS):
+        mine = {r["events"]: r for r in rows if r["implementation"] == impl}
+        xs = [j + (i - 0.5) * width for j in range(len(sizes))]
+        axes[0].bar(xs, [mine[s]["events_per_second"] / 1e6 for s in sizes], width, label=impl)
+        axes[1].bar(xs, [mine[s]["peak_rss_mb"] / 1024 for s in sizes], width, label=impl)
+    for ax, title in zip(axes, ("throughput (million events/s, higher is better)",
+                                "peak memory (GiB, lower is better)"), strict=True):
+        ax.set_xticks(range(len(sizes)), [f"{s / 1e6:g}M events" for s in sizes])
+        ax.set_title(title, fontsize=10)
+        ax.legend()
+    fig.suptitle(f"Preprocessing (leave-one-out pipeline) — {report['machine']['summary']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="recstack bench preprocessing", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="events per run")
+    p.add_argument("--seed", type=int, default=Settings().seed)
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument("--cache", type=Path, default=Settings().build_dir / "bench", help="generated raw data")
+    p.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    p.add_argument("--events", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--items", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_worker(args.worker, args.events, args.items, args.out)))
+        return 0
+    run(args.sizes, args.seed, args.cache, args.results_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

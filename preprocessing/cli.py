@@ -1,0 +1,97 @@
+"""Command lines of the preprocessing stage: ``recstack preprocess`` and ``recstack data``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from preprocessing.config import SplitConfig
+from preprocessing.datasets import DATASETS, generate_synthetic, load_dataset
+from preprocessing.datasets.synthetic import SyntheticConfig
+from preprocessing.pipeline import format_summary, preprocess
+from preprocessing.schema import InputError
+from recstack.settings import Settings
+
+
+def preprocess_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recstack preprocess", description=(
+        "Load a dataset, split it, fit the preprocessing workflow and write the training layout "
+        "(see preprocessing/README.md)."))
+    p.add_argument("--dataset", default="synthetic", choices=DATASETS,
+                   help="synthetic (default), a public dataset read from --data-dir, or 'events' for your logs")
+    p.add_argument("--data-dir", type=Path, help="folder of the public datasets [RECSTACK_DATA_DIR]")
+    p.add_argument("--events", type=Path, help="with --dataset events: events file (.csv/.tsv/.parquet)")
+    p.add_argument("--items", type=Path, help="with --dataset events: optional items file")
+    p.add_argument("--synthetic-events", type=int, help="size of the synthetic dataset [RECSTACK_SYNTHETIC_EVENTS]")
+    p.add_argument("--split", choices=("leave_one_out", "temporal"), help="split strategy [leave_one_out]")
+    p.add_argument("--test-start", type=datetime.fromisoformat, help="temporal split: first test timestamp")
+    p.add_argument("--min-item-count", type=int, help="items with fewer events go to the OOV bucket")
+    p.add_argument("--engine", choices=("auto", "cpu", "gpu"), help="polars engine [auto: GPU when available]")
+    p.add_argument("--out", type=Path, help="output folder [build/data/<dataset>]")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run_preprocess(args: argparse.Namespace, settings: Settings) -> dict:
+    name = args.dataset
+    data = load_dataset(
+        name, data_dir=args.data_dir or settings.data_dir, events_path=args.events, items_path=args.items,
+        n_events=args.synthetic_events or settings.synthetic_events, seed=settings.seed,
+    ) if name == "synthetic" else load_dataset(
+        name, data_dir=args.data_dir or settings.data_dir, events_path=args.events, items_path=args.items)
+    workflow = settings.workflow
+    if args.min_item_count is not None:
+        workflow = workflow.model_copy(update={"min_item_count": args.min_item_count})
+    split = settings.split.model_dump()
+    if args.split:
+        split["strategy"] = args.split
+    if args.test_start:
+        split["test_start"] = args.test_start
+    out = args.out or settings.data_output(data.name)
+    manifest = preprocess(data, out, workflow, SplitConfig(**split), engine=args.engine or settings.engine,
+                          progress=not args.quiet)
+    print(format_summary(manifest))
+    print(f"  written to {out}")
+    return manifest
+
+
+def preprocess_main(argv: list[str] | None = None) -> int:
+    args = preprocess_parser().parse_args(argv)
+    try:
+        run_preprocess(args, Settings())
+    except (InputError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def data_main(argv: list[str] | None = None) -> int:
+    """``recstack data``: write the synthetic dataset as files in the generic events schema."""
+    p = argparse.ArgumentParser(prog="recstack data", description=(
+        "Generate the synthetic dataset as events.parquet + items.parquet in the generic schema, "
+        "e.g. as a template for your own logs."))
+    p.add_argument("--events", type=int, default=None, help="approximate number of events")
+    p.add_argument("--items", type=int, default=None, help="number of catalog items")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    p.add_argument("--out", type=Path, help="output folder [build/raw/synthetic]")
+    args = p.parse_args(argv)
+    settings = Settings()
+    try:
+        config = SyntheticConfig(n_events=args.events or settings.synthetic_events, n_items=args.items,
+                                 seed=settings.seed if args.seed is None else args.seed)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    data = generate_synthetic(config)
+    out = args.out or settings.raw_output("synthetic")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("events", data.events), ("items", data.items)):
+        path = out / f"{name}.{args.format}"
+        frame.write_parquet(path) if args.format == "parquet" else frame.write_csv(path)
+    summary = data.summary()
+    print(f"synthetic: {summary['events']:,} events, {summary['users']:,} users, "
+          f"{summary['catalog_items']:,} items -> {out}")
+    return 0

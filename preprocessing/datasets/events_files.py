@@ -1,0 +1,46 @@
+"""Your own logs: an events file (and optionally an items file) already in the generic schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preprocessing.schema import RawDataset, read_table, validate_events, validate_items
+
+
+def load_events_files(events_path: Path, items_path: Path | None = None) -> RawDataset:
+    """Read and strictly validate user-supplied events and item metadata.
+
+    Parameters
+    ----------
+    events_path : Path
+        ``.csv``, ``.tsv`` or ``.parquet`` with columns ``user_id, item_id, event_type, timestamp`` and
+        optionally ``weight`` (see :mod:`preprocessing.schema`).
+    items_path : Path, optional
+        Same file types, column ``item_id`` (unique) and optionally ``category, brand, title, price,
+        created_at``. Events may reference items absent from it: those items simply have no metadata.
+
+    Returns
+    -------
+    RawDataset
+        Named after the events file's stem, ``has_timestamps=True``.
+
+    Raises
+    ------
+    InputError
+        Whatever :func:`~preprocessing.schema.validate_events` or
+        :func:`~preprocessing.schema.validate_items` find, naming the file, column and line or row.
+
+    Examples
+    --------
+    >>> ds = load_events_files(Path("logs/shop.csv"), Path("logs/catalog.parquet"))  # doctest: +SKIP
+    >>> ds.name
+    'shop'
+    """
+    events_path = Path(events_path)
+    raw_events, kind = read_table(events_path)
+    events = validate_events(raw_events, str(events_path), kind)
+    items = None
+    if items_path is not None:
+        raw_items, items_kind = read_table(Path(items_path))
+        items = validate_items(raw_items, str(items_path), items_kind)
+    return RawDataset(name=events_path.stem, events=events, items=items, has_timestamps=True)

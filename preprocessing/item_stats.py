@@ -1,0 +1,69 @@
+"""Item statistics from training events: popularity (overall and recent) and co-occurrence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from preprocessing.schema import EVENT_TYPES
+from preprocessing.sequences import mark_steps
+
+# Event types that signal intent to buy; their co-occurrence is "frequently bought together".
+BASKET_EVENTS = ("add_to_cart", "purchase")
+
+
+def item_popularity(train: pl.LazyFrame, reference_time: datetime, recent_days: float) -> pl.LazyFrame:
+    """One row per item with events: counts per event type, distinct users, summed weight, and the
+    same over the ``recent_days`` before ``reference_time`` (the end of the fitting data)."""
+    recent = pl.col("timestamp") > pl.lit(reference_time - timedelta(days=recent_days))
+    per_type = [(pl.col("event_code") == code).sum().cast(pl.UInt32).alias(f"{name}_count")
+                for code, name in enumerate(EVENT_TYPES)]
+    return (train.group_by("item_idx").agg(
+        pl.len().cast(pl.UInt32).alias("events"),
+        pl.col("user_idx").n_unique().cast(pl.UInt32).alias("users"),
+        pl.col("weight").sum().alias("popularity"),
+        recent.sum().cast(pl.UInt32).alias("recent_events"),
+        pl.col("weight").filter(recent).sum().alias("recent_popularity"),
+        *per_type,
+        pl.col("timestamp").min().alias("first_seen"),
+        pl.col("timestamp").max().alias("last_seen"),
+    ).sort("item_idx"))
+
+
+def _windowed_pairs(steps: pl.LazyFrame, window: int) -> pl.LazyFrame:
+    """(item_a, item_b) for every two steps of a session at most ``window`` apart, both directions.
+
+    Shifting by 1..window keeps the cost linear in events, where a self-join on the session would
+    be quadratic in session length.
+    """
+    pairs = []
+    for offset in range(1, window + 1):
+        nxt = pl.col("item_idx").shift(-offset).over("session_id")
+        pairs.append(steps.select(pl.col("item_idx").alias("item_a"), nxt.alias("item_b")))
+    forward = pl.concat(pairs).drop_nulls().filter(pl.col("item_a") != pl.col("item_b"))
+    backward = forward.select(pl.col("item_b").alias("item_a"), pl.col("item_a").alias("item_b"))
+    return pl.concat([forward, backward])
+
+
+def _top_k(pairs: pl.LazyFrame, kind: str, top_k: int) -> pl.LazyFrame:
+    counts = pairs.group_by("item_a", "item_b").agg(pl.len().cast(pl.UInt32).alias("count"))
+    ranked = counts.sort(["item_a", "count", "item_b"], descending=[False, True, False])
+    return (ranked.filter(pl.int_range(pl.len()).over("item_a") < top_k)
+            .select(pl.lit(kind).alias("kind"), "item_a", "item_b", "count"))
+
+
+def cooccurrence(train: pl.LazyFrame, window: int, top_k: int) -> pl.LazyFrame:
+    """Top-``top_k`` neighbours per item of two kinds, from events sorted by user and time.
+
+    ``also_viewed``: any two steps of a session within ``window`` steps (repeats collapsed).
+    ``bought_together``: two items carted or purchased in the same session within ``window``.
+    """
+    viewed = mark_steps(train, True, by="session_id").filter(pl.col("step_start"))
+    basket_codes = [EVENT_TYPES.index(t) for t in BASKET_EVENTS]
+    basket = (train.filter(pl.col("event_code").is_in(basket_codes))
+              .unique(["session_id", "item_idx"], keep="first", maintain_order=True))
+    return pl.concat([
+        _top_k(_windowed_pairs(viewed, window), "also_viewed", top_k),
+        _top_k(_windowed_pairs(basket, window), "bought_together", top_k),
+    ])

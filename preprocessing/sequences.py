@@ -1,0 +1,49 @@
+"""Per-user chronological item sequences and the (history, targets) tables that evaluation reads."""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def mark_steps(encoded: pl.LazyFrame, collapse_repeats: bool, by: str = "user_id") -> pl.LazyFrame:
+    """Number the steps of each user (or session: ``by``) from 0 (``step``) and flag the first event
+    of each (``step_start``).
+
+    With ``collapse_repeats`` consecutive events on one item are one step, so a view → cart →
+    purchase funnel is one step of the sequence rather than three copies of the item.
+    Groups by the raw ``user_id`` because users unknown to the workflow share the OOV ``user_idx``.
+    Expects events sorted by user and time (as :meth:`Workflow.transform` returns them).
+    """
+    if collapse_repeats:
+        start = (pl.col("item_idx") != pl.col("item_idx").shift(1).over(by)).fill_null(True)
+    else:
+        start = pl.lit(True)
+    return (encoded.with_columns(start.alias("step_start"))
+            .with_columns((pl.col("step_start").cast(pl.UInt32).cum_sum().over(by) - 1)
+                          .alias("step")))
+
+
+def user_sequences(events: pl.LazyFrame, collapse_repeats: bool, max_length: int) -> pl.LazyFrame:
+    """One row per user: ``item_seq`` (the last ``max_length`` steps, oldest first), ``timestamps`` and
+    ``length`` (steps before truncation)."""
+    steps = mark_steps(events, collapse_repeats).filter(pl.col("step_start"))
+    return (steps.group_by("user_id").agg(
+        pl.col("user_idx").first(),
+        pl.col("item_idx").tail(max_length).alias("item_seq"),
+        pl.col("timestamp").tail(max_length).alias("timestamps"),
+        pl.len().cast(pl.UInt32).alias("length"),
+    ).sort("user_idx", "user_id").select("user_idx", "user_id", "item_seq", "timestamps", "length"))
+
+
+def evaluation_set(history: pl.LazyFrame, targets: pl.LazyFrame, collapse_repeats: bool,
+                   max_length: int) -> pl.LazyFrame:
+    """One row per user with targets: ``history`` (last ``max_length`` steps before the targets, empty
+    for users new in the target period) and ``targets`` (distinct items in first-seen order)."""
+    target_lists = (targets.sort(["user_id", "timestamp"])
+                    .group_by("user_id", maintain_order=True)
+                    .agg(pl.col("user_idx").first(), pl.col("item_idx").unique(maintain_order=True).alias("targets")))
+    histories = user_sequences(history, collapse_repeats, max_length).select(
+        "user_id", pl.col("item_seq").alias("history"))
+    return (target_lists.join(histories, on="user_id", how="left")
+            .with_columns(pl.col("history").fill_null(pl.lit([], pl.List(pl.UInt32))))
+            .select("user_idx", "user_id", "history", "targets").sort("user_idx", "user_id"))

@@ -1,0 +1,61 @@
+"""Reproducible train / validation / test splits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from preprocessing.config import SplitConfig
+from preprocessing.sequences import mark_steps
+
+SPLITS = ("train", "valid", "test")
+
+
+def leave_one_out(encoded: pl.LazyFrame, collapse_repeats: bool) -> dict[str, pl.LazyFrame]:
+    """Per user: last step → test, second-last → valid, the rest → train.
+
+    Users with fewer than 3 steps keep everything in train, exactly as SASRec's ``data_partition``
+    does on the ML-1M file. A step is one event, or one run of events on the same item when
+    ``collapse_repeats`` is set.
+    """
+    steps = mark_steps(encoded, collapse_repeats).with_columns(pl.col("step").max().over("user_id").alias("_last"))
+    long_enough = pl.col("_last") >= 2
+    role = (pl.when(long_enough & (pl.col("step") == pl.col("_last"))).then(pl.lit("test"))
+            .when(long_enough & (pl.col("step") == pl.col("_last") - 1)).then(pl.lit("valid"))
+            .otherwise(pl.lit("train")))
+    marked = steps.with_columns(role.alias("_split")).drop("step", "step_start", "_last")
+    return {name: marked.filter(pl.col("_split") == name).drop("_split") for name in SPLITS}
+
+
+def temporal_cutoffs(events: pl.DataFrame, config: SplitConfig) -> tuple[datetime, datetime]:
+    """(valid_start, test_start): explicit ``test_start`` or timestamp quantiles."""
+    ts = events["timestamp"]
+    if config.test_start is not None:
+        test_start = config.test_start
+        span = test_start - ts.min()
+        if span.total_seconds() <= 0:
+            raise ValueError(f"test_start {test_start} is not after the first event ({ts.min()})")
+        valid_start = test_start - span * config.valid_fraction
+    else:
+        test_start = ts.quantile(1 - config.test_fraction, "nearest")
+        valid_start = ts.quantile(1 - config.test_fraction - config.valid_fraction, "nearest")
+    return valid_start, test_start
+
+
+def temporal_split(events: pl.DataFrame, config: SplitConfig) -> tuple[dict[str, pl.DataFrame], dict]:
+    """One global cut-off: train before ``valid_start``, valid until ``test_start``, test after.
+
+    Returns the three event tables and the cut-offs used (saved in the manifest).
+    """
+    valid_start, test_start = temporal_cutoffs(events, config)
+    parts = {
+        "train": events.filter(pl.col("timestamp") < valid_start),
+        "valid": events.filter((pl.col("timestamp") >= valid_start) & (pl.col("timestamp") < test_start)),
+        "test": events.filter(pl.col("timestamp") >= test_start),
+    }
+    if parts["train"].height == 0:
+        raise ValueError(f"temporal split leaves no training events before {valid_start}")
+    if parts["test"].height == 0:
+        raise ValueError(f"temporal split leaves no test events at or after {test_start}")
+    return parts, {"valid_start": valid_start.isoformat(), "test_start": test_start.isoformat()}

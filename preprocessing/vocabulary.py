@@ -1,0 +1,86 @@
+"""Categorical id encoding with a frequency threshold, an OOV bucket and a stable way back to raw ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+PAD = 0  # padding in sequences and "no value" in feature columns
+OOV = 1  # out of vocabulary: below the threshold at fit time, or never seen
+FIRST_INDEX = 2
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Raw value ↔ index table, most frequent first (ties by raw value, so fits are reproducible).
+
+    Attributes
+    ----------
+    name : str
+        The encoded column, e.g. ``"item_id"``.
+    table : pl.DataFrame
+        Columns ``index`` (UInt32, from 2), ``raw`` (String) and ``count`` (fitting frequency).
+
+    Examples
+    --------
+    >>> v = Vocabulary.fit("item_id", pl.Series(["b", "a", "b", "c"]), min_count=2)
+    >>> v.encode(pl.Series(["b", "a", "zzz"])).to_list()
+    [2, 1, 1]
+    >>> v.decode(pl.Series([2])).to_list()
+    ['b']
+    """
+
+    name: str
+    table: pl.DataFrame
+
+    @classmethod
+    def fit(cls, name: str, values: pl.Series, min_count: int = 1,
+            always_keep: pl.Series | None = None) -> Vocabulary:
+        """Count values; keep those seen ``min_count`` times or listed in ``always_keep``."""
+        counts = values.drop_nulls().value_counts(name="count").rename({values.name: "raw"})
+        counts = counts.with_columns(pl.col("raw").cast(pl.String), pl.col("count").cast(pl.UInt64))
+        kept = counts.filter(pl.col("count") >= min_count)
+        if always_keep is not None:
+            extra = pl.DataFrame({"raw": always_keep.drop_nulls().cast(pl.String).unique()})
+            kept = pl.concat([
+                kept,
+                extra.join(kept, on="raw", how="anti").join(counts, on="raw", how="left")
+                .with_columns(pl.col("count").fill_null(0)),
+            ])
+        table = kept.sort(["count", "raw"], descending=[True, False]).with_row_index(
+            "index", offset=FIRST_INDEX).with_columns(pl.col("index").cast(pl.UInt32))
+        return cls(name, table.select("index", "raw", "count"))
+
+    @property
+    def size(self) -> int:
+        """Embedding table size: known values plus the PAD and OOV rows."""
+        return self.table.height + FIRST_INDEX
+
+    def encode_plan(self, plan: pl.LazyFrame, column: str, out: str) -> pl.LazyFrame:
+        """Add ``out`` = index of ``column`` to a lazy plan (a join, so it also runs on cuDF)."""
+        mapping = self.table.lazy().select(pl.col("raw").alias(column), pl.col("index").alias(out))
+        return (plan.with_columns(pl.col(column).cast(pl.String))
+                .join(mapping, on=column, how="left", maintain_order="left")
+                .with_columns(pl.col(out).fill_null(OOV)))
+
+    def encode(self, values: pl.Series) -> pl.Series:
+        frame = self.encode_plan(pl.LazyFrame({"raw_value": values}), "raw_value", "index").collect()
+        return frame["index"].alias(values.name)
+
+    def decode(self, indices: pl.Series) -> pl.Series:
+        """Raw values of indices; PAD, OOV and unknown indices give null."""
+        frame = (pl.LazyFrame({"index": indices.cast(pl.UInt32)})
+                 .join(self.table.lazy().select("index", "raw"), on="index", how="left", maintain_order="left")
+                 .collect())
+        return frame["raw"].alias(indices.name)
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / f"vocab_{self.name}.parquet"
+        self.table.write_parquet(path)
+        return path
+
+    @classmethod
+    def load(cls, folder: Path, name: str) -> Vocabulary:
+        return cls(name, pl.read_parquet(Path(folder) / f"vocab_{name}.parquet"))

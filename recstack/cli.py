@@ -1,0 +1,61 @@
+"""The ``recstack`` console script: one sub-command per stage, each also ``python -m <stage>``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+def _preprocess(argv: list[str]) -> int:
+    from preprocessing.cli import preprocess_main
+
+    return preprocess_main(argv)
+
+
+def _data(argv: list[str]) -> int:
+    from preprocessing.cli import data_main
+
+    return data_main(argv)
+
+
+def _bench(argv: list[str]) -> int:
+    from benchmarks.cli import main
+
+    return main(argv)
+
+
+def _demo(argv: list[str]) -> int:
+    from recstack.demo import main
+
+    return main(argv)
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "demo": (_demo, "run every stage end to end on the default synthetic data"),
+    "data": (_data, "write the synthetic dataset as generic-schema files"),
+    "preprocess": (_preprocess, "preprocess a dataset into the training layout (python -m preprocessing)"),
+    "bench": (_bench, "benchmarks (python -m benchmarks)"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: recstack <command> [options]", "", "commands:"]
+    lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`recstack <command> --help` describes each command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"recstack: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    return command[0](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

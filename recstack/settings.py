@@ -1,0 +1,47 @@
+"""The one typed settings object: paths, engine and stage hyper-parameters.
+
+Every field can be set by an environment variable with the ``RECSTACK_`` prefix (nested fields
+with ``__``), e.g. ``RECSTACK_DATA_DIR=/data/shared``, ``RECSTACK_ENGINE=cpu`` or
+``RECSTACK_WORKFLOW__MIN_ITEM_COUNT=5``; command-line options override them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from preprocessing.config import SplitConfig, WorkflowConfig
+from preprocessing.engine import EngineName
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """recstack settings.
+
+    Examples
+    --------
+    >>> Settings(build_dir=Path("/tmp/rs")).data_output("synthetic")
+    PosixPath('/tmp/rs/data/synthetic')
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RECSTACK_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(REPO_ROOT.parent / "shared" / "data",
+                           description="folder holding the public datasets (ml-1m-sasrec/, ml-100k/, ...)")
+    build_dir: Path = Field(REPO_ROOT / "build", description="every generated artifact goes below here")
+    engine: EngineName = "auto"
+    seed: int = 42
+    synthetic_events: int = Field(200_000, gt=0, description="size of the default synthetic dataset")
+    workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    def data_output(self, dataset: str) -> Path:
+        """Folder of a preprocessed dataset (the layout of :mod:`preprocessing.pipeline`)."""
+        return self.build_dir / "data" / dataset
+
+    def raw_output(self, dataset: str) -> Path:
+        """Folder of generated raw data in the generic events schema."""
+        return self.build_dir / "raw" / dataset
