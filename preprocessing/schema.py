@@ -137,44 +137,73 @@ def _cast_strict(df: pl.DataFrame, column: str, dtype: pl.DataType, source: str,
     return cast
 
 
+_NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+_OFFSET_FORMAT = "%Y-%m-%d %H:%M:%S%.f%z"
+# Unix times must fall in 1970..2200 (in seconds) to be taken as timestamps.
+_MAX_UNIX_SECONDS = 7_258_118_400
+
+
+def _parse_iso(text: pl.Series) -> pl.Series:
+    """ISO-8601 text to naive datetimes (offsets converted to UTC); null where nothing fits.
+
+    Formats are tried one by one, not guessed from the first value, so a column may mix them.
+    """
+    normal = text.str.replace(r"^(\d{4}-\d{2}-\d{2})T", "${1} ").str.replace(r"Z$", "+00:00")
+    candidates = [normal.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in _NAIVE_FORMATS]
+    with_offset = normal.str.strptime(pl.Datetime("us", "UTC"), _OFFSET_FORMAT, strict=False)
+    candidates.append(with_offset.dt.replace_time_zone(None))
+    return pl.select(pl.coalesce(candidates)).to_series()
+
+
+def _unix_to_datetime(values: pl.Series) -> pl.Series:
+    """Unix seconds, or milliseconds when too large for seconds; null outside 1970..2200 or not finite."""
+    seconds = pl.when(values.abs() > _MILLISECONDS_THRESHOLD).then(values / 1_000).otherwise(values)
+    valid = pl.lit(values).is_finite() & (seconds >= 0) & (seconds <= _MAX_UNIX_SECONDS)
+    micros = pl.when(valid).then((seconds * 1_000_000).round(0)).cast(pl.Int64, strict=False)
+    return pl.select(micros.cast(pl.Datetime("us"))).to_series()
+
+
 def parse_timestamps(df: pl.DataFrame, column: str, source: str, kind: str) -> pl.Series:
-    """Datetimes from datetime, date, unix seconds/milliseconds or ISO-8601 text."""
+    """Datetimes from datetime, date, unix seconds/milliseconds or ISO-8601 text.
+
+    Raises
+    ------
+    InputError
+        At the first non-empty value that is not a timestamp, naming the column and row.
+    """
     s = df[column]
     if s.dtype == pl.Datetime:
-        return s.cast(pl.Datetime("us")).dt.replace_time_zone(None) if s.dtype.time_zone else s.cast(
-            pl.Datetime("us"))
+        if s.dtype.time_zone:
+            s = s.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return s.cast(pl.Datetime("us"))
     if s.dtype == pl.Date:
         return s.cast(pl.Datetime("us"))
     if s.dtype.is_numeric():
-        return _unix_to_datetime(s.cast(pl.Float64))
-    if s.dtype != pl.String:
+        present = s.is_not_null()
+        out = _unix_to_datetime(s.cast(pl.Float64))
+    elif s.dtype == pl.String:
+        text = s.str.strip_chars()
+        present = text.is_not_null() & (text != "")
+        numeric = text.cast(pl.Float64, strict=False)
+        out = pl.select(pl.coalesce(_unix_to_datetime(numeric), _parse_iso(text))).to_series()
+    else:
         raise InputError(f"{source}: column '{column}' has type {s.dtype}; expected a datetime or unix time")
-    text = s.str.strip_chars()
-    numeric = text.cast(pl.Float64, strict=False)
-    parsed_iso = text.str.to_datetime(time_unit="us", strict=False)
-    if parsed_iso.dtype.time_zone:  # an offset in the text: keep the instant, drop the zone (UTC)
-        parsed_iso = parsed_iso.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-    out = pl.select(
-        pl.when(numeric.is_not_null()).then(_unix_to_datetime(numeric)).otherwise(parsed_iso)
-    ).to_series()
-    bad = out.is_null() & (text.is_not_null() & (text != ""))
+    bad = out.is_null() & present
     if bad.any():
         i = _first_bad(df, bad)
         raise InputError(
             f"{source}: column '{column}', {_line(i, kind)}: timestamp {s[i]!r} does not parse "
-            f"(expected ISO-8601 like 2024-05-01T12:30:00, or unix seconds/milliseconds; "
+            f"(expected ISO-8601 like 2024-05-01T12:30:00, or unix seconds/milliseconds from 1970 on; "
             f"{int(bad.sum())} bad value(s) in all)"
         )
     return out.alias(column)
 
 
-def _unix_to_datetime(seconds_or_ms: pl.Series | pl.Expr):
-    expr = seconds_or_ms if isinstance(seconds_or_ms, pl.Expr) else pl.lit(seconds_or_ms)
-    micros = (
-        pl.when(expr.abs() > _MILLISECONDS_THRESHOLD).then(expr * 1_000).otherwise(expr * 1_000_000)
-    )
-    result = micros.round(0).cast(pl.Int64).cast(pl.Datetime("us"))
-    return pl.select(result).to_series() if isinstance(seconds_or_ms, pl.Series) else result
+def _reject_non_finite(values: pl.Series, column: str, source: str, kind: str) -> None:
+    bad = ~values.is_finite()
+    if bad.any():
+        i = int(bad.arg_true()[0])
+        raise InputError(f"{source}: column '{column}', {_line(i, kind)}: {values[i]!r} is not a finite number")
 
 
 def _reject_nulls(df: pl.DataFrame, columns, source: str, kind: str) -> None:
@@ -237,11 +266,11 @@ def validate_events(df: pl.DataFrame, source: str, kind: str = "parquet",
             f"{source}: column 'event_type', {_line(i, kind)}: unknown event type {df['event_type'][i]!r} "
             f"(unknown values: {others}; allowed: {list(event_types)})"
         )
-    if df["timestamp"].null_count():
-        _reject_nulls(df, ("timestamp",), source, kind)
+    _reject_nulls(df, ("timestamp",), source, kind)
     timestamp = parse_timestamps(df, "timestamp", source, kind)
     if "weight" in df.columns:
         weight = _cast_strict(df, "weight", pl.Float32(), source, kind, "a number").fill_null(1.0)
+        _reject_non_finite(weight, "weight", source, kind)
     else:
         weight = pl.Series("weight", [1.0] * df.height, dtype=pl.Float32)
     return pl.DataFrame({
@@ -279,8 +308,11 @@ def validate_items(df: pl.DataFrame, source: str, kind: str = "parquet") -> pl.D
     for col in ("category", "brand", "title"):
         out[col] = df[col].cast(pl.String) if col in df.columns else pl.Series(col, [None] * df.height,
                                                                                  dtype=pl.String)
-    out["price"] = (_cast_strict(df, "price", pl.Float64(), source, kind, "a number")
-                    if "price" in df.columns else pl.Series("price", [None] * df.height, dtype=pl.Float64))
+    if "price" in df.columns:
+        out["price"] = _cast_strict(df, "price", pl.Float64(), source, kind, "a number")
+        _reject_non_finite(out["price"].fill_null(0.0), "price", source, kind)
+    else:
+        out["price"] = pl.Series("price", [None] * df.height, dtype=pl.Float64)
     out["created_at"] = (parse_timestamps(df, "created_at", source, kind) if "created_at" in df.columns
                          else pl.Series("created_at", [None] * df.height, dtype=pl.Datetime("us")))
     return pl.DataFrame(out)

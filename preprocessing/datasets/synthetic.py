@@ -606,7 +606,9 @@ def _simulate_users(config: SyntheticConfig, catalog: _Catalog, users: _Users, l
 
     # Push sessions that would start within `gap` of the previous one's end: with the reserved room
     # before each session summed per user, start = reserved + running max of (drawn start - reserved).
-    reserved = _segment_exclusive_cumsum(duration + gap, first_session)
+    # The random extra pause keeps pushed sessions from piling up at exactly `gap`.
+    pause = gap + (rng.exponential(1.0, n_sessions) * gap).astype(np.int64)
+    reserved = _segment_exclusive_cumsum(duration + pause, first_session)
     pushed = pl.DataFrame({"owner": owner, "slack": starts - reserved}).select(
         pl.col("slack").cum_max().over("owner")).to_series().to_numpy()
     starts = reserved + pushed

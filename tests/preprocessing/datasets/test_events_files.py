@@ -14,17 +14,6 @@ from preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, InputError
 HEADER = "user_id,item_id,event_type,timestamp,weight\n"
 ROW = "u1,i1,view,2024-05-01T12:30:00,1\n"
 
-# Open bugs in preprocessing/schema.py (reported, not fixed here); strict, so a fix shows up as XPASS.
-NO_ISO_VALUE_BUG = pytest.mark.xfail(
-    raises=pl.exceptions.ComputeError, strict=True,
-    reason="schema.parse_timestamps: str.to_datetime(strict=False) raises 'could not find an appropriate "
-           "format' when no value in a text column looks like a date (e.g. unix times read from CSV)")
-NON_FINITE_BUG = pytest.mark.xfail(
-    raises=pl.exceptions.InvalidOperationError, strict=True,
-    reason="schema._unix_to_datetime casts to Int64 strictly: NaN/inf/out-of-range unix times raise polars "
-           "errors instead of InputError")
-
-
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
@@ -94,14 +83,12 @@ def test_parquet_with_datetimes(tmp_path: Path):
     assert ds.events.row(0) == ("a", "b", "rating", datetime(2024, 5, 1, 12, 30), 4.5)
 
 
-@NO_ISO_VALUE_BUG
 def test_csv_with_unix_seconds(tmp_path: Path):
     ds = load_events_files(_events(tmp_path, "u1,i1,view,1700000000,1\nu1,i2,view,1700000060,1\n"))
     assert ds.events["timestamp"].to_list() == [datetime(2023, 11, 14, 22, 13, 20),
                                                 datetime(2023, 11, 14, 22, 14, 20)]
 
 
-@NO_ISO_VALUE_BUG
 def test_csv_with_unix_milliseconds(tmp_path: Path):
     ds = load_events_files(_events(tmp_path, "u1,i1,view,1700000000123,1\n"))
     assert ds.events["timestamp"].to_list() == [datetime(2023, 11, 14, 22, 13, 20, 123_000)]
@@ -190,28 +177,23 @@ def test_items_errors(tmp_path: Path):
         load_events_files(events, _write(tmp_path / "items.csv", "item_id,title\n"))
 
 
-@NO_ISO_VALUE_BUG
 def test_only_unparsable_timestamps_raise_input_error(tmp_path: Path):
     with pytest.raises(InputError, match=r"line 2: timestamp 'yesterday' does not parse"):
         load_events_files(_events(tmp_path, "u1,i1,view,yesterday,1\n"))
 
 
-@NO_ISO_VALUE_BUG
 def test_items_created_at_as_unix_seconds(tmp_path: Path):
     items = _write(tmp_path / "items.csv", "item_id,created_at\ni1,1700000000\n")
     ds = load_events_files(_events(tmp_path, ROW), items)
     assert ds.items["created_at"].to_list() == [datetime(2023, 11, 14, 22, 13, 20)]
 
 
-@NON_FINITE_BUG
 @pytest.mark.parametrize("value", ["nan", "inf", "1e30"])
 def test_non_finite_timestamp_names_line(tmp_path: Path, value: str):
     with pytest.raises(InputError, match=rf"column 'timestamp', line 3: timestamp '{value}'"):
         load_events_files(_events(tmp_path, ROW + f"u1,i1,view,{value},1\n"))
 
 
-@pytest.mark.xfail(strict=True, reason="schema.validate_events checks for empty timestamps only when the "
-                   "column has nulls, so a blank text value passes and becomes a null timestamp")
 def test_blank_timestamp_names_line(tmp_path: Path):
     with pytest.raises(InputError, match=r"column 'timestamp', line 3: value is empty"):
         load_events_files(_events(tmp_path, ROW + "u1,i1,view,  ,1\n"))

@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+from recstack.cli import main
+from recstack.settings import Settings
+
+
+def test_help_lists_every_stage(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "data", "preprocess", "bench"):
+        assert command in out
+
+
+def test_unknown_command_fails_with_usage(capsys):
+    assert main(["trian"]) == 2
+    assert "unknown command 'trian'" in capsys.readouterr().err
+
+
+def test_preprocess_own_logs_end_to_end(tmp_path, capsys):
+    events = tmp_path / "events.csv"
+    rows = ["user_id,item_id,event_type,timestamp"]
+    rows += [f"u{u},i{(u * 7 + k) % 13},view,2024-05-0{1 + k % 5}T10:{k:02d}:00" for u in range(20) for k in range(6)]
+    events.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    code = main(["preprocess", "--dataset", "events", "--events", str(events), "--out", str(out), "--quiet",
+                 "--split", "temporal"])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dataset"] == "events" and manifest["split"]["strategy"] == "temporal"
+    assert manifest["counts"]["raw_events"] == 120
+    assert "written to" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2_with_the_file_column_and_line(tmp_path, capsys):
+    events = tmp_path / "events.csv"
+    events.write_text("user_id,item_id,event_type,timestamp\nu1,i1,view,2024-05-01\nu1,i2,purchse,2024-05-02\n")
+    assert main(["preprocess", "--dataset", "events", "--events", str(events), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "events.csv" in err and "event_type" in err and "line 3" in err and "purchse" in err
+
+
+def test_python_dash_m_entry_points_run():
+    for module in ("preprocessing", "recstack", "benchmarks"):
+        proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "usage" in proc.stdout.lower()
+
+
+def test_settings_come_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECSTACK_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("RECSTACK_WORKFLOW__MIN_ITEM_COUNT", "4")
+    monkeypatch.setenv("RECSTACK_SPLIT__STRATEGY", "temporal")
+    settings = Settings()
+    assert settings.workflow.min_item_count == 4 and settings.split.strategy == "temporal"
+    assert settings.data_output("ml-1m") == tmp_path / "data" / "ml-1m"
