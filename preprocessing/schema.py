@@ -89,7 +89,7 @@ class RawDataset:
         }
 
 
-def _line(row_index: int, source_kind: str) -> str:
+def row_label(row_index: int, source_kind: str) -> str:
     """Human position of a 0-based data row: a CSV line (header is line 1) or a parquet row."""
     return f"line {row_index + 2}" if source_kind == "csv" else f"row {row_index + 1}"
 
@@ -117,7 +117,7 @@ def _first_bad(df: pl.DataFrame, bad: pl.Series) -> int:
     return int(bad.arg_true()[0])
 
 
-def _cast_strict(df: pl.DataFrame, column: str, dtype: pl.DataType, source: str, kind: str,
+def cast_strict(df: pl.DataFrame, column: str, dtype: pl.DataType, source: str, kind: str,
                  expected: str) -> pl.Series:
     """Cast a column, raising an InputError at the first value that does not convert."""
     original = df[column]
@@ -131,7 +131,7 @@ def _cast_strict(df: pl.DataFrame, column: str, dtype: pl.DataType, source: str,
     if bad.any():
         i = _first_bad(df, bad)
         raise InputError(
-            f"{source}: column '{column}', {_line(i, kind)}: {original[i]!r} is not {expected} "
+            f"{source}: column '{column}', {row_label(i, kind)}: {original[i]!r} is not {expected} "
             f"({int(bad.sum())} bad value(s) in all)"
         )
     return cast
@@ -192,7 +192,7 @@ def parse_timestamps(df: pl.DataFrame, column: str, source: str, kind: str) -> p
     if bad.any():
         i = _first_bad(df, bad)
         raise InputError(
-            f"{source}: column '{column}', {_line(i, kind)}: timestamp {s[i]!r} does not parse "
+            f"{source}: column '{column}', {row_label(i, kind)}: timestamp {s[i]!r} does not parse "
             f"(expected ISO-8601 like 2024-05-01T12:30:00, or unix seconds/milliseconds from 1970 on; "
             f"{int(bad.sum())} bad value(s) in all)"
         )
@@ -203,10 +203,10 @@ def _reject_non_finite(values: pl.Series, column: str, source: str, kind: str) -
     bad = ~values.is_finite()
     if bad.any():
         i = int(bad.arg_true()[0])
-        raise InputError(f"{source}: column '{column}', {_line(i, kind)}: {values[i]!r} is not a finite number")
+        raise InputError(f"{source}: column '{column}', {row_label(i, kind)}: {values[i]!r} is not a finite number")
 
 
-def _reject_nulls(df: pl.DataFrame, columns, source: str, kind: str) -> None:
+def reject_empty(df: pl.DataFrame, columns, source: str, kind: str) -> None:
     for col in columns:
         s = df[col]
         empty = s.is_null()
@@ -215,7 +215,7 @@ def _reject_nulls(df: pl.DataFrame, columns, source: str, kind: str) -> None:
         if empty.any():
             i = _first_bad(df, empty)
             raise InputError(
-                f"{source}: column '{col}', {_line(i, kind)}: value is empty ({int(empty.sum())} empty in all)"
+                f"{source}: column '{col}', {row_label(i, kind)}: value is empty ({int(empty.sum())} empty in all)"
             )
 
 
@@ -256,20 +256,20 @@ def validate_events(df: pl.DataFrame, source: str, kind: str = "parquet",
         raise InputError(f"{source}: no events (the table is empty)")
     _check_columns(df, REQUIRED_EVENT_COLUMNS, EVENT_COLUMNS, source)
     ids = df.select(pl.col("user_id", "item_id", "event_type").cast(pl.String))
-    _reject_nulls(ids, ("user_id", "item_id", "event_type"), source, kind)
+    reject_empty(ids, ("user_id", "item_id", "event_type"), source, kind)
     event_type = ids["event_type"].str.strip_chars().str.to_lowercase()
     unknown = ~event_type.is_in(list(event_types))
     if unknown.any():
         i = _first_bad(df, unknown)
         others = sorted(set(event_type.filter(unknown).unique().to_list()))[:5]
         raise InputError(
-            f"{source}: column 'event_type', {_line(i, kind)}: unknown event type {df['event_type'][i]!r} "
+            f"{source}: column 'event_type', {row_label(i, kind)}: unknown event type {df['event_type'][i]!r} "
             f"(unknown values: {others}; allowed: {list(event_types)})"
         )
-    _reject_nulls(df, ("timestamp",), source, kind)
+    reject_empty(df, ("timestamp",), source, kind)
     timestamp = parse_timestamps(df, "timestamp", source, kind)
     if "weight" in df.columns:
-        weight = _cast_strict(df, "weight", pl.Float32(), source, kind, "a number").fill_null(1.0)
+        weight = cast_strict(df, "weight", pl.Float32(), source, kind, "a number").fill_null(1.0)
         _reject_non_finite(weight, "weight", source, kind)
     else:
         weight = pl.Series("weight", [1.0] * df.height, dtype=pl.Float32)
@@ -295,21 +295,21 @@ def validate_items(df: pl.DataFrame, source: str, kind: str = "parquet") -> pl.D
         raise InputError(f"{source}: no items (the table is empty)")
     _check_columns(df, REQUIRED_ITEM_COLUMNS, ITEM_COLUMNS, source)
     item_id = df["item_id"].cast(pl.String).str.strip_chars()
-    _reject_nulls(pl.DataFrame({"item_id": item_id}), ("item_id",), source, kind)
+    reject_empty(pl.DataFrame({"item_id": item_id}), ("item_id",), source, kind)
     dup = item_id.is_duplicated()
     if dup.any():
         first = _first_bad(df, dup)
         rows = dup.arg_true().filter(item_id.filter(dup) == item_id[first]).to_list()[:2]
         raise InputError(
             f"{source}: duplicate item rows: item_id {item_id[first]!r} appears on "
-            f"{_line(rows[0], kind)} and {_line(rows[1], kind)} ({int(dup.sum())} duplicated rows in all)"
+            f"{row_label(rows[0], kind)} and {row_label(rows[1], kind)} ({int(dup.sum())} duplicated rows in all)"
         )
     out = {"item_id": item_id}
     for col in ("category", "brand", "title"):
         out[col] = df[col].cast(pl.String) if col in df.columns else pl.Series(col, [None] * df.height,
                                                                                  dtype=pl.String)
     if "price" in df.columns:
-        out["price"] = _cast_strict(df, "price", pl.Float64(), source, kind, "a number")
+        out["price"] = cast_strict(df, "price", pl.Float64(), source, kind, "a number")
         _reject_non_finite(out["price"].fill_null(0.0), "price", source, kind)
     else:
         out["price"] = pl.Series("price", [None] * df.height, dtype=pl.Float64)

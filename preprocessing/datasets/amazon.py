@@ -1,8 +1,4 @@
-"""Amazon Beauty as preprocessed by S3-Rec/ICLRec: one chronological sequence per line, order only.
-
-Also home of :func:`read_sequences`, the reader of the one-sequence-per-line text format shared with
-Diginetica's SR-GNN files.
-"""
+"""Amazon Beauty as preprocessed by S3-Rec/ICLRec: one chronological sequence per line, order only."""
 
 from __future__ import annotations
 
@@ -10,32 +6,8 @@ from pathlib import Path
 
 import polars as pl
 
-from preprocessing.datasets.movielens import read_text, synthetic_timestamps
+from preprocessing.datasets.text_files import read_sequences, synthetic_timestamps
 from preprocessing.schema import EVENT_COLUMNS, InputError, RawDataset
-
-
-def read_sequences(path: Path) -> pl.DataFrame:
-    """Whitespace-separated tokens of each non-blank line.
-
-    Returns
-    -------
-    pl.DataFrame
-        ``line`` (1-based line number in the file, UInt32) and ``tokens`` (List(String)), in file order.
-
-    Raises
-    ------
-    InputError
-        When the file is missing, not UTF-8 text or has no non-blank line.
-    """
-    lines = pl.Series("tokens", read_text(path).splitlines())
-    df = (
-        pl.DataFrame(lines).with_row_index("line", offset=1)
-        .with_columns(pl.col("tokens").str.extract_all(r"\S+"))
-        .filter(pl.col("tokens").list.len() > 0)
-    )
-    if df.height == 0:
-        raise InputError(f"{path}: the file is empty")
-    return df
 
 
 def load_amazon_beauty(folder: Path) -> RawDataset:

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from preprocessing.datasets.amazon import read_sequences
-from preprocessing.datasets.movielens import read_text, synthetic_timestamps
-from preprocessing.schema import EVENT_COLUMNS, InputError, RawDataset, _cast_strict, _line, _reject_nulls
+from preprocessing.datasets.text_files import read_sequences, read_text, synthetic_timestamps
+from preprocessing.schema import EVENT_COLUMNS, InputError, RawDataset, cast_strict, reject_empty, row_label
 
 RAW_COLUMNS = ("session_id", "user_id", "item_id", "timeframe", "eventdate")
 _REQUIRED_RAW_COLUMNS = ("session_id", "item_id", "timeframe", "eventdate")
@@ -114,13 +113,13 @@ def load_diginetica_raw(csv_path: Path) -> RawDataset:
             hints.append(f"'{column}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
         raise InputError(f"{source}: missing required column(s) {', '.join(hints)}; "
                          f"found columns {df.columns} (expected {';'.join(RAW_COLUMNS)})")
-    _reject_nulls(df, _REQUIRED_RAW_COLUMNS, source, "csv")
-    millis = _cast_strict(df, "timeframe", pl.Int64(), source, "csv", "an integer (milliseconds)")
+    reject_empty(df, _REQUIRED_RAW_COLUMNS, source, "csv")
+    millis = cast_strict(df, "timeframe", pl.Int64(), source, "csv", "an integer (milliseconds)")
     text = df["eventdate"].str.strip_chars()
     day = text.str.to_date("%Y-%m-%d", strict=False)
     if day.is_null().any():
         i = int(day.is_null().arg_true()[0])
-        raise InputError(f"{source}: column 'eventdate', {_line(i, 'csv')}: {df['eventdate'][i]!r} is not a "
+        raise InputError(f"{source}: column 'eventdate', {row_label(i, 'csv')}: {df['eventdate'][i]!r} is not a "
                          f"date like 2016-05-09 ({day.null_count()} bad value(s) in all)")
     parsed = pl.DataFrame({"session": df["session_id"], "item_id": df["item_id"], "day": day, "ms": millis})
     events = parsed.select(

@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from preprocessing.datasets.amazon import load_amazon_beauty, read_sequences
+from preprocessing.datasets.amazon import load_amazon_beauty
+from preprocessing.datasets.text_files import read_sequences
 from preprocessing.schema import EVENT_COLUMNS, InputError
 
 

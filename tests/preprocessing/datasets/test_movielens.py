@@ -9,7 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from preprocessing.datasets.movielens import SYNTHETIC_START, load_ml_1m_sasrec, load_ml_100k
+from preprocessing.datasets.movielens import load_ml_1m_sasrec, load_ml_100k
+from preprocessing.datasets.text_files import SYNTHETIC_START
 from preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, InputError
 
 EPOCH = datetime(1970, 1, 1)
