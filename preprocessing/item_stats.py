@@ -35,11 +35,13 @@ def _windowed_pairs(steps: pl.LazyFrame, window: int) -> pl.LazyFrame:
     """(item_a, item_b) for every two steps of a session at most ``window`` apart, both directions.
 
     Shifting by 1..window keeps the cost linear in events, where a self-join on the session would
-    be quadratic in session length.
+    be quadratic in session length. Rows are sorted by session, so a shifted row of the same session
+    is a later step of it.
     """
     pairs = []
     for offset in range(1, window + 1):
-        nxt = pl.col("item_idx").shift(-offset).over("session_id")
+        same_session = pl.col("session_id").shift(-offset) == pl.col("session_id")
+        nxt = pl.when(same_session).then(pl.col("item_idx").shift(-offset))
         pairs.append(steps.select(pl.col("item_idx").alias("item_a"), nxt.alias("item_b")))
     forward = pl.concat(pairs).drop_nulls().filter(pl.col("item_a") != pl.col("item_b"))
     backward = forward.select(pl.col("item_b").alias("item_a"), pl.col("item_a").alias("item_b"))

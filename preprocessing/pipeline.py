@@ -133,7 +133,8 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
         files["eval_valid.parquet"] = collect(
             evaluation_set(train, parts["valid"].lazy(), cfg.collapse_repeats, cfg.max_sequence_length),
             engine_name)
-        history = pl.concat([parts["train"], parts["valid"]]).sort(["user_idx", "user_id", "timestamp"])
+        history = pl.concat([parts["train"], parts["valid"]]).sort(["user_idx", "user_id", "timestamp"],
+                                                                   maintain_order=True)
         files["eval_test.parquet"] = collect(
             evaluation_set(history.lazy(), parts["test"].lazy(), cfg.collapse_repeats, cfg.max_sequence_length),
             engine_name)

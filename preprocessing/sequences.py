@@ -5,6 +5,23 @@ from __future__ import annotations
 import polars as pl
 
 
+def group_starts(by: str) -> pl.Expr:
+    """True on the first row of each run of equal ``by`` values (rows sorted by ``by``)."""
+    return (pl.col(by) != pl.col(by).shift(1)).fill_null(True)
+
+
+def rank_in_group(group_start: pl.Expr, flag: pl.Expr | None = None) -> pl.Expr:
+    """Running count of ``flag`` (of rows, when None) within each group, from 0, without a window.
+
+    On sorted rows this is the global cumulative sum minus its value where the group starts, which
+    is much cheaper than ``over`` on a string key.
+    """
+    counts = (pl.repeat(True, pl.len()) if flag is None else flag).cast(pl.UInt32)
+    running = counts.cum_sum()
+    before_group = pl.when(group_start).then(running - counts).forward_fill()
+    return running - before_group - 1
+
+
 def mark_steps(encoded: pl.LazyFrame, collapse_repeats: bool, by: str = "user_id") -> pl.LazyFrame:
     """Number the steps of each user (or session: ``by``) from 0 (``step``) and flag the first event
     of each (``step_start``).
@@ -12,15 +29,14 @@ def mark_steps(encoded: pl.LazyFrame, collapse_repeats: bool, by: str = "user_id
     With ``collapse_repeats`` consecutive events on one item are one step, so a view → cart →
     purchase funnel is one step of the sequence rather than three copies of the item.
     Groups by the raw ``user_id`` because users unknown to the workflow share the OOV ``user_idx``.
-    Expects events sorted by user and time (as :meth:`Workflow.transform` returns them).
+    Expects events sorted by user and time (as :meth:`Workflow.transform` returns them), so each
+    user's (or session's) rows are contiguous.
     """
-    if collapse_repeats:
-        start = (pl.col("item_idx") != pl.col("item_idx").shift(1).over(by)).fill_null(True)
-    else:
-        start = pl.lit(True)
-    return (encoded.with_columns(start.alias("step_start"))
-            .with_columns((pl.col("step_start").cast(pl.UInt32).cum_sum().over(by) - 1)
-                          .alias("step")))
+    new_group = group_starts(by)
+    start = new_group | (pl.col("item_idx") != pl.col("item_idx").shift(1)) if collapse_repeats else pl.lit(True)
+    return (encoded.with_columns(new_group.alias("_new_group"), start.fill_null(True).alias("step_start"))
+            .with_columns(rank_in_group(pl.col("_new_group"), pl.col("step_start")).alias("step"))
+            .drop("_new_group"))
 
 
 def user_sequences(events: pl.LazyFrame, collapse_repeats: bool, max_length: int) -> pl.LazyFrame:
@@ -39,7 +55,7 @@ def evaluation_set(history: pl.LazyFrame, targets: pl.LazyFrame, collapse_repeat
                    max_length: int) -> pl.LazyFrame:
     """One row per user with targets: ``history`` (last ``max_length`` steps before the targets, empty
     for users new in the target period) and ``targets`` (distinct items in first-seen order)."""
-    target_lists = (targets.sort(["user_id", "timestamp"])
+    target_lists = (targets.sort(["user_id", "timestamp"], maintain_order=True)
                     .group_by("user_id", maintain_order=True)
                     .agg(pl.col("user_idx").first(), pl.col("item_idx").unique(maintain_order=True).alias("targets")))
     histories = user_sequences(history, collapse_repeats, max_length).select(

@@ -18,6 +18,7 @@ import polars as pl
 from preprocessing.config import WorkflowConfig
 from preprocessing.engine import collect
 from preprocessing.schema import EVENT_TYPES
+from preprocessing.sequences import group_starts, rank_in_group
 from preprocessing.vocabulary import OOV, PAD, Vocabulary
 
 FORMAT_VERSION = 1
@@ -99,8 +100,8 @@ class Workflow:
         plan = self.vocabularies["user_id"].encode_plan(plan, "user_id", "user_idx")
         plan = self.vocabularies["item_id"].encode_plan(plan, "item_id", "item_idx")
         type_weight = pl.col("event_type").replace_strict(cfg.event_weights, return_dtype=pl.Float32)
-        gap = pl.col("timestamp").diff().over("user_id")
-        new_session = gap.is_null() | (gap > pl.duration(seconds=cfg.session_gap_minutes * 60))
+        new_user = group_starts("user_id")
+        new_session = new_user | (pl.col("timestamp").diff() > pl.duration(seconds=cfg.session_gap_minutes * 60))
         return (
             # user_id breaks ties because users unknown to the workflow share the OOV user_idx.
             plan.sort(["user_idx", "user_id", "timestamp", "_order"])
@@ -116,8 +117,8 @@ class Workflow:
             )
             # Each user's events are contiguous, so a cumulative sum of "new session" flags numbers
             # sessions globally.
-            .with_columns(pl.col("_new_session").cum_sum().cast(pl.UInt32).alias("session_id"))
-            .with_columns(pl.int_range(pl.len()).over("session_id").cast(pl.UInt32).alias("session_position"))
+            .with_columns(pl.col("_new_session").cum_sum().cast(pl.UInt32).alias("session_id"),
+                          rank_in_group(pl.col("_new_session")).alias("session_position"))
             .drop("_new_session", "_order")
         )
 

@@ -15,9 +15,9 @@ def _top_items(out) -> str:
     stats = pl.read_parquet(out / "item_stats.parquet")
     items = pl.read_parquet(out / "items.parquet", columns=["item_idx", "item_id", "title"])
     top = (stats.sort("recent_popularity", descending=True).head(5)
-           .join(items, on="item_idx").select("item_id", "title", "recent_events", "purchase_count"))
-    return "\n".join(f"  {r['item_id']:>10}  {r['title'] or '':<40} {r['recent_events']:>6} recent events, "
-                     f"{r['purchase_count']} purchases" for r in top.iter_rows(named=True))
+           .join(items, on="item_idx", maintain_order="left").select("item_id", "title", "recent_popularity", "recent_events"))
+    return "\n".join(f"  {r['item_id']:>10}  {r['title'] or '':<40} score {r['recent_popularity']:>7,.0f} "
+                      f"from {r['recent_events']} events" for r in top.iter_rows(named=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"2/2 preprocessing into {out}")
     manifest = preprocess(data, out, settings.workflow, settings.split, engine=settings.engine)
     print(format_summary(manifest))
-    print("most popular items of the last week (raw ids and titles through the id maps):")
+    print("trending items of the last week, weighted by event type (raw ids and titles via the id maps):")
     print(_top_items(out))
     return 0

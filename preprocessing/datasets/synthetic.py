@@ -268,17 +268,37 @@ class SyntheticConfig:
 
 
 @dataclass
+class _Sampler:
+    """Draws items of given categories in proportion to their popularity."""
+
+    by_category: np.ndarray  # item ids grouped by category
+    cum_weight: np.ndarray  # cumulative popularity along by_category
+    first: np.ndarray  # per category: its first and one-past-last positions in by_category
+    last: np.ndarray
+
+    @classmethod
+    def build(cls, items: np.ndarray, category: np.ndarray, weight: np.ndarray, n_categories: int) -> _Sampler:
+        by_category = items[np.argsort(category[items], kind="stable")]
+        bounds = np.searchsorted(category[by_category], np.arange(n_categories + 1))
+        return cls(by_category, np.cumsum(weight[by_category]), bounds[:-1], bounds[1:])
+
+    def draw(self, rng: np.random.Generator, category: np.ndarray) -> np.ndarray:
+        first, last = self.first[category], self.last[category]
+        lo = np.where(first > 0, self.cum_weight[first - 1], 0.0)
+        hi = self.cum_weight[last - 1]
+        position = np.searchsorted(self.cum_weight, lo + rng.random(category.size) * (hi - lo), side="right")
+        return self.by_category[np.clip(position, first, last - 1)]
+
+
+@dataclass
 class _Catalog:
     category: np.ndarray  # category of each item
     created: np.ndarray  # listing time (us relative to start; negative before the window)
     successor: np.ndarray  # the item that tends to be viewed next
     category_share: np.ndarray  # share of the traffic per category (its total popularity)
     category_cdf: np.ndarray
-    by_category: np.ndarray  # item ids grouped by category
-    cum_weight: np.ndarray  # cumulative popularity along by_category
-    first: np.ndarray  # per category: its first and one-past-last positions in by_category
-    last: np.ndarray
-    fallback: np.ndarray  # per category: its most popular item that predates the window
+    items: _Sampler  # the whole catalog
+    old_items: _Sampler  # the items listed before the window (every category has some)
     frame: pl.DataFrame  # the items table
 
 
@@ -403,7 +423,8 @@ def _brand_names(n_brands: int, rng: np.random.Generator) -> list[str]:
     codes = rng.choice(max(n_brands, combos), n_brands, replace=False)
     names = []
     for code in codes.tolist():
-        head, tail = _BRAND_HEADS[code % len(_BRAND_HEADS)], _BRAND_TAILS[code // len(_BRAND_HEADS) % len(_BRAND_TAILS)]
+        head = _BRAND_HEADS[code % len(_BRAND_HEADS)]
+        tail = _BRAND_TAILS[code // len(_BRAND_HEADS) % len(_BRAND_TAILS)]
         names.append(f"{head}{tail}" + (f" {code // combos + 1}" if code >= combos else ""))
     return names
 
@@ -418,26 +439,19 @@ def _build_catalog(config: SyntheticConfig, rng: np.random.Generator) -> _Catalo
 
     specs = _category_specs(n_cat, rng)
     category = rng.choice(n_cat, size=n, p=rng.dirichlet(np.full(n_cat, 2.0)))
-    # Two pre-window items per category: one is the category's fallback draw while every drawn item is
-    # still unlisted, and two members keep the successor cycle from mapping an item to itself.
+    # Two pre-window items per category: every category then has items to draw from at any time, and
+    # two members keep the successor cycle from mapping an item to itself.
     category[rng.choice(n_old, 2 * n_cat, replace=False)] = np.tile(np.arange(n_cat), 2)
     weight = (rng.permutation(n) + 1.0) ** -config.zipf_exponent
 
-    by_category = rng.permutation(n)
-    by_category = by_category[np.argsort(category[by_category], kind="stable")]
-    bounds = np.searchsorted(category[by_category], np.arange(n_cat + 1))
-    first, last = bounds[:-1], bounds[1:]
-    # The successor is the next item of a random cycle through the category.
-    position_category = category[by_category]
+    items = _Sampler.build(rng.permutation(n), category, weight, n_cat)
+    # The successor is the next item of a random cycle through the category (the sampler's order).
+    position_category = category[items.by_category]
     following = np.arange(1, n + 1)
-    wraps = following == last[position_category]
-    following[wraps] = first[position_category[wraps]]
+    wraps = following == items.last[position_category]
+    following[wraps] = items.first[position_category[wraps]]
     successor = np.empty(n, dtype=np.int64)
-    successor[by_category] = by_category[following]
-
-    by_popularity = np.lexsort((-weight[:n_old], category[:n_old]))
-    category_heads = np.r_[True, np.diff(category[by_popularity]) != 0]
-    fallback = by_popularity[category_heads]
+    successor[items.by_category] = items.by_category[following]
     category_weight = np.bincount(category, weights=weight, minlength=n_cat)
 
     brand_names = _brand_names(config.n_brands, rng)
@@ -482,9 +496,8 @@ def _build_catalog(config: SyntheticConfig, rng: np.random.Generator) -> _Catalo
     }, schema=ITEM_COLUMNS)
     category_share = category_weight / category_weight.sum()
     return _Catalog(category=category, created=created, successor=successor, category_share=category_share,
-                    category_cdf=np.cumsum(category_share),
-                    by_category=by_category, cum_weight=np.cumsum(weight[by_category]),
-                    first=first, last=last, fallback=fallback, frame=frame)
+                    category_cdf=np.cumsum(category_share), items=items,
+                    old_items=_Sampler.build(np.arange(n_old), category, weight, n_cat), frame=frame)
 
 
 def _draw_categories(catalog: _Catalog, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -498,7 +511,7 @@ def _diurnal_times(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, sta
     span = hi - lo
     times = lo + (rng.random(lo.size) * span).astype(np.int64)
     pending = np.arange(lo.size)
-    for _ in range(32):  # acceptance is above 40%, so 32 rounds leave no measurable bias
+    for _ in range(32):  # acceptance averages over 50%, so 32 rounds leave no measurable bias
         hour = (start_us + times[pending]) // _HOUR % 24
         pending = pending[rng.random(pending.size) >= _HOURLY_ACTIVITY[hour]]
         if pending.size == 0:
@@ -537,20 +550,15 @@ def _build_users(config: SyntheticConfig, catalog: _Catalog, rng: np.random.Gene
 def _draw_items(catalog: _Catalog, rng: np.random.Generator, category: np.ndarray,
                 times: np.ndarray) -> np.ndarray:
     """Items of the given categories, by popularity, among those listed at the given times."""
-    def sample(cats: np.ndarray) -> np.ndarray:
-        lo = np.where(catalog.first[cats] > 0, catalog.cum_weight[catalog.first[cats] - 1], 0.0)
-        hi = catalog.cum_weight[catalog.last[cats] - 1]
-        position = np.searchsorted(catalog.cum_weight, lo + rng.random(cats.size) * (hi - lo), side="right")
-        return catalog.by_category[np.clip(position, catalog.first[cats], catalog.last[cats] - 1)]
-
-    items = sample(category)
+    items = catalog.items.draw(rng, category)
     pending = np.flatnonzero(catalog.created[items] > times)
-    for _ in range(8):  # at most new_item_share of a draw is unlisted, so few rounds are needed
+    for _ in range(4):  # redraw unlisted picks: exact, and few remain since most items predate the window
         if pending.size == 0:
             break
-        items[pending] = sample(category[pending])
+        items[pending] = catalog.items.draw(rng, category[pending])
         pending = pending[catalog.created[items[pending]] > times[pending]]
-    items[pending] = catalog.fallback[category[pending]]
+    # The rare leftovers (early in the window with many new items) come from the pre-window catalog.
+    items[pending] = catalog.old_items.draw(rng, category[pending])
     return items
 
 
@@ -618,7 +626,8 @@ def _simulate_users(config: SyntheticConfig, catalog: _Catalog, users: _Users, l
     favourite_cdf = _FAVOURITE_CDF[users.n_favourites[owner] - 1]
     favourite = (rng.random(n_sessions)[:, None] > favourite_cdf).sum(axis=1)
     session_category = np.where(rng.random(n_sessions) < config.category_affinity,
-                                users.favourites[owner, favourite], _draw_categories(catalog, rng, n_sessions))
+                                users.favourites[owner, favourite],
+                                _draw_categories(catalog, rng, n_sessions))
     view_category = np.where(rng.random(n_views) < config.session_focus, session_category[session],
                              _draw_categories(catalog, rng, n_views))
     items = _draw_items(catalog, rng, view_category, times)
