@@ -15,7 +15,8 @@ def _top_items(out) -> str:
     stats = pl.read_parquet(out / "item_stats.parquet")
     items = pl.read_parquet(out / "items.parquet", columns=["item_idx", "item_id", "title"])
     top = (stats.sort("recent_popularity", descending=True).head(5)
-           .join(items, on="item_idx", maintain_order="left").select("item_id", "title", "recent_popularity", "recent_events"))
+           .join(items, on="item_idx", maintain_order="left")
+           .select("item_id", "title", "recent_popularity", "recent_events"))
     return "\n".join(f"  {r['item_id']:>10}  {r['title'] or '':<40} score {r['recent_popularity']:>7,.0f} "
                       f"from {r['recent_events']} events" for r in top.iter_rows(named=True))
 
