@@ -31,27 +31,32 @@ def item_popularity(train: pl.LazyFrame, reference_time: datetime, recent_days: 
     ).sort("item_idx"))
 
 
-def _windowed_pairs(steps: pl.LazyFrame, window: int) -> pl.LazyFrame:
-    """(item_a, item_b) for every two steps of a session at most ``window`` apart, both directions.
+def _pair_counts(steps: pl.LazyFrame, window: int) -> pl.LazyFrame:
+    """How often two items are at most ``window`` steps apart in a session, in both directions.
 
     Shifting by 1..window keeps the cost linear in events, where a self-join on the session would
     be quadratic in session length. Rows are sorted by session, so a shifted row of the same session
-    is a later step of it.
+    is a later step of it. Co-occurrence is symmetric: pairs are counted once, unordered, and then
+    mirrored.
     """
     pairs = []
     for offset in range(1, window + 1):
         same_session = pl.col("session_id").shift(-offset) == pl.col("session_id")
-        nxt = pl.when(same_session).then(pl.col("item_idx").shift(-offset))
-        pairs.append(steps.select(pl.col("item_idx").alias("item_a"), nxt.alias("item_b")))
-    forward = pl.concat(pairs).drop_nulls().filter(pl.col("item_a") != pl.col("item_b"))
-    backward = forward.select(pl.col("item_b").alias("item_a"), pl.col("item_a").alias("item_b"))
-    return pl.concat([forward, backward])
+        later = pl.when(same_session).then(pl.col("item_idx").shift(-offset))
+        pairs.append(steps.select(pl.min_horizontal("item_idx", later).alias("item_a"),
+                                  pl.max_horizontal("item_idx", later).alias("item_b"), later.alias("_later")))
+    counts = (pl.concat(pairs).drop_nulls("_later").filter(pl.col("item_a") != pl.col("item_b"))
+              .group_by("item_a", "item_b").agg(pl.len().cast(pl.UInt32).alias("count")))
+    mirrored = counts.select(pl.col("item_b").alias("item_a"), pl.col("item_a").alias("item_b"), "count")
+    return pl.concat([counts, mirrored])
 
 
-def _top_k(pairs: pl.LazyFrame, kind: str, top_k: int) -> pl.LazyFrame:
-    counts = pairs.group_by("item_a", "item_b").agg(pl.len().cast(pl.UInt32).alias("count"))
-    ranked = counts.sort(["item_a", "count", "item_b"], descending=[False, True, False])
-    return (ranked.filter(pl.int_range(pl.len()).over("item_a") < top_k)
+def _top_k(counts: pl.LazyFrame, kind: str, top_k: int) -> pl.LazyFrame:
+    """The ``top_k`` most frequent neighbours of each item; ties go to the smaller item index."""
+    best = counts.group_by("item_a").agg(
+        pl.col("item_b", "count").top_k_by(["count", "item_b"], top_k, reverse=[False, True]))
+    return (best.explode("item_b", "count")
+            .sort(["item_a", "count", "item_b"], descending=[False, True, False])
             .select(pl.lit(kind).alias("kind"), "item_a", "item_b", "count"))
 
 
@@ -66,6 +71,6 @@ def cooccurrence(train: pl.LazyFrame, window: int, top_k: int) -> pl.LazyFrame:
     basket = (train.filter(pl.col("event_code").is_in(basket_codes))
               .unique(["session_id", "item_idx"], keep="first", maintain_order=True))
     return pl.concat([
-        _top_k(_windowed_pairs(viewed, window), "also_viewed", top_k),
-        _top_k(_windowed_pairs(basket, window), "bought_together", top_k),
+        _top_k(_pair_counts(viewed, window), "also_viewed", top_k),
+        _top_k(_pair_counts(basket, window), "bought_together", top_k),
     ])

@@ -33,7 +33,7 @@ from preprocessing.engine import EngineName, collect, resolve_engine
 from preprocessing.item_stats import cooccurrence, item_popularity
 from preprocessing.schema import InputError, RawDataset
 from preprocessing.sequences import evaluation_set, user_sequences
-from preprocessing.splits import SPLITS, leave_one_out, temporal_split
+from preprocessing.splits import SPLITS, by_split, leave_one_out, temporal_split
 from preprocessing.vocabulary import OOV
 from preprocessing.workflow import Workflow
 
@@ -115,13 +115,17 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
             wf.fit(dataset.events, dataset.items)
             encoded = _drop_oov_items(wf.transform(dataset.events), "all", dropped)
             step("fit + transform")
-            parts = {name: collect(plan, engine_name)
-                     for name, plan in leave_one_out(encoded.lazy(), workflow.collapse_repeats).items()}
+            marked = collect(leave_one_out(encoded.lazy(), workflow.collapse_repeats), engine_name)
+            parts = by_split(marked)
+            # Train + valid in the original (user, time) order: the test histories.
+            history = marked.filter(pl.col("split") != "test").drop("split")
         else:
             raw_parts, cutoffs = temporal_split(dataset.events, split)
             wf.fit(raw_parts["train"], dataset.items)
             step("fit")
             parts = {name: _drop_oov_items(wf.transform(frame), name, dropped) for name, frame in raw_parts.items()}
+            history = pl.concat([parts["train"], parts["valid"]]).sort(["user_idx", "user_id", "timestamp"],
+                                                                       maintain_order=True)
         for name in SPLITS:
             files[f"events_{name}.parquet"] = parts[name]
         step("split")
@@ -133,8 +137,6 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
         files["eval_valid.parquet"] = collect(
             evaluation_set(train, parts["valid"].lazy(), cfg.collapse_repeats, cfg.max_sequence_length),
             engine_name)
-        history = pl.concat([parts["train"], parts["valid"]]).sort(["user_idx", "user_id", "timestamp"],
-                                                                   maintain_order=True)
         files["eval_test.parquet"] = collect(
             evaluation_set(history.lazy(), parts["test"].lazy(), cfg.collapse_repeats, cfg.max_sequence_length),
             engine_name)

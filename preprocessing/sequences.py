@@ -22,6 +22,19 @@ def rank_in_group(group_start: pl.Expr, flag: pl.Expr | None = None) -> pl.Expr:
     return running - before_group - 1
 
 
+def steps_after(step_start: pl.Expr, by: str) -> pl.Expr:
+    """How many steps follow the row's step within its group (0 in the last step), without a window.
+
+    Mirror of :func:`rank_in_group`: a reverse cumulative count of step starts, minus the count
+    that lies beyond the group's last row.
+    """
+    group_end = (pl.col(by) != pl.col(by).shift(-1)).fill_null(True)
+    starts = step_start.cast(pl.UInt32)
+    from_here = starts.cum_sum(reverse=True)
+    beyond_group = pl.when(group_end).then(from_here - starts).backward_fill()
+    return from_here - beyond_group - starts
+
+
 def mark_steps(encoded: pl.LazyFrame, collapse_repeats: bool, by: str = "user_id") -> pl.LazyFrame:
     """Number the steps of each user (or session: ``by``) from 0 (``step``) and flag the first event
     of each (``step_start``).

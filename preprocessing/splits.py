@@ -7,25 +7,31 @@ from datetime import datetime
 import polars as pl
 
 from preprocessing.config import SplitConfig
-from preprocessing.sequences import mark_steps
+from preprocessing.sequences import mark_steps, steps_after
 
 SPLITS = ("train", "valid", "test")
 
 
-def leave_one_out(encoded: pl.LazyFrame, collapse_repeats: bool) -> dict[str, pl.LazyFrame]:
-    """Per user: last step → test, second-last → valid, the rest → train.
+def leave_one_out(encoded: pl.LazyFrame, collapse_repeats: bool) -> pl.LazyFrame:
+    """Add ``split``: per user, last step → test, second-last → valid, the rest → train.
 
     Users with fewer than 3 steps keep everything in train, exactly as SASRec's ``data_partition``
     does on the ML-1M file. A step is one event, or one run of events on the same item when
-    ``collapse_repeats`` is set.
+    ``collapse_repeats`` is set. Row order (by user and time) is kept, so any union of splits is
+    still sorted.
     """
-    steps = mark_steps(encoded, collapse_repeats).with_columns(pl.col("step").max().over("user_id").alias("_last"))
-    long_enough = pl.col("_last") >= 2
-    role = (pl.when(long_enough & (pl.col("step") == pl.col("_last"))).then(pl.lit("test"))
-            .when(long_enough & (pl.col("step") == pl.col("_last") - 1)).then(pl.lit("valid"))
-            .otherwise(pl.lit("train")))
-    marked = steps.with_columns(role.alias("_split")).drop("step", "step_start", "_last")
-    return {name: marked.filter(pl.col("_split") == name).drop("_split") for name in SPLITS}
+    steps = mark_steps(encoded, collapse_repeats).with_columns(
+        steps_after(pl.col("step_start"), "user_id").alias("_after"))
+    long_enough = pl.col("step") + pl.col("_after") >= 2
+    split = (pl.when(long_enough & (pl.col("_after") == 0)).then(pl.lit("test"))
+             .when(long_enough & (pl.col("_after") == 1)).then(pl.lit("valid"))
+             .otherwise(pl.lit("train")))
+    return steps.with_columns(split.alias("split")).drop("step", "step_start", "_after")
+
+
+def by_split(marked: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The rows of each split of a frame marked by :func:`leave_one_out`, without the marker."""
+    return {name: marked.filter(pl.col("split") == name).drop("split") for name in SPLITS}
 
 
 def temporal_cutoffs(events: pl.DataFrame, config: SplitConfig) -> tuple[datetime, datetime]:

@@ -39,8 +39,8 @@ class Vocabulary:
     def fit(cls, name: str, values: pl.Series, min_count: int = 1,
             always_keep: pl.Series | None = None) -> Vocabulary:
         """Count values; keep those seen ``min_count`` times or listed in ``always_keep``."""
-        counts = values.drop_nulls().value_counts(name="count").rename({values.name: "raw"})
-        counts = counts.with_columns(pl.col("raw").cast(pl.String), pl.col("count").cast(pl.UInt64))
+        counts = (pl.LazyFrame({"raw": values.cast(pl.String)}).drop_nulls()
+                  .group_by("raw").agg(pl.len().cast(pl.UInt64).alias("count")).collect())
         kept = counts.filter(pl.col("count") >= min_count)
         if always_keep is not None:
             extra = pl.DataFrame({"raw": always_keep.drop_nulls().cast(pl.String).unique()})

@@ -4,14 +4,14 @@ import polars as pl
 import pytest
 
 from preprocessing.config import SplitConfig, WorkflowConfig
-from preprocessing.splits import leave_one_out, temporal_split
+from preprocessing.splits import by_split, leave_one_out, temporal_split
 from preprocessing.workflow import Workflow
 from tests.preprocessing.helpers import SHOP, T0, events
 
 
 def _loo(log: pl.DataFrame, collapse: bool = True) -> dict[str, pl.DataFrame]:
     encoded = Workflow(WorkflowConfig()).fit(log).transform(log)
-    return {name: plan.collect() for name, plan in leave_one_out(encoded.lazy(), collapse).items()}
+    return by_split(leave_one_out(encoded.lazy(), collapse).collect())
 
 
 def _items_of(frame: pl.DataFrame, user: str) -> list[str]:
