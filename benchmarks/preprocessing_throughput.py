@@ -140,7 +140,7 @@ def plot(report: dict, path: Path) -> None:
         axes[1].bar(xs, [mine[s]["peak_rss_mb"] / 1024 for s in sizes], width, label=impl)
     for ax, title in zip(axes, ("throughput (million events/s, higher is better)",
                                 "peak memory (GiB, lower is better)"), strict=True):
-        ax.set_xticks(range(len(sizes)), [f"{s / 1e6:g}M events" for s in sizes])
+        ax.set_xticks(range(len(sizes)), [f"{s:,} events" for s in sizes])
         ax.set_title(title, fontsize=10)
         ax.legend()
     fig.suptitle(f"Preprocessing (leave-one-out pipeline) — {report['machine']['summary']}", fontsize=10)
