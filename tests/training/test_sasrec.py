@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from training.data import load_prepared
+from training.models.sasrec import SASRec, SASRecConfig
+from training.train_sasrec import next_item_pairs, train_sasrec
+from training.trainer import LAST, TrainConfig
+
+TINY = SASRecConfig(max_length=20, hidden=32, blocks=1, heads=2, dropout=0.0)
+FAST = TrainConfig(epochs=2, batch_size=64, lr=3e-3, validate_every=1, precision="fp32", device="cpu")
+
+
+def test_scores_of_candidates_equal_the_full_scores_at_those_items():
+    model = SASRec(40, TINY).eval()
+    seq = torch.tensor([[0, 0, 5, 9, 12, 7, 3, 8] + [4] * 12, [0] * 18 + [6, 2]])
+    candidates = torch.tensor([[3, 4, 5, 39], [2, 2, 10, 11]])
+    with torch.no_grad():
+        full = model.score_all(seq)
+        assert torch.allclose(model.score_candidates(seq, candidates), full.gather(1, candidates), atol=1e-5)
+        assert torch.isinf(full[:, :2]).all()
+
+
+def test_padding_does_not_change_the_user_representation():
+    model = SASRec(40, TINY).eval()
+    short = torch.tensor([[0] * 17 + [5, 9, 12]])
+    with torch.no_grad():
+        a = model(short)
+        b = model(torch.tensor([[0] * 7 + [5, 9, 12]]))  # the same items, a shorter padded window
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_a_tiny_model_overfits_a_tiny_dataset(loss):
+    torch.manual_seed(0)
+    sequences = [np.array([2, 3, 4, 5, 6, 7]), np.array([8, 9, 10, 11, 12, 13])]
+    inputs, labels = next_item_pairs(sequences, 8)
+    model = SASRec(14, SASRecConfig(max_length=8, hidden=32, blocks=1, heads=1, dropout=0.0, loss=loss,
+                                    negatives=8))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimizer.zero_grad()
+        model.loss(inputs.long(), labels.long()).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        predicted = model.score_all(torch.tensor([[0, 0, 0, 2, 3, 4, 5, 6], [0, 0, 0, 8, 9, 10, 11, 12]])).argmax(1)
+    assert predicted.tolist() == [7, 13]
+
+
+def test_training_learns_the_synthetic_sequences_better_than_popularity(prepared, tmp_path):
+    report = train_sasrec(prepared, tmp_path, TINY, TrainConfig(**{**FAST.__dict__, "epochs": 4}), progress=False)
+    from training.baselines import MostPopular
+    from training.evaluate import evaluate
+
+    popular = evaluate(MostPopular(prepared), prepared, prepared.test)
+    assert report["test"]["ndcg@10"] > 1.5 * popular["ndcg@10"]
+    assert report["version"].startswith("sasrec-") and report["best_epoch"] >= 1
+    assert [h["epoch"] for h in report["history"]] == [1, 2, 3, 4]
+
+
+def test_resumed_training_ends_exactly_where_an_uninterrupted_run_does(prepared, tmp_path):
+    straight = train_sasrec(prepared, tmp_path / "a", TINY, TrainConfig(**{**FAST.__dict__, "epochs": 3}),
+                            progress=False)
+    train_sasrec(prepared, tmp_path / "b", TINY, TrainConfig(**{**FAST.__dict__, "epochs": 1}), progress=False)
+    resumed = train_sasrec(prepared, tmp_path / "b", TINY, TrainConfig(**{**FAST.__dict__, "epochs": 3}),
+                           progress=False)
+    assert resumed["resumed"] and resumed["epochs"] == 3
+    a = torch.load(tmp_path / "a" / LAST, weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / LAST, weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert straight["test"] == resumed["test"]
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed(prepared, tmp_path):
+    train_sasrec(prepared, tmp_path, TINY, TrainConfig(**{**FAST.__dict__, "epochs": 1}), progress=False)
+    other = SASRecConfig(max_length=20, hidden=16, blocks=1, heads=2, dropout=0.0)
+    with pytest.raises(ValueError, match="belongs to another run"):
+        train_sasrec(load_prepared(prepared.folder), tmp_path, other, FAST, progress=False)

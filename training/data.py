@@ -1,0 +1,116 @@
+"""The preprocessed layout as arrays the models train and evaluate on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from preprocessing.pipeline import read_manifest
+from preprocessing.vocabulary import FIRST_INDEX
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Users to evaluate: their history (oldest first) and held-out target items."""
+
+    user_idx: np.ndarray
+    histories: list[np.ndarray]
+    targets: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.user_idx)
+
+    def subset(self, rows: np.ndarray) -> EvalSet:
+        return EvalSet(self.user_idx[rows], [self.histories[i] for i in rows], [self.targets[i] for i in rows])
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Everything training reads from ``build/data/<dataset>/``.
+
+    Attributes
+    ----------
+    n_items : int
+        Rows of an item embedding table: item indices are ``0 .. n_items - 1`` with 0 = padding and
+        1 = out-of-vocabulary, so recommendable items are ``2 .. n_items - 1``.
+    train_sequences : list of np.ndarray
+        Each training user's steps, oldest first (at most ``max_sequence_length`` of them).
+    """
+
+    folder: Path
+    manifest: dict
+    n_items: int
+    n_users: int
+    train_user_idx: np.ndarray
+    train_sequences: list[np.ndarray]
+    valid: EvalSet
+    test: EvalSet
+    items: pl.DataFrame
+    item_stats: pl.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.manifest["dataset"]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.manifest["fingerprint"]
+
+    def item_popularity(self) -> np.ndarray:
+        """Training interaction counts per item index (0 for padding, OOV and unseen items)."""
+        counts = np.zeros(self.n_items, dtype=np.float64)
+        counts[self.item_stats["item_idx"].to_numpy()] = self.item_stats["events"].to_numpy()
+        return counts
+
+
+def _lists(frame: pl.DataFrame, column: str) -> list[np.ndarray]:
+    """A list column as one int64 array per row, without a Python object per element."""
+    offsets = np.concatenate([[0], np.cumsum(frame[column].list.len().to_numpy().astype(np.int64))])
+    flat = frame[column].explode().drop_nulls().to_numpy().astype(np.int64)
+    return [flat[offsets[i]:offsets[i + 1]] for i in range(frame.height)]
+
+
+def _eval_set(frame: pl.DataFrame) -> EvalSet:
+    return EvalSet(frame["user_idx"].to_numpy().astype(np.int64), _lists(frame, "history"), _lists(frame, "targets"))
+
+
+def load_prepared(folder: Path) -> PreparedData:
+    """Read a preprocessed dataset folder.
+
+    Examples
+    --------
+    >>> data = load_prepared(Path("build/data/synthetic"))  # doctest: +SKIP
+    >>> data.n_items, len(data.test)  # doctest: +SKIP
+    (5002, 6916)
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    sequences = pl.read_parquet(folder / "sequences_train.parquet")
+    return PreparedData(
+        folder=folder,
+        manifest=manifest,
+        n_items=manifest["vocabulary_sizes"]["item_id"],
+        n_users=manifest["vocabulary_sizes"]["user_id"],
+        train_user_idx=sequences["user_idx"].to_numpy().astype(np.int64),
+        train_sequences=_lists(sequences, "item_seq"),
+        valid=_eval_set(pl.read_parquet(folder / "eval_valid.parquet")),
+        test=_eval_set(pl.read_parquet(folder / "eval_test.parquet")),
+        items=pl.read_parquet(folder / "items.parquet"),
+        item_stats=pl.read_parquet(folder / "item_stats.parquet"),
+    )
+
+
+def pad_left(sequences: list[np.ndarray], length: int) -> np.ndarray:
+    """The last ``length`` items of each sequence, right-aligned in a zero-padded int64 matrix."""
+    out = np.zeros((len(sequences), length), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        tail = seq[-length:]
+        if len(tail):
+            out[row, length - len(tail):] = tail
+    return out
+
+
+__all__ = ["FIRST_INDEX", "EvalSet", "PreparedData", "load_prepared", "pad_left"]

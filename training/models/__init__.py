@@ -1,0 +1,1 @@
+"""PyTorch models: the SASRec-family sequential ranker and the two-tower retrieval model."""

@@ -1,0 +1,146 @@
+"""SASRec-family transformer over a user's item sequence (Kang & McAuley 2018), trained with full
+softmax cross-entropy over all items ("SASRec+", Klenitskiy & Vasilev 2023) or a sampled softmax
+with many negatives (gSASRec's regime) for catalogs too large for a full softmax.
+
+The attention is written out with plain matmuls so the model exports to ONNX unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from preprocessing.vocabulary import FIRST_INDEX
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    """Defaults that work on every bundled dataset without per-dataset tuning."""
+
+    max_length: int = 200
+    hidden: int = 128
+    blocks: int = 2
+    heads: int = 2
+    dropout: float = 0.2
+    loss: Literal["auto", "full", "sampled"] = "auto"
+    negatives: int = 1024  # per batch, shared by every position (sampled loss)
+    full_softmax_max_items: int = 100_000  # "auto" uses the full softmax up to this catalog size
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, hidden: int, heads: int):
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden size {hidden} is not divisible by {heads} heads")
+        self.heads, self.head_dim = heads, hidden // heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        b, length, hidden = x.shape
+        q, k, v = self.qkv(x).view(b, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+        scores = scores.masked_fill(~allowed.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        return self.out((weights @ v).transpose(1, 2).reshape(b, length, hidden))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: attention and a GELU feed-forward, each with a residual.
+
+    Dropout sits on the residual branches only: on a CPU drawing random masks is the costliest op
+    of a training step, and the attention-weight and inner feed-forward masks are 4-40x larger.
+    """
+
+    def __init__(self, hidden: int, heads: int, dropout: float):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+        self.attention = CausalSelfAttention(hidden, heads)
+        self.ffn = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attention(self.norm1(x), allowed))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class SASRec(nn.Module):
+    """Causal self-attention over left-padded item sequences (0 = padding, newest item last).
+
+    Examples
+    --------
+    >>> model = SASRec(n_items=50, config=SASRecConfig(max_length=8, hidden=16, blocks=1, heads=1))
+    >>> seq = torch.tensor([[0, 0, 0, 5, 9, 12, 7, 3]])
+    >>> model.score_all(seq).shape, model.score_candidates(seq, torch.tensor([[3, 4, 5]])).shape
+    (torch.Size([1, 50]), torch.Size([1, 3]))
+    """
+
+    def __init__(self, n_items: int, config: SASRecConfig = SASRecConfig()):
+        super().__init__()
+        self.n_items, self.config = n_items, config
+        self.item_embedding = nn.Embedding(n_items, config.hidden, padding_idx=0)
+        self.position_embedding = nn.Embedding(config.max_length, config.hidden)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config.hidden, config.heads, config.dropout) for _ in range(config.blocks))
+        self.norm = nn.LayerNorm(config.hidden)
+        nn.init.normal_(self.item_embedding.weight, std=config.hidden ** -0.5)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        """Hidden state at every position (batch × length × hidden)."""
+        length = seq.shape[1]
+        present = seq != 0
+        positions = torch.arange(length, device=seq.device) + (self.config.max_length - length)
+        x = self.item_embedding(seq) * math.sqrt(self.config.hidden) + self.position_embedding(positions)
+        x = self.drop(x) * present.unsqueeze(-1)
+        causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
+        # A query may see earlier real items and itself (so padded rows never attend to nothing).
+        allowed = causal & (present.unsqueeze(1) | torch.eye(length, dtype=torch.bool, device=seq.device))
+        for block in self.blocks:
+            x = block(x, allowed) * present.unsqueeze(-1)
+        return self.norm(x)
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        """The user representation: hidden state after the newest item (batch × hidden)."""
+        return self.encode(seq)[:, -1]
+
+    def item_vectors(self) -> torch.Tensor:
+        return self.item_embedding.weight
+
+    def score_all(self, seq: torch.Tensor) -> torch.Tensor:
+        """Scores of every item index (batch × n_items); padding and OOV get -inf."""
+        scores = self(seq) @ self.item_vectors().T
+        scores[:, :FIRST_INDEX] = float("-inf")
+        return scores
+
+    def score_candidates(self, seq: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Scores of given candidate items (batch × candidates): the funnel's rank stage."""
+        user = self(seq)
+        return (self.item_embedding(candidates) * user.unsqueeze(1)).sum(-1)
+
+    def loss(self, inputs: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+             ) -> torch.Tensor:
+        """Next-item loss at every non-padded position (``labels`` 0 = ignore)."""
+        hidden = self.encode(inputs)
+        mask = labels != 0
+        hidden, labels = hidden[mask], labels[mask]
+        use_full = self.config.loss == "full" or (
+            self.config.loss == "auto" and self.n_items <= self.config.full_softmax_max_items)
+        weights = self.item_vectors()
+        if use_full:
+            logits = hidden @ weights.T
+            logits[:, :FIRST_INDEX] = float("-inf")
+            return F.cross_entropy(logits.float(), labels)
+        negatives = torch.randint(FIRST_INDEX, self.n_items, (self.config.negatives,), device=inputs.device,
+                                  generator=generator)
+        positive = (hidden * weights[labels]).sum(-1, keepdim=True)
+        negative = hidden @ weights[negatives].T
+        negative = negative.masked_fill(negatives.unsqueeze(0) == labels.unsqueeze(1), float("-inf"))
+        logits = torch.cat([positive, negative], dim=1).float()
+        return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long, device=inputs.device))

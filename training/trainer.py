@@ -1,0 +1,187 @@
+"""Training loop shared by the neural models: progress, validation, early stopping, checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from training.runtime import Distributed, Precision, autocast, pick_device, resolve_precision, seed_everything
+
+LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by the models; defaults need no per-dataset tuning."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10  # validations without improvement before stopping
+    validate_every: int = 2  # epochs
+    validation_users: int = 4096  # a fixed random subset keeps validation cheap on large datasets
+    max_minutes: float | None = None  # stop (keeping the best checkpoint) after this much training time
+    seed: int = 42
+    device: str = "auto"
+    precision: Precision = "auto"
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint holds beyond the weights, so an interrupted run resumes where it stopped."""
+
+    epoch: int = 0
+    best_metric: float = float("-inf")
+    best_epoch: int = 0
+    stale_validations: int = 0
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+# Settings that do not change the training trajectory: a run may resume with other values.
+_RESUMABLE_FIELDS = ("epochs", "max_minutes", "device", "patience")
+
+
+def config_hash(*configs) -> str:
+    """Short hash of the settings that shape the model; identifies a run for resuming and versions."""
+    fields = [{k: v for k, v in asdict(c).items() if k not in _RESUMABLE_FIELDS} for c in configs]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+class Objective(nn.Module):
+    """Wraps a model's ``loss`` as ``forward`` so DistributedDataParallel synchronises its gradients."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *batch, generator=None):
+        return self.model.loss(*batch, generator=generator)
+
+
+@dataclass
+class Trainer:
+    """Runs epochs of ``batches`` through ``model.loss`` and validates with ``validate``.
+
+    ``batches(epoch, rank, world_size)`` yields tuples of tensors for this process;
+    ``validate(model)`` returns metrics, of which ``monitor`` decides the best checkpoint.
+    """
+
+    model: nn.Module
+    config: TrainConfig
+    output_dir: Path
+    batches: Callable[[int, int, int], Iterator[tuple[torch.Tensor, ...]]]
+    batches_per_epoch: int
+    validate: Callable[[nn.Module], dict[str, float]]
+    identity: dict  # model name, config hash, dataset fingerprint: a checkpoint must match to resume
+    monitor: str = "ndcg@10"
+    progress: bool = True
+
+    def __post_init__(self):
+        self.device = pick_device(self.config.device)
+        self.dtype = resolve_precision(self.config.precision, self.device)
+        self.dist = Distributed.from_environment(self.device)
+        self.output_dir = Path(self.output_dir)
+        seed_everything(self.config.seed)
+        self.model.to(self.device)
+        self.objective = Objective(self.model)
+        if self.dist.world_size > 1:
+            self.objective = DistributedDataParallel(
+                self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
+                                           weight_decay=self.config.weight_decay)
+        self.state = TrainState()
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def _save(self, name: str) -> None:
+        if not self.dist.is_main:
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        payload = {"identity": self.identity, "state": asdict(self.state), "model": self.model.state_dict(),
+                   "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                   "numpy_rng": np.random.get_state()}
+        tmp = self.output_dir / f".{name}.tmp"
+        torch.save(payload, tmp)
+        tmp.replace(self.output_dir / name)  # atomic: an interruption never leaves a torn checkpoint
+
+    def resume(self) -> bool:
+        """Continue from ``checkpoint_last.pt`` when it belongs to this run; True if it did."""
+        path = self.output_dir / LAST
+        if not path.exists():
+            return False
+        payload = torch.load(path, map_location=self.device, weights_only=False)
+        if payload["identity"] != self.identity:
+            raise ValueError(f"{path} belongs to another run ({payload['identity']} != {self.identity}); "
+                             "delete it or choose another output folder")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.state = TrainState(**payload["state"])
+        torch.set_rng_state(payload["torch_rng"])
+        np.random.set_state(payload["numpy_rng"])
+        return True
+
+    # -- loop ---------------------------------------------------------------------------------------
+    def fit(self) -> TrainState:
+        cfg = self.config
+        started = time.perf_counter() - self.state.seconds
+        bar = tqdm(total=cfg.epochs, initial=self.state.epoch, desc="train", unit="epoch",
+                   disable=not (self.progress and self.dist.is_main))
+        generator = torch.Generator(device=self.device)
+        stop = False
+        while self.state.epoch < cfg.epochs and not stop:
+            epoch = self.state.epoch
+            generator.manual_seed(cfg.seed * 1_000_003 + epoch)
+            self.model.train()
+            losses = []
+            for batch in self.batches(epoch, self.dist.rank, self.dist.world_size):
+                batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+                with autocast(self.device, self.dtype):
+                    loss = self.objective(*batch, generator=generator)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                losses.append(float(loss.detach()))
+            self.state.epoch = epoch + 1
+            self.state.seconds = time.perf_counter() - started
+            record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
+                      "seconds": round(self.state.seconds, 1)}
+            out_of_time = cfg.max_minutes is not None and self.state.seconds > cfg.max_minutes * 60
+            last_epoch = self.state.epoch == cfg.epochs
+            if self.dist.is_main and ((epoch + 1) % cfg.validate_every == 0 or out_of_time or last_epoch):
+                self.model.eval()
+                with torch.no_grad(), autocast(self.device, self.dtype):
+                    metrics = self.validate(self.model)
+                record.update({f"valid_{k}": v for k, v in metrics.items()})
+                if metrics[self.monitor] > self.state.best_metric:
+                    self.state.best_metric, self.state.best_epoch = metrics[self.monitor], epoch + 1
+                    self.state.stale_validations = 0
+                    self._save(BEST)
+                else:
+                    self.state.stale_validations += 1
+                stop = self.state.stale_validations >= cfg.patience
+            self.state.history.append(record)
+            self._save(LAST)
+            stop = self.dist.broadcast_flag(stop or out_of_time)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", best=f"{self.state.best_metric:.4f}",
+                            at=self.state.best_epoch)
+        bar.close()
+        self.dist.barrier()
+        return self.state
+
+    def load_best(self) -> nn.Module:
+        payload = torch.load(self.output_dir / BEST, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(payload["model"])
+        self.model.eval()
+        return self.model
