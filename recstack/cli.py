@@ -18,6 +18,12 @@ def _data(argv: list[str]) -> int:
     return data_main(argv)
 
 
+def _train(argv: list[str]) -> int:
+    from training.cli import main
+
+    return main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from benchmarks.cli import main
 
@@ -34,6 +40,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "demo": (_demo, "run every stage end to end on the default synthetic data"),
     "data": (_data, "write the synthetic dataset as generic-schema files"),
     "preprocess": (_preprocess, "preprocess a dataset into the training layout (python -m preprocessing)"),
+    "train": (_train, "train, evaluate and export models on a prepared dataset (python -m training)"),
     "bench": (_bench, "benchmarks (python -m benchmarks)"),
 }
 

@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from preprocessing.config import SplitConfig, WorkflowConfig
 from preprocessing.engine import EngineName
+from training.models.sasrec import SASRecConfig
+from training.trainer import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,10 +39,16 @@ class Settings(BaseSettings):
     synthetic_events: int = Field(200_000, gt=0, description="size of the default synthetic dataset")
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    sasrec: SASRecConfig = Field(default_factory=SASRecConfig)
 
     def data_output(self, dataset: str) -> Path:
         """Folder of a preprocessed dataset (the layout of :mod:`preprocessing.pipeline`)."""
         return self.build_dir / "data" / dataset
+
+    def models_output(self, dataset: str) -> Path:
+        """Folder of the trained models, metrics and ONNX files of a dataset."""
+        return self.build_dir / "models" / dataset
 
     def raw_output(self, dataset: str) -> Path:
         """Folder of generated raw data in the generic events schema."""

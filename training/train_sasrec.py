@@ -11,7 +11,7 @@ import torch
 from training.data import PreparedData, pad_left
 from training.evaluate import Scorer, evaluate
 from training.models.sasrec import SASRec, SASRecConfig
-from training.trainer import TrainConfig, Trainer, config_hash
+from training.trainer import TrainConfig, Trained, Trainer, config_hash
 
 
 def next_item_pairs(sequences: list[np.ndarray], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,15 +23,20 @@ def next_item_pairs(sequences: list[np.ndarray], max_length: int) -> tuple[torch
 
 
 def epoch_batches(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
-    """``batches(epoch, rank, world_size)``: a seeded shuffle per epoch, every world_size-th batch per process."""
+    """``batches(epoch, rank, world_size)``: a seeded shuffle per epoch, every world_size-th batch per process.
+
+    Under DDP every process must run the same number of steps (each step all-reduces gradients), so
+    the last ``n_batches % world_size`` batches of an epoch's shuffle are left out; another shuffle
+    leaves out other rows next epoch.
+    """
+    n_batches = -(-len(inputs) // batch_size)
+
     def batches(epoch: int, rank: int, world_size: int):
         order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed + epoch))
-        starts = range(0, len(order), batch_size)
-        for i, start in enumerate(starts):
-            if i % world_size == rank:
-                rows = order[start:start + batch_size]
-                yield inputs[rows].long(), labels[rows].long()
-    return batches, -(-len(inputs) // batch_size)
+        for i in range(rank, n_batches - n_batches % world_size, world_size):
+            rows = order[i * batch_size:(i + 1) * batch_size]
+            yield inputs[rows].long(), labels[rows].long()
+    return batches, n_batches
 
 
 def sequence_scorer(model: SASRec, device: torch.device) -> Scorer:
@@ -42,10 +47,11 @@ def sequence_scorer(model: SASRec, device: torch.device) -> Scorer:
 
 
 def train_sasrec(data: PreparedData, output_dir: Path, model_config: SASRecConfig | None = None,
-                 train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True) -> dict:
+                 train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True) -> Trained:
     """Train with early stopping on validation NDCG@10; evaluate the best checkpoint on the test set.
 
-    Returns the report saved as ``metrics.json``: test metrics, best epoch, time and model version.
+    Returns the best model (on the main process) and its report: test metrics, best epoch, time,
+    model version and the per-epoch history.
     """
     model_config, train_config = model_config or SASRecConfig(), train_config or TrainConfig()
     model = SASRec(data.n_items, model_config)
@@ -61,13 +67,15 @@ def train_sasrec(data: PreparedData, output_dir: Path, model_config: SASRecConfi
     resumed = trainer.resume() if resume else False
     started = time.perf_counter()
     state = trainer.fit()
-    report = {"model": "sasrec", "resumed": resumed, "epochs": state.epoch, "best_epoch": state.best_epoch,
+    report = {"model": "sasrec", "resumed": resumed, "world_size": trainer.dist.world_size,
+              "epochs": state.epoch, "best_epoch": state.best_epoch,
               "train_seconds": round(state.seconds, 1), "session_seconds": round(time.perf_counter() - started, 1),
               "version": f"sasrec-{data.fingerprint[:8]}-{identity['config']}-e{state.best_epoch}",
               "device": str(trainer.device), "precision": str(trainer.dtype).replace("torch.", ""),
               "history": state.history}
+    best = None
     if trainer.dist.is_main:
         best = trainer.load_best()
         with torch.no_grad():
             report["test"] = evaluate(sequence_scorer(best, trainer.device), data, data.test, progress=progress)
-    return report
+    return Trained(best, report)

@@ -59,6 +59,14 @@ def config_hash(*configs) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+@dataclass
+class Trained:
+    """A training run's outcome: the best model (None on torchrun's other processes) and its report."""
+
+    model: nn.Module | None
+    report: dict
+
+
 class Objective(nn.Module):
     """Wraps a model's ``loss`` as ``forward`` so DistributedDataParallel synchronises its gradients."""
 
@@ -155,7 +163,7 @@ class Trainer:
             self.state.epoch = epoch + 1
             self.state.seconds = time.perf_counter() - started
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
-                      "seconds": round(self.state.seconds, 1)}
+                      "batches": len(losses), "seconds": round(self.state.seconds, 1)}
             out_of_time = cfg.max_minutes is not None and self.state.seconds > cfg.max_minutes * 60
             last_epoch = self.state.epoch == cfg.epochs
             if self.dist.is_main and ((epoch + 1) % cfg.validate_every == 0 or out_of_time or last_epoch):

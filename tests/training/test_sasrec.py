@@ -1,8 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
+from training.baselines import MostPopular
 from training.data import load_prepared
+from training.evaluate import evaluate
 from training.models.sasrec import SASRec, SASRecConfig
 from training.train_sasrec import next_item_pairs, train_sasrec
 from training.trainer import LAST, TrainConfig
@@ -48,11 +52,12 @@ def test_a_tiny_model_overfits_a_tiny_dataset(loss):
     assert predicted.tolist() == [7, 13]
 
 
-def test_training_learns_the_synthetic_sequences_better_than_popularity(prepared, tmp_path):
-    report = train_sasrec(prepared, tmp_path, TINY, TrainConfig(**{**FAST.__dict__, "epochs": 4}), progress=False)
-    from training.baselines import MostPopular
-    from training.evaluate import evaluate
+def _train(prepared, folder, epochs, model_config=TINY) -> dict:
+    return train_sasrec(prepared, folder, model_config, replace(FAST, epochs=epochs), progress=False).report
 
+
+def test_training_learns_the_synthetic_sequences_better_than_popularity(prepared, tmp_path):
+    report = _train(prepared, tmp_path, 4)
     popular = evaluate(MostPopular(prepared), prepared, prepared.test)
     assert report["test"]["ndcg@10"] > 1.5 * popular["ndcg@10"]
     assert report["version"].startswith("sasrec-") and report["best_epoch"] >= 1
@@ -60,11 +65,9 @@ def test_training_learns_the_synthetic_sequences_better_than_popularity(prepared
 
 
 def test_resumed_training_ends_exactly_where_an_uninterrupted_run_does(prepared, tmp_path):
-    straight = train_sasrec(prepared, tmp_path / "a", TINY, TrainConfig(**{**FAST.__dict__, "epochs": 3}),
-                            progress=False)
-    train_sasrec(prepared, tmp_path / "b", TINY, TrainConfig(**{**FAST.__dict__, "epochs": 1}), progress=False)
-    resumed = train_sasrec(prepared, tmp_path / "b", TINY, TrainConfig(**{**FAST.__dict__, "epochs": 3}),
-                           progress=False)
+    straight = _train(prepared, tmp_path / "a", 3)
+    _train(prepared, tmp_path / "b", 1)
+    resumed = _train(prepared, tmp_path / "b", 3)
     assert resumed["resumed"] and resumed["epochs"] == 3
     a = torch.load(tmp_path / "a" / LAST, weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / LAST, weights_only=False)["model"]
@@ -73,7 +76,7 @@ def test_resumed_training_ends_exactly_where_an_uninterrupted_run_does(prepared,
 
 
 def test_a_checkpoint_of_another_run_is_not_resumed(prepared, tmp_path):
-    train_sasrec(prepared, tmp_path, TINY, TrainConfig(**{**FAST.__dict__, "epochs": 1}), progress=False)
+    _train(prepared, tmp_path, 1)
     other = SASRecConfig(max_length=20, hidden=16, blocks=1, heads=2, dropout=0.0)
     with pytest.raises(ValueError, match="belongs to another run"):
-        train_sasrec(load_prepared(prepared.folder), tmp_path, other, FAST, progress=False)
+        _train(load_prepared(prepared.folder), tmp_path, 1, other)

@@ -1,0 +1,144 @@
+import copy
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from training.export import ParityError, check_parity, export_onnx, export_sasrec, onnx_latency, onnx_session
+from training.models.sasrec import SASRec, SASRecConfig
+
+WINDOW, N_ITEMS, HIDDEN = 12, 60, 16
+
+
+class Scores(nn.Module):
+    """The reference the ranker graph must reproduce, written here rather than taken from the exporter."""
+
+    def __init__(self, model: SASRec):
+        super().__init__()
+        self.model = model
+
+    def forward(self, item_seq, candidates):
+        return self.model.score_candidates(item_seq[:, -WINDOW:], candidates)
+
+
+def left_padded(rng, batch, length, filled_max):
+    seq = np.zeros((batch, length), dtype=np.int64)
+    for row in range(batch):
+        filled = rng.integers(0, min(filled_max, length) + 1)
+        seq[row, length - filled:] = rng.integers(2, N_ITEMS, filled)
+    return seq
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = SASRec(N_ITEMS, SASRecConfig(max_length=WINDOW, hidden=HIDDEN, blocks=2, heads=2, dropout=0.3)).eval()
+    rng = np.random.default_rng(1)
+    real = [rng.integers(2, N_ITEMS, rng.integers(1, 30)) for _ in range(80)]
+    out = tmp_path_factory.mktemp("onnx")
+    manifest = export_sasrec(model, out, real, n_checks=3, latency_repeats=3, extra={"version": "sasrec-test"},
+                             verbose=False)
+    return model, out, manifest
+
+
+@pytest.mark.parametrize(("batch", "length", "n_candidates", "filled_max"),
+                         [(1, 1, 1, 1), (5, 4, 2, 2), (64, WINDOW, 37, 2), (9, WINDOW, 250, WINDOW),
+                          (3, WINDOW + 8, 6, 20), (2, 7, 1, 0)])
+def test_ranker_matches_pytorch_on_shapes_not_seen_at_export(exported, batch, length, n_candidates, filled_max):
+    model, out, _ = exported
+    rng = np.random.default_rng(batch * 1000 + length)
+    inputs = {"item_seq": left_padded(rng, batch, length, filled_max),
+              "candidates": rng.integers(2, N_ITEMS, (batch, n_candidates))}
+    assert check_parity(Scores(model), out / "ranker.onnx", [inputs]) <= 1e-4
+    # Beyond the window the newest items decide, as pad_left does in training.
+    scores = onnx_session(out / "ranker.onnx").run(None, inputs)[0]
+    with torch.no_grad():
+        expected = model.score_candidates(torch.from_numpy(inputs["item_seq"][:, -WINDOW:]),
+                                          torch.from_numpy(inputs["candidates"])).numpy()
+    assert scores.shape == (batch, n_candidates) and np.abs(scores - expected).max() <= 1e-4
+
+
+def test_user_encoder_matches_the_model_forward(exported):
+    model, out, _ = exported
+    seq = left_padded(np.random.default_rng(5), 17, 6, 6)
+    embedding = onnx_session(out / "user_encoder.onnx").run(None, {"item_seq": seq})[0]
+    with torch.no_grad():
+        expected = model(torch.from_numpy(seq)).numpy()
+    assert embedding.shape == (17, HIDDEN) and np.abs(embedding - expected).max() <= 1e-4
+
+
+def test_graphs_have_the_documented_names_dtypes_and_opset(exported):
+    _, out, manifest = exported
+    int64, float32 = onnx.TensorProto.INT64, onnx.TensorProto.FLOAT
+
+    def signature(values):
+        return [(v.name, v.type.tensor_type.elem_type,
+                 [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]) for v in values]
+
+    ranker = onnx.load(out / "ranker.onnx")
+    assert signature(ranker.graph.input) == [("item_seq", int64, ["batch", "seq_len"]),
+                                             ("candidates", int64, ["batch", "n_candidates"])]
+    assert signature(ranker.graph.output) == [("scores", float32, ["batch", "n_candidates"])]
+    encoder = onnx.load(out / "user_encoder.onnx")
+    assert signature(encoder.graph.input) == [("item_seq", int64, ["batch", "seq_len"])]
+    assert signature(encoder.graph.output) == [("user_embedding", float32, ["batch", HIDDEN])]
+    for graph in (ranker, encoder):
+        assert next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert manifest["opset"] >= 17
+    assert manifest["graphs"]["ranker"]["outputs"] == [
+        {"name": "scores", "dtype": "float32", "shape": ["batch", "n_candidates"]}]
+
+
+def test_manifest_reports_parity_latency_and_the_callers_facts(exported):
+    _, out, manifest = exported
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert manifest["version"] == "sasrec-test"
+    assert manifest["files"] == {"ranker": ["ranker.onnx"], "user_encoder": ["user_encoder.onnx"]}
+    for name in ("ranker", "user_encoder"):
+        parity = manifest["parity"][name]
+        assert 0 <= parity["max_abs_diff"] <= 1e-4 and "real_max_abs_diff" in parity
+        for batch in ("batch_1", "batch_64"):
+            assert manifest["latency_ms"][name][batch]["p50_ms"] > 0
+            assert manifest["latency_ms"][name][batch]["mean_ms"] > 0
+
+
+def test_parity_check_fails_against_a_module_with_other_weights(exported):
+    model, out, _ = exported
+    perturbed = copy.deepcopy(model)
+    with torch.no_grad():
+        perturbed.blocks[0].ffn[0].weight.add_(0.05 * torch.randn_like(perturbed.blocks[0].ffn[0].weight))
+    rng = np.random.default_rng(2)
+    inputs = [{"item_seq": left_padded(rng, 4, WINDOW, WINDOW), "candidates": rng.integers(2, N_ITEMS, (4, 10))}]
+    assert check_parity(Scores(model), out / "ranker.onnx", inputs) <= 1e-4
+    with pytest.raises(ParityError, match="scores.*differs from PyTorch"):
+        check_parity(Scores(perturbed), out / "ranker.onnx", inputs)
+
+
+class ItemTower(nn.Module):
+    """Shaped like a two-tower model's item side: several feature tensors in, one embedding per item out."""
+
+    def __init__(self):
+        super().__init__()
+        self.category = nn.Embedding(7, 8)
+        self.price = nn.Linear(1, 8)
+
+    def forward(self, category, price):
+        return nn.functional.normalize(self.category(category) + self.price(price.unsqueeze(-1)), dim=-1)
+
+
+def test_generic_helpers_export_time_and_check_another_module(tmp_path):
+    torch.manual_seed(0)
+    tower = ItemTower()
+    example = {"category": torch.tensor([1, 2, 3]), "price": torch.tensor([0.5, 2.0, 9.9])}
+    with pytest.raises(ValueError, match="at least 2"):
+        export_onnx(tower, {k: v[:1] for k, v in example.items()}, ["embedding"], tmp_path / "x.onnx",
+                    {"category": {0: "batch"}, "price": {0: "batch"}})
+    path = export_onnx(tower, example, ["embedding"], tmp_path / "item_tower.onnx",
+                       {"category": {0: "batch"}, "price": {0: "batch"}})
+    batches = [{"category": torch.randint(0, 7, (n,)), "price": torch.rand(n) * 10} for n in (1, 2, 500)]
+    assert check_parity(tower, path, batches) <= 1e-4
+    latency = onnx_latency(path, batches[2], repeats=2)
+    assert set(latency) == {"batch_1", "batch_64"} and latency["batch_64"]["p50_ms"] > 0

@@ -1,0 +1,98 @@
+"""``recstack train`` / ``python -m training``: train, evaluate and export on a prepared dataset.
+
+Under ``torchrun --nproc_per_node N -m training ...`` the neural models train with
+DistributedDataParallel (gloo on CPU, nccl on GPU); only the first process evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from training.accuracy import accuracy_table
+from training.baselines import BASELINES
+from training.data import load_prepared
+from training.evaluate import evaluate, evaluate_sampled
+from training.runtime import Distributed, pick_device
+
+MODELS = ("sasrec", "baselines")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recstack train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, help="prepared dataset folder [build/data/synthetic]")
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {list(MODELS)}")
+    p.add_argument("--out", type=Path, help="output folder [build/models/<dataset>]")
+    p.add_argument("--epochs", type=int, help="upper bound on epochs (early stopping usually ends sooner)")
+    p.add_argument("--max-minutes", type=float, help="training time budget per model")
+    p.add_argument("--device", help="auto (default), cpu or cuda")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--sampled", action="store_true", help="also report the sampled-100-negatives metrics")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def run(args: argparse.Namespace) -> dict:
+    from recstack.settings import Settings
+
+    settings = Settings()
+    data = load_prepared(args.data or settings.data_output("synthetic"))
+    out = Path(args.out or settings.models_output(data.name))
+    train_config = settings.train
+    overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "device": args.device}
+    train_config = replace(train_config, **{k: v for k, v in overrides.items() if v is not None})
+    chosen = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(chosen) - set(MODELS))
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
+    dist = Distributed.from_environment(pick_device(train_config.device))
+    reports: dict[str, dict] = {}
+    if "sasrec" in chosen:
+        from training.train_sasrec import sequence_scorer, train_sasrec
+
+        trained = train_sasrec(data, out / "sasrec", settings.sasrec, train_config, resume=not args.no_resume,
+                               progress=not args.quiet)
+        if dist.is_main:
+            if args.sampled:
+                scorer = sequence_scorer(trained.model, next(trained.model.parameters()).device)
+                trained.report["test"].update(evaluate_sampled(scorer, data, data.test))
+            reports["sasrec"] = trained.report
+    if dist.is_main and "baselines" in chosen:
+        for name, baseline in BASELINES.items():
+            started = time.perf_counter()
+            try:
+                model = baseline(data)
+            except ValueError as exc:  # e.g. EASE on a catalog too large for it
+                print(f"skipping baseline {name}: {exc}", file=sys.stderr)
+                continue
+            fit_seconds = time.perf_counter() - started
+            test = evaluate(model, data, data.test, progress=not args.quiet)
+            if args.sampled:
+                test.update(evaluate_sampled(model, data, data.test))
+            reports[name] = {"model": name, "train_seconds": round(fit_seconds, 1), "test": test}
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {"dataset": data.name, "fingerprint": data.fingerprint, "world_size": dist.world_size,
+                   "reports": reports}
+        (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+        table = accuracy_table(data.name, reports)
+        (out / "accuracy.md").write_text(table + "\n")
+        print(table)
+        print(f"written to {out}")
+        return summary
+    return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
