@@ -11,7 +11,14 @@ def _preprocessing(argv: list[str]) -> int:
     return main(argv)
 
 
-BENCHMARKS = {"preprocessing": (_preprocessing, "preprocessing throughput, polars vs plain pandas")}
+def _accuracy(argv: list[str]) -> int:
+    from benchmarks.accuracy import main
+
+    return main(argv)
+
+
+BENCHMARKS = {"preprocessing": (_preprocessing, "preprocessing throughput, polars vs plain pandas"),
+              "accuracy": (_accuracy, "models beside baselines, full-ranking metrics per dataset")}
 
 
 def main(argv: list[str] | None = None) -> int:

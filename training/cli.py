@@ -33,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto (default), cpu or cuda")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     p.add_argument("--sampled", action="store_true", help="also report the sampled-100-negatives metrics")
+    p.add_argument("--no-export", action="store_true", help="skip the ONNX export and its parity check")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -62,6 +63,14 @@ def run(args: argparse.Namespace) -> dict:
                 scorer = sequence_scorer(trained.model, next(trained.model.parameters()).device)
                 trained.report["test"].update(evaluate_sampled(scorer, data, data.test))
             reports["sasrec"] = trained.report
+            if not args.no_export:
+                from training.export import export_sasrec
+
+                extra = {"model_version": trained.report["version"], "dataset": data.name,
+                         "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report["test"]}
+                exported = export_sasrec(trained.model, out / "onnx" / "sasrec", data.test.histories[:512],
+                                         extra=extra, verbose=not args.quiet)
+                trained.report["onnx_parity"] = exported["parity"]
     if dist.is_main and "baselines" in chosen:
         for name, baseline in BASELINES.items():
             started = time.perf_counter()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from training.data import PreparedData, pad_left
-from training.evaluate import Scorer, evaluate
+from training.evaluate import Scorer
 from training.models.sasrec import SASRec, SASRecConfig
-from training.trainer import TrainConfig, Trained, Trainer, config_hash
+from training.recipe import train_and_test
+from training.runtime import seed_everything
+from training.trainer import TrainConfig, Trained, process_batches
 
 
 def next_item_pairs(sequences: list[np.ndarray], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,17 +24,12 @@ def next_item_pairs(sequences: list[np.ndarray], max_length: int) -> tuple[torch
 
 
 def epoch_batches(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
-    """``batches(epoch, rank, world_size)``: a seeded shuffle per epoch, every world_size-th batch per process.
-
-    Under DDP every process must run the same number of steps (each step all-reduces gradients), so
-    the last ``n_batches % world_size`` batches of an epoch's shuffle are left out; another shuffle
-    leaves out other rows next epoch.
-    """
+    """``batches(epoch, rank, world_size)``: a seeded shuffle per epoch, split between processes."""
     n_batches = -(-len(inputs) // batch_size)
 
     def batches(epoch: int, rank: int, world_size: int):
         order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed + epoch))
-        for i in range(rank, n_batches - n_batches % world_size, world_size):
+        for i in process_batches(n_batches, rank, world_size):
             rows = order[i * batch_size:(i + 1) * batch_size]
             yield inputs[rows].long(), labels[rows].long()
     return batches, n_batches
@@ -54,28 +50,9 @@ def train_sasrec(data: PreparedData, output_dir: Path, model_config: SASRecConfi
     model version and the per-epoch history.
     """
     model_config, train_config = model_config or SASRecConfig(), train_config or TrainConfig()
+    seed_everything(train_config.seed)  # the initial weights are part of the reproducible run
     model = SASRec(data.n_items, model_config)
     inputs, labels = next_item_pairs(data.train_sequences, model_config.max_length)
     batches, n_batches = epoch_batches(inputs, labels, train_config.batch_size, train_config.seed)
-    rng = np.random.default_rng(train_config.seed)
-    n_valid = min(train_config.validation_users, len(data.valid))
-    valid = data.valid.subset(np.sort(rng.choice(len(data.valid), n_valid, replace=False)))
-    identity = {"model": "sasrec", "dataset": data.fingerprint, "config": config_hash(model_config, train_config)}
-    trainer = Trainer(model, train_config, output_dir, batches, n_batches,
-                      validate=lambda m: evaluate(sequence_scorer(m, trainer.device), data, valid),
-                      identity=identity, progress=progress)
-    resumed = trainer.resume() if resume else False
-    started = time.perf_counter()
-    state = trainer.fit()
-    report = {"model": "sasrec", "resumed": resumed, "world_size": trainer.dist.world_size,
-              "epochs": state.epoch, "best_epoch": state.best_epoch,
-              "train_seconds": round(state.seconds, 1), "session_seconds": round(time.perf_counter() - started, 1),
-              "version": f"sasrec-{data.fingerprint[:8]}-{identity['config']}-e{state.best_epoch}",
-              "device": str(trainer.device), "precision": str(trainer.dtype).replace("torch.", ""),
-              "history": state.history}
-    best = None
-    if trainer.dist.is_main:
-        best = trainer.load_best()
-        with torch.no_grad():
-            report["test"] = evaluate(sequence_scorer(best, trainer.device), data, data.test, progress=progress)
-    return Trained(best, report)
+    return train_and_test("sasrec", model, model_config, data, output_dir, train_config, batches, n_batches,
+                          sequence_scorer, resume, progress)

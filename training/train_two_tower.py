@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +9,11 @@ import torch
 
 from preprocessing.vocabulary import FIRST_INDEX
 from training.data import PreparedData, pad_left
-from training.evaluate import Scorer, evaluate
+from training.evaluate import Scorer
 from training.models.two_tower import ItemFeatures, TwoTower, TwoTowerConfig
+from training.recipe import train_and_test
 from training.runtime import seed_everything
-from training.trainer import TrainConfig, Trainer, config_hash
+from training.trainer import TrainConfig, Trained, process_batches
 
 TEST_KS = (10, 20, 100, 500)  # Recall@100/500 bound what the retrieval stage can hand to the ranker
 
@@ -78,14 +78,14 @@ class NextItemExamples:
 
 
 def example_batches(examples: NextItemExamples, batch_size: int, seed: int):
-    """``batches(epoch, rank, world_size)``: the epoch's examples (seeded by epoch), every world_size-th batch
-    per process."""
+    """``batches(epoch, rank, world_size)``: the epoch's examples (seeded by epoch), split between processes."""
     def batches(epoch: int, rank: int, world_size: int):
         users, cuts = examples.sample(np.random.default_rng([seed, epoch]))
-        for i, start in enumerate(range(0, len(users), batch_size)):
-            if i % world_size == rank:
-                yield examples.take(users[start:start + batch_size], cuts[start:start + batch_size])
-    return batches, -(-len(examples) // batch_size)
+        for i in process_batches(n_batches, rank, world_size):
+            rows = slice(i * batch_size, (i + 1) * batch_size)
+            yield examples.take(users[rows], cuts[rows])
+    n_batches = -(-len(examples) // batch_size)
+    return batches, n_batches
 
 
 def two_tower_scorer(model: TwoTower, features: ItemFeatures, device: torch.device) -> Scorer:
@@ -102,15 +102,19 @@ def two_tower_scorer(model: TwoTower, features: ItemFeatures, device: torch.devi
 
 
 def train_two_tower(data: PreparedData, output_dir: Path, model_config: TwoTowerConfig | None = None,
-                    train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True) -> dict:
+                    train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True
+                    ) -> Trained:
     """Train with early stopping on validation NDCG@10; evaluate the best checkpoint on the test set
     (``ks`` 10, 20, 100 and 500: the deep cut-offs are what retrieval feeds the ranker).
 
-    Returns the report: test metrics, best epoch, time, history and model version.
+    Returns the best model (on the main process) and the report: test metrics, best epoch, time,
+    history and model version.
 
     Examples
     --------
-    >>> report = train_two_tower(load_prepared(Path("build/data/synthetic")), Path("build/models/tt"))  # doctest: +SKIP
+    >>> data = load_prepared(Path("build/data/synthetic"))  # doctest: +SKIP
+    >>> trained = train_two_tower(data, Path("build/models/tt"))  # doctest: +SKIP
+    >>> report = trained.report  # doctest: +SKIP
     >>> report["version"], report["test"]["recall@100"]  # doctest: +SKIP
     ('two_tower-20f3f50d-1c2e8a90-e14', 0.61)
     """
@@ -122,25 +126,5 @@ def train_two_tower(data: PreparedData, output_dir: Path, model_config: TwoTower
     seed_everything(train_config.seed)  # the initial weights too must not depend on what ran before
     model = TwoTower(features, model_config, popularity=examples.positive_counts(data.n_items))
     batches, n_batches = example_batches(examples, train_config.batch_size, train_config.seed)
-    rng = np.random.default_rng(train_config.seed)
-    n_valid = min(train_config.validation_users, len(data.valid))
-    valid = data.valid.subset(np.sort(rng.choice(len(data.valid), n_valid, replace=False)))
-    identity = {"model": "two_tower", "dataset": data.fingerprint,
-                "config": config_hash(model_config, train_config)}
-    trainer = Trainer(model, train_config, output_dir, batches, n_batches,
-                      validate=lambda m: evaluate(two_tower_scorer(m, features, trainer.device), data, valid),
-                      identity=identity, progress=progress)
-    resumed = trainer.resume() if resume else False
-    started = time.perf_counter()
-    state = trainer.fit()
-    report = {"model": "two_tower", "resumed": resumed, "epochs": state.epoch, "best_epoch": state.best_epoch,
-              "train_seconds": round(state.seconds, 1), "session_seconds": round(time.perf_counter() - started, 1),
-              "version": f"two_tower-{data.fingerprint[:8]}-{identity['config']}-e{state.best_epoch}",
-              "device": str(trainer.device), "precision": str(trainer.dtype).replace("torch.", ""),
-              "history": state.history}
-    if trainer.dist.is_main:
-        best = trainer.load_best()
-        with torch.no_grad():
-            report["test"] = evaluate(two_tower_scorer(best, features, trainer.device), data, data.test,
-                                      ks=TEST_KS, progress=progress)
-    return report
+    return train_and_test("two_tower", model, model_config, data, output_dir, train_config, batches, n_batches,
+                          lambda m, device: two_tower_scorer(m, features, device), resume, progress, TEST_KS)

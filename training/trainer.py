@@ -59,6 +59,16 @@ def config_hash(*configs) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def process_batches(n_batches: int, rank: int, world_size: int) -> range:
+    """Indices of the batches this process runs: every ``world_size``-th one.
+
+    Under DDP every process must run the same number of steps (each step all-reduces gradients), so
+    the last ``n_batches % world_size`` batches of an epoch are left out; as each epoch shuffles anew,
+    other rows are left out next time.
+    """
+    return range(rank, n_batches - n_batches % world_size, world_size)
+
+
 @dataclass
 class Trained:
     """A training run's outcome: the best model (None on torchrun's other processes) and its report."""

@@ -19,6 +19,11 @@ def test_train_writes_metrics_and_an_accuracy_table_with_baselines(prepared, tmp
     summary = json.loads((tmp_path / "metrics.json").read_text())
     assert set(summary["reports"]) == {"sasrec", "most_popular", "item_knn", "ease"}
     assert summary["reports"]["sasrec"]["epochs"] == 2
+    parity = summary["reports"]["sasrec"]["onnx_parity"]
+    assert all(graph["max_abs_diff"] <= 1e-4 for graph in parity.values())
+    manifest = json.loads((tmp_path / "onnx" / "sasrec" / "manifest.json").read_text())
+    assert manifest["model_version"] == summary["reports"]["sasrec"]["version"]
+    assert (tmp_path / "onnx" / "sasrec" / "ranker.onnx").exists()
     table = (tmp_path / "accuracy.md").read_text()
     assert "| sasrec |" in table and "| ease |" in table and "sampled100_ndcg@10" in table
     assert "written to" in capsys.readouterr().out
@@ -38,7 +43,7 @@ def test_two_process_distributed_training_on_cpu(prepared, tmp_path):
     env = {**os.environ, **SMALL, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "training", "--data", str(prepared.folder), "--models", "sasrec", "--epochs", "2",
-           "--out", str(tmp_path), "--quiet"]
+           "--out", str(tmp_path), "--quiet", "--no-export"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "metrics.json").read_text())

@@ -34,7 +34,7 @@ def toy_features(n_items: int) -> ItemFeatures:
 def trained(prepared, tmp_path_factory):
     """A small two-tower model trained a few epochs on the synthetic shop, and its report."""
     out = tmp_path_factory.mktemp("two_tower")
-    report = train_two_tower(prepared, out, SMALL, FAST, progress=False)
+    report = train_two_tower(prepared, out, SMALL, FAST, progress=False).report
     features = ItemFeatures.from_prepared(prepared)
     model = TwoTower(features, SMALL)
     model.load_state_dict(torch.load(out / "checkpoint_best.pt", weights_only=False)["model"])
@@ -184,9 +184,9 @@ def test_cold_items_are_placed_among_their_category_by_content(prepared, trained
 
 def test_resumed_training_ends_exactly_where_an_uninterrupted_run_does(prepared, tmp_path):
     two = TrainConfig(**{**FAST.__dict__, "epochs": 2})
-    straight = train_two_tower(prepared, tmp_path / "a", SMALL, two, progress=False)
+    straight = train_two_tower(prepared, tmp_path / "a", SMALL, two, progress=False).report
     train_two_tower(prepared, tmp_path / "b", SMALL, TrainConfig(**{**FAST.__dict__, "epochs": 1}), progress=False)
-    resumed = train_two_tower(prepared, tmp_path / "b", SMALL, two, progress=False)
+    resumed = train_two_tower(prepared, tmp_path / "b", SMALL, two, progress=False).report
     assert resumed["resumed"] and resumed["epochs"] == 2
     a = torch.load(tmp_path / "a" / LAST, weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / LAST, weights_only=False)["model"]

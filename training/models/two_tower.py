@@ -134,6 +134,8 @@ class ItemTower(nn.Module):
         self.item_id = nn.Embedding(n_items, dim, padding_idx=0)
         self.category, self.brand, self.price, self.title = (
             nn.Embedding(size, dim, padding_idx=0) for size in cardinalities)
+        # No bias at the output: one shared by every item pulls all vectors toward a single direction (items
+        # start at a mean cosine of ~0.9 with it, and training stalls before they separate).
         self.mlp = nn.Sequential(nn.Linear(5 * dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim, bias=False))
         for table in (self.item_id, self.category, self.brand, self.price, self.title):
             nn.init.normal_(table.weight, std=dim ** -0.5)
@@ -189,7 +191,7 @@ class TwoTower(nn.Module):
         self.attention = nn.Linear(config.dim, 1, bias=False)  # a bias would shift every logit alike
         self.recency_bias = nn.Parameter(torch.zeros(config.history_length))
         self.mlp = nn.Sequential(nn.Linear(2 * config.dim, 2 * config.dim), nn.GELU(),
-                                 nn.Linear(2 * config.dim, config.dim, bias=False))
+                                 nn.Linear(2 * config.dim, config.dim, bias=False))  # bias: see ItemTower
         self._cardinalities = features.cardinalities
         for name in _COLUMNS:
             self.register_buffer(f"feature_{name}", getattr(features, name), persistent=False)
@@ -208,6 +210,7 @@ class TwoTower(nn.Module):
 
     def _encode(self, indices: torch.Tensor, features: ItemFeatures, generator: torch.Generator | None = None
                 ) -> torch.Tensor:
+        # An id never trained (cold items) is left out in training as at serving, so both see the same vector.
         use_id = features.has_id[indices]
         if self.training and self.config.id_dropout > 0:
             keep = torch.rand(indices.shape, device=indices.device, generator=generator) >= self.config.id_dropout

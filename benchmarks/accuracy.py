@@ -1,0 +1,80 @@
+"""Accuracy of the models beside the baselines on several datasets, with the same default configs.
+
+For each dataset: preprocess (leave-one-out) if needed, then ``recstack train`` with every model, and
+collect the full-ranking test metrics into ``results/accuracy.json`` and ``results/accuracy.md``.
+
+    python -m benchmarks accuracy --datasets synthetic ml-1m beauty --max-minutes 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.machine import describe_machine
+from preprocessing.datasets import load_dataset
+from preprocessing.pipeline import MANIFEST, preprocess
+from recstack.settings import Settings
+from training.accuracy import accuracy_table
+from training.cli import main as train_main
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _prepared(name: str, settings: Settings, synthetic_events: int) -> Path:
+    folder = settings.build_dir / "bench" / "prepared" / name
+    if not (folder / MANIFEST).exists():
+        options = {"n_events": synthetic_events, "seed": settings.seed} if name == "synthetic" else {}
+        preprocess(load_dataset(name, data_dir=settings.data_dir, **options), folder, settings.workflow,
+                   progress=False)
+    return folder
+
+
+def run(datasets: list[str], max_minutes: float | None, epochs: int | None, synthetic_events: int,
+        results_dir: Path, models: str) -> dict:
+    settings = Settings()
+    report = {"benchmark": "accuracy", "machine": describe_machine(), "datasets": {}}
+    tables = []
+    for name in datasets:
+        folder = _prepared(name, settings, synthetic_events)
+        out = settings.build_dir / "bench" / "models" / name
+        argv = ["--data", str(folder), "--out", str(out), "--models", models, "--quiet", "--sampled"]
+        argv += ["--max-minutes", str(max_minutes)] if max_minutes else []
+        argv += ["--epochs", str(epochs)] if epochs else []
+        print(f"== {name}: training {models}", flush=True)
+        if train_main(argv) != 0:
+            raise RuntimeError(f"training failed on {name}")
+        summary = json.loads((out / "metrics.json").read_text())
+        for r in summary["reports"].values():
+            r.pop("history", None)
+        report["datasets"][name] = summary
+        tables.append(f"### {name}\n\n" + accuracy_table(name, summary["reports"]))
+    report["command"] = "python -m benchmarks accuracy " + " ".join(
+        ["--datasets", *datasets] + (["--max-minutes", str(max_minutes)] if max_minutes else [])
+        + (["--epochs", str(epochs)] if epochs else []))
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "accuracy.json").write_text(json.dumps(report, indent=2, default=str))
+    markdown = f"Machine: {report['machine']['summary']}.\n\n" + "\n\n".join(tables) + "\n"
+    (results_dir / "accuracy.md").write_text(markdown)
+    print(markdown)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="recstack bench accuracy", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["synthetic", "ml-1m", "beauty"])
+    p.add_argument("--models", default="sasrec,baselines")
+    p.add_argument("--max-minutes", type=float, help="training budget per model")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--synthetic-events", type=int, default=Settings().synthetic_events)
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = p.parse_args(argv)
+    run(args.datasets, args.max_minutes, args.epochs, args.synthetic_events, args.results_dir, args.models)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
