@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from preprocessing.config import SplitConfig, WorkflowConfig
 from preprocessing.engine import EngineName
 from training.models.sasrec import SASRecConfig
+from training.models.two_tower import TwoTowerConfig
 from training.trainer import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,7 @@ class Settings(BaseSettings):
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     sasrec: SASRecConfig = Field(default_factory=SASRecConfig)
+    two_tower: TwoTowerConfig = Field(default_factory=TwoTowerConfig)
 
     def data_output(self, dataset: str) -> Path:
         """Folder of a preprocessed dataset (the layout of :mod:`preprocessing.pipeline`)."""

@@ -19,7 +19,7 @@ from training.data import load_prepared
 from training.evaluate import evaluate, evaluate_sampled
 from training.runtime import Distributed, pick_device
 
-MODELS = ("sasrec", "baselines")
+MODELS = ("sasrec", "two_tower", "baselines")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,6 +70,21 @@ def run(args: argparse.Namespace) -> dict:
                          "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report["test"]}
                 exported = export_sasrec(trained.model, out / "onnx" / "sasrec", data.test.histories[:512],
                                          extra=extra, verbose=not args.quiet)
+                trained.report["onnx_parity"] = exported["parity"]
+    if "two_tower" in chosen:
+        from training.train_two_tower import train_two_tower
+
+        trained = train_two_tower(data, out / "two_tower", settings.two_tower, train_config,
+                                  resume=not args.no_resume, progress=not args.quiet)
+        if dist.is_main:
+            reports["two_tower"] = trained.report
+            if not args.no_export:
+                from training.export import export_two_tower
+
+                extra = {"model_version": trained.report["version"], "dataset": data.name,
+                         "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report["test"]}
+                exported = export_two_tower(trained.model, out / "onnx" / "two_tower", data.test.histories[:512],
+                                            extra=extra, verbose=not args.quiet)
                 trained.report["onnx_parity"] = exported["parity"]
     if dist.is_main and "baselines" in chosen:
         for name, baseline in BASELINES.items():

@@ -406,6 +406,41 @@ def sasrec_parity_inputs(model: SASRec, n_checks: int, real_sequences: Sequence[
     return random, real
 
 
+def export_graphs(graphs: Mapping[str, tuple[nn.Module, Inputs, list[str], DynamicAxes]],
+                  random_sets: Sequence[Inputs], real_sets: Sequence[Inputs], latency_inputs: Inputs,
+                  out_dir: Path, manifest: dict, extra: dict, atol: float, opset: int, latency_repeats: int,
+                  verbose: bool, latency_info: Mapping[str, dict] | None = None) -> dict:
+    """Export each graph, check it against PyTorch on the input sets (each graph reads the inputs it
+    declares), time it, and write ``manifest.json`` (the exporter's facts plus the caller's ``extra``)."""
+    clash = set(extra) & set(manifest)
+    if clash:
+        raise ValueError(f"extra keys {sorted(clash)} would overwrite the exporter's own manifest entries")
+    for name, (module, example_inputs, outputs, axes) in graphs.items():
+        path = export_onnx(module, example_inputs, outputs, out_dir / f"{name}.onnx", axes, opset)
+        session = onnx_session(path)
+        keep = list(example_inputs)
+        parity = {}
+        for kind, sets in (("random", random_sets), ("real", real_sets)):
+            if sets:
+                sets = [{k: v for k, v in s.items() if k in keep} for s in sets]
+                parity[f"{kind}_max_abs_diff"] = check_parity(module, path, sets, atol, session)
+        parity = {"max_abs_diff": max(parity.values()), **parity, "atol": atol,
+                  "input_sets": len(random_sets) + len(real_sets)}
+        latency = onnx_latency(path, {k: v for k, v in latency_inputs.items() if k in keep}, latency_repeats)
+        manifest["files"][name] = sorted(p.name for p in out_dir.glob(f"{name}.onnx*"))  # + external data
+        manifest["graphs"][name] = {"file": path.name, **onnx_signature(path)}
+        manifest["opset"] = opset_of(path)
+        manifest["parity"][name] = parity
+        manifest["latency_ms"][name] = {**latency, **(latency_info or {}).get(name, {})}
+        if verbose:
+            print(f"{name}.onnx: max |onnx - torch| = {parity['max_abs_diff']:.2e} over {parity['input_sets']} "
+                  f"input sets; onnxruntime CPU p50 {latency['batch_1']['p50_ms']:.2f} ms (batch 1), "
+                  f"{latency['batch_64']['p50_ms']:.2f} ms (batch 64)")
+    manifest.update(extra)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def export_sasrec(model: SASRec, out_dir: str | Path, real_sequences: Sequence[np.ndarray] | None = None,
                   n_checks: int = 10, atol: float = 1e-4, opset: int = DEFAULT_OPSET, latency_repeats: int = 20,
                   latency_candidates: int = 100, extra: dict | None = None, verbose: bool = True) -> dict:
@@ -468,34 +503,83 @@ def export_sasrec(model: SASRec, out_dir: str | Path, real_sequences: Sequence[n
                       "model": {"name": "sasrec", "n_items": n_items, "max_length": window,
                                 "hidden": model.config.hidden},
                       "files": {}, "graphs": {}, "parity": {}, "latency_ms": {}}
-    clash = set(extra) & set(manifest)
-    if clash:
-        raise ValueError(f"extra keys {sorted(clash)} would overwrite the exporter's own manifest entries")
     latency_inputs = {"item_seq": _random_sequences(rng, 64, window, n_items),
                       "candidates": _random_candidates(rng, 64, latency_candidates, n_items)}
-    for name, (module, example_inputs, outputs, axes) in graphs.items():
-        path = export_onnx(module, example_inputs, outputs, out_dir / f"{name}.onnx", axes, opset)
-        session = onnx_session(path)
-        keep = list(example_inputs)
-        parity = {}
-        for kind, sets in (("random", random_sets), ("real", real_sets)):
-            if sets:
-                sets = [{k: v for k, v in s.items() if k in keep} for s in sets]
-                parity[f"{kind}_max_abs_diff"] = check_parity(module, path, sets, atol, session)
-        parity = {"max_abs_diff": max(parity.values()), **parity, "atol": atol,
-                  "input_sets": len(random_sets) + len(real_sets)}
-        latency = onnx_latency(path, {k: v for k, v in latency_inputs.items() if k in keep}, latency_repeats)
-        files = sorted(p.name for p in out_dir.glob(f"{name}.onnx*"))  # with its external data file, if any
-        manifest["files"][name] = files
-        manifest["graphs"][name] = {"file": path.name, **onnx_signature(path)}
-        manifest["opset"] = opset_of(path)
-        manifest["parity"][name] = parity
-        manifest["latency_ms"][name] = {**latency, "seq_len": window,
-                                        **({"n_candidates": latency_candidates} if "candidates" in keep else {})}
-        if verbose:
-            print(f"{name}.onnx: max |onnx - torch| = {parity['max_abs_diff']:.2e} over {parity['input_sets']} "
-                  f"input sets; onnxruntime CPU p50 {latency['batch_1']['p50_ms']:.2f} ms (batch 1), "
-                  f"{latency['batch_64']['p50_ms']:.2f} ms (batch 64)")
-    manifest.update(extra)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    latency_info = {"ranker": {"seq_len": window, "n_candidates": latency_candidates},
+                    "user_encoder": {"seq_len": window}}
+    return export_graphs(graphs, random_sets, real_sets, latency_inputs, out_dir, manifest, extra, atol, opset,
+                         latency_repeats, verbose, latency_info)
+
+
+class ItemTowerGraph(nn.Module):
+    """Item features → ``item_embedding``: embeds items added to the catalog after training (cold start)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.tower = model.items
+
+    def forward(self, item_idx, category, brand, price_bucket, title_tokens, has_id):
+        return self.tower.embed(item_idx, category, brand, price_bucket, title_tokens, has_id.float())
+
+
+class QueryTowerGraph(nn.Module):
+    """``item_seq`` → ``query_embedding``, with the catalog's item vectors baked in as a constant."""
+
+    def __init__(self, model: nn.Module, item_vectors: torch.Tensor):
+        super().__init__()
+        self.model = model
+        self.register_buffer("item_vectors", item_vectors)
+
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        window = self.model.config.history_length
+        return self.model.query(item_seq[:, -window:].clamp(0, self.item_vectors.shape[0] - 1), self.item_vectors)
+
+
+def export_two_tower(model: nn.Module, out_dir: str | Path, real_sequences: Sequence[np.ndarray] | None = None,
+                     n_checks: int = 6, atol: float = 1e-4, opset: int = DEFAULT_OPSET, latency_repeats: int = 20,
+                     extra: dict | None = None, verbose: bool = True) -> dict:
+    """Write ``query_tower.onnx``, ``item_tower.onnx``, ``item_embeddings.npy`` (what the retrieval index
+    holds, one row per item index) and ``manifest.json``, each graph checked against PyTorch."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(model).cpu().eval()
+    features = model.features
+    with torch.no_grad():
+        vectors = model.item_embeddings()
+    np.save(out_dir / "item_embeddings.npy", vectors.numpy().astype(np.float32))
+    n_items, window = len(features), model.config.history_length
+    rng = np.random.default_rng(1234)
+
+    def item_inputs(rows: np.ndarray) -> dict[str, np.ndarray]:
+        index = torch.from_numpy(rows)
+        return {"item_idx": rows, "category": features.category[index].numpy(),
+                "brand": features.brand[index].numpy(), "price_bucket": features.price_bucket[index].numpy(),
+                "title_tokens": features.title_tokens[index].numpy(), "has_id": features.has_id[index].numpy()}
+
+    def sequence_set(batch: int, length: int) -> dict[str, np.ndarray]:
+        return {"item_seq": _random_sequences(rng, batch, length, n_items)}
+
+    random_sets = [{**sequence_set(b, length), **item_inputs(rng.integers(0, n_items, b))}
+                   for b, length in zip((1, 7, 64, 3, 33, 5)[:n_checks], (window, 1, window // 2 + 1, window + 3,
+                                                                          3, window)[:n_checks], strict=True)]
+    real_sets = []
+    if real_sequences:
+        for _ in range(min(n_checks, 3)):
+            rows = rng.choice(len(real_sequences), min(64, len(real_sequences)), replace=False)
+            real_sets.append({"item_seq": pad_left([real_sequences[r] for r in rows], window),
+                              **item_inputs(np.arange(min(n_items, 500)))})
+    graphs = {
+        "query_tower": (QueryTowerGraph(model, vectors), sequence_set(2, max(window, 4)), ["query_embedding"],
+                        {"item_seq": {0: "batch", 1: "seq_len"}}),
+        "item_tower": (ItemTowerGraph(model), item_inputs(np.arange(2, 5)), ["item_embedding"],
+                       {**{k: {0: "items"} for k in ("item_idx", "category", "brand", "price_bucket", "has_id")},
+                        "title_tokens": {0: "items"}}),
+    }
+    manifest: dict = {"format": "onnx", "opset": opset, "exporter": f"torch.onnx dynamo (torch {torch.__version__})",
+                      "onnxruntime": ort.__version__,
+                      "model": {"name": "two_tower", "n_items": n_items, "history_length": window,
+                                "dim": model.config.dim, "item_embeddings": "item_embeddings.npy"},
+                      "files": {}, "graphs": {}, "parity": {}, "latency_ms": {}}
+    latency_inputs = {**sequence_set(64, window), **item_inputs(rng.integers(0, n_items, 64))}
+    return export_graphs(graphs, random_sets, real_sets, latency_inputs, out_dir, manifest, dict(extra or {}),
+                         atol, opset, latency_repeats, verbose)

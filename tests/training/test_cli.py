@@ -5,7 +5,8 @@ import sys
 
 from training.cli import main
 
-SMALL = {"RECSTACK_SASREC__HIDDEN": "32", "RECSTACK_SASREC__BLOCKS": "1", "RECSTACK_SASREC__MAX_LENGTH": "20",
+SMALL = {"RECSTACK_TWO_TOWER__DIM": "16", "RECSTACK_TWO_TOWER__HISTORY_LENGTH": "10",
+         "RECSTACK_SASREC__HIDDEN": "32", "RECSTACK_SASREC__BLOCKS": "1", "RECSTACK_SASREC__MAX_LENGTH": "20",
          "RECSTACK_TRAIN__PRECISION": "fp32", "RECSTACK_TRAIN__VALIDATE_EVERY": "1",
          "RECSTACK_TRAIN__BATCH_SIZE": "64"}
 
@@ -13,17 +14,20 @@ SMALL = {"RECSTACK_SASREC__HIDDEN": "32", "RECSTACK_SASREC__BLOCKS": "1", "RECST
 def test_train_writes_metrics_and_an_accuracy_table_with_baselines(prepared, tmp_path, monkeypatch, capsys):
     for key, value in SMALL.items():
         monkeypatch.setenv(key, value)
-    code = main(["--data", str(prepared.folder), "--models", "sasrec,baselines", "--epochs", "2",
+    code = main(["--data", str(prepared.folder), "--models", "sasrec,two_tower,baselines", "--epochs", "2",
                  "--out", str(tmp_path), "--quiet", "--sampled"])
     assert code == 0
     summary = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(summary["reports"]) == {"sasrec", "most_popular", "item_knn", "ease"}
+    assert set(summary["reports"]) == {"sasrec", "two_tower", "most_popular", "item_knn", "ease"}
+    assert "recall@500" in summary["reports"]["two_tower"]["test"]
     assert summary["reports"]["sasrec"]["epochs"] == 2
     parity = summary["reports"]["sasrec"]["onnx_parity"]
     assert all(graph["max_abs_diff"] <= 1e-4 for graph in parity.values())
     manifest = json.loads((tmp_path / "onnx" / "sasrec" / "manifest.json").read_text())
     assert manifest["model_version"] == summary["reports"]["sasrec"]["version"]
     assert (tmp_path / "onnx" / "sasrec" / "ranker.onnx").exists()
+    for name in ("query_tower.onnx", "item_tower.onnx", "item_embeddings.npy", "manifest.json"):
+        assert (tmp_path / "onnx" / "two_tower" / name).exists(), name
     table = (tmp_path / "accuracy.md").read_text()
     assert "| sasrec |" in table and "| ease |" in table and "sampled100_ndcg@10" in table
     assert "written to" in capsys.readouterr().out

@@ -142,3 +142,32 @@ def test_generic_helpers_export_time_and_check_another_module(tmp_path):
     assert check_parity(tower, path, batches) <= 1e-4
     latency = onnx_latency(path, batches[2], repeats=2)
     assert set(latency) == {"batch_1", "batch_64"} and latency["batch_64"]["p50_ms"] > 0
+
+
+def test_two_tower_export_embeds_cold_items_like_pytorch(prepared, tmp_path):
+    from dataclasses import replace as _replace
+
+    from training.export import export_two_tower, onnx_session
+    from training.models.two_tower import ItemFeatures, TwoTower, TwoTowerConfig
+    from training.train_two_tower import NextItemExamples
+
+    features = ItemFeatures.from_prepared(prepared)
+    config = _replace(TwoTowerConfig(), dim=16, history_length=10)
+    examples = NextItemExamples(prepared.train_sequences, config.history_length, config.cuts_per_user)
+    model = TwoTower(features, config, popularity=examples.positive_counts(prepared.n_items)).eval()
+    manifest = export_two_tower(model, tmp_path, prepared.test.histories[:100], verbose=False)
+    assert all(p["max_abs_diff"] <= 1e-4 for p in manifest["parity"].values())
+    vectors = np.load(tmp_path / "item_embeddings.npy")
+    with torch.no_grad():
+        assert np.allclose(vectors, model.item_embeddings().numpy(), atol=1e-6)
+    cold = np.flatnonzero(~features.has_id.numpy())[2:]  # items without training interactions (beyond PAD/OOV)
+    assert len(cold) > 0
+    session = onnx_session(tmp_path / "item_tower.onnx")
+    index = torch.from_numpy(cold)
+    out = session.run(None, {"item_idx": cold, "category": features.category[index].numpy(),
+                             "brand": features.brand[index].numpy(),
+                             "price_bucket": features.price_bucket[index].numpy(),
+                             "title_tokens": features.title_tokens[index].numpy(),
+                             "has_id": features.has_id[index].numpy()})[0]
+    assert np.allclose(out, vectors[cold], atol=1e-4)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-4)

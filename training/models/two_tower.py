@@ -143,12 +143,17 @@ class ItemTower(nn.Module):
                 table.weight[0].zero_()
 
     def forward(self, indices: torch.Tensor, features: ItemFeatures, use_id: torch.Tensor) -> torch.Tensor:
-        tokens = features.title_tokens[indices]
-        present = (tokens != 0).unsqueeze(-1)
+        return self.embed(indices, features.category[indices], features.brand[indices],
+                          features.price_bucket[indices], features.title_tokens[indices], use_id)
+
+    def embed(self, item_idx: torch.Tensor, category: torch.Tensor, brand: torch.Tensor, price_bucket: torch.Tensor,
+              title_tokens: torch.Tensor, use_id: torch.Tensor) -> torch.Tensor:
+        """Unit vectors from one row of features per item (the exported item tower's inputs)."""
+        present = (title_tokens != 0).unsqueeze(-1)
         # A masked mean rather than EmbeddingBag: it exports to ONNX and gives 0 for an empty title.
-        title = (self.title(tokens) * present).sum(1) / present.sum(1).clamp(min=1)
-        parts = [self.item_id(indices) * use_id.unsqueeze(-1), self.category(features.category[indices]),
-                 self.brand(features.brand[indices]), self.price(features.price_bucket[indices]), title]
+        title = (self.title(title_tokens) * present).sum(1) / present.sum(1).clamp(min=1)
+        parts = [self.item_id(item_idx) * use_id.unsqueeze(-1), self.category(category), self.brand(brand),
+                 self.price(price_bucket), title]
         return F.normalize(self.mlp(torch.cat(parts, dim=-1)), dim=-1)
 
 
