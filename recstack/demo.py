@@ -9,6 +9,8 @@ import polars as pl
 from preprocessing.datasets import SyntheticConfig, generate_synthetic
 from preprocessing.pipeline import format_summary, preprocess
 from recstack.settings import Settings
+from training.cli import parser as train_parser
+from training.cli import run as train
 
 
 def _top_items(out) -> str:
@@ -24,15 +26,23 @@ def _top_items(out) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recstack demo", description=__doc__)
     parser.add_argument("--events", type=int, help="synthetic dataset size [RECSTACK_SYNTHETIC_EVENTS]")
+    parser.add_argument("--train-minutes", type=float, default=1.5,
+                        help="training budget per model, so the demo ends in a few minutes")
     args = parser.parse_args(argv)
     settings = Settings()
     config = SyntheticConfig(n_events=args.events or settings.synthetic_events, seed=settings.seed)
-    print(f"1/2 generating synthetic data ({config.n_events:,} events, seed {config.seed})")
+    print(f"1/3 generating synthetic data ({config.n_events:,} events, seed {config.seed})")
     data = generate_synthetic(config)
     out = settings.data_output(data.name)
-    print(f"2/2 preprocessing into {out}")
+    print(f"2/3 preprocessing into {out}")
     manifest = preprocess(data, out, settings.workflow, settings.split, engine=settings.engine)
     print(format_summary(manifest))
     print("trending items of the last week, weighted by event type (raw ids and titles via the id maps):")
     print(_top_items(out))
+    models = settings.models_output(data.name)
+    print(f"3/3 training the ranker and the two-tower model ({args.train_minutes:g} min each at most), "
+          f"the baselines, and exporting to ONNX into {models}")
+    train_args = train_parser().parse_args(["--data", str(out), "--out", str(models), "--max-minutes",
+                                            str(args.train_minutes), "--no-resume"])
+    train(train_args)
     return 0
