@@ -17,9 +17,18 @@ from training.accuracy import accuracy_table
 from training.baselines import BASELINES
 from training.data import load_prepared
 from training.evaluate import evaluate, evaluate_sampled
+from training.export import export_sasrec, export_two_tower
 from training.runtime import Distributed, pick_device
+from training.train_sasrec import sequence_scorer, train_sasrec
+from training.train_two_tower import train_two_tower, two_tower_scorer
 
-MODELS = ("sasrec", "two_tower", "baselines")
+# Neural models: how each trains, scores every item for evaluation, and exports.
+RECIPES = {
+    "sasrec": (train_sasrec, sequence_scorer, export_sasrec),
+    "two_tower": (train_two_tower, lambda model, device: two_tower_scorer(model, model.features, device),
+                  export_two_tower),
+}
+MODELS = (*RECIPES, "baselines")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,39 +62,23 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     dist = Distributed.from_environment(pick_device(train_config.device))
     reports: dict[str, dict] = {}
-    if "sasrec" in chosen:
-        from training.train_sasrec import sequence_scorer, train_sasrec
-
-        trained = train_sasrec(data, out / "sasrec", settings.sasrec, train_config, resume=not args.no_resume,
-                               progress=not args.quiet)
-        if dist.is_main:
-            if args.sampled:
-                scorer = sequence_scorer(trained.model, next(trained.model.parameters()).device)
-                trained.report["test"].update(evaluate_sampled(scorer, data, data.test))
-            reports["sasrec"] = trained.report
-            if not args.no_export:
-                from training.export import export_sasrec
-
-                extra = {"model_version": trained.report["version"], "dataset": data.name,
-                         "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report["test"]}
-                exported = export_sasrec(trained.model, out / "onnx" / "sasrec", data.test.histories[:512],
-                                         extra=extra, verbose=not args.quiet)
-                trained.report["onnx_parity"] = exported["parity"]
-    if "two_tower" in chosen:
-        from training.train_two_tower import train_two_tower
-
-        trained = train_two_tower(data, out / "two_tower", settings.two_tower, train_config,
-                                  resume=not args.no_resume, progress=not args.quiet)
-        if dist.is_main:
-            reports["two_tower"] = trained.report
-            if not args.no_export:
-                from training.export import export_two_tower
-
-                extra = {"model_version": trained.report["version"], "dataset": data.name,
-                         "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report["test"]}
-                exported = export_two_tower(trained.model, out / "onnx" / "two_tower", data.test.histories[:512],
-                                            extra=extra, verbose=not args.quiet)
-                trained.report["onnx_parity"] = exported["parity"]
+    for name, (train_model, scorer, export) in RECIPES.items():
+        if name not in chosen:
+            continue
+        trained = train_model(data, out / name, getattr(settings, name), train_config, resume=not args.no_resume,
+                              progress=not args.quiet)
+        if not dist.is_main:
+            continue
+        if args.sampled:
+            device = next(trained.model.parameters()).device
+            trained.report["test"].update(evaluate_sampled(scorer(trained.model, device), data, data.test))
+        if not args.no_export:
+            extra = {"model_version": trained.report["version"], "dataset": data.name,
+                     "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report["test"]}
+            exported = export(trained.model, out / "onnx" / name, data.test.histories[:512], extra=extra,
+                              verbose=not args.quiet)
+            trained.report["onnx_parity"] = exported["parity"]
+        reports[name] = trained.report
     if dist.is_main and "baselines" in chosen:
         for name, baseline in BASELINES.items():
             started = time.perf_counter()
