@@ -152,13 +152,14 @@ def _blocks(values: pd.Series, starts: np.ndarray) -> list[np.ndarray]:
     return np.split(values.to_numpy(), starts[1:])
 
 
-def user_sequences(events: pd.DataFrame, collapse_repeats: bool, max_length: int) -> pd.DataFrame:
-    """Per user: ``item_seq`` and ``timestamps`` of the last ``max_length`` steps, ``length`` (all steps)."""
+def user_sequences(events: pd.DataFrame, collapse_repeats: bool, max_length: int | None) -> pd.DataFrame:
+    """Per user: ``item_seq`` and ``timestamps`` of the last ``max_length`` steps (all when None),
+    ``length`` (all steps)."""
     start, _ = mark_steps(events, collapse_repeats)
     steps = events.loc[start, ["user_idx", "user_id", "item_idx", "timestamp"]]
     by_user = steps.groupby(_group_ids(steps["user_id"]), sort=False)
     length = by_user.size()
-    recent = steps[by_user.cumcount(ascending=False) < max_length]
+    recent = steps if max_length is None else steps[by_user.cumcount(ascending=False) < max_length]
     firsts = np.flatnonzero(_starts(recent["user_id"]).to_numpy())
     # Rows follow the events, already sorted by (user_idx, user_id).
     return pd.DataFrame({
@@ -170,9 +171,8 @@ def user_sequences(events: pd.DataFrame, collapse_repeats: bool, max_length: int
     })
 
 
-def evaluation_set(history: pd.DataFrame, targets: pd.DataFrame, collapse_repeats: bool,
-                   max_length: int) -> pd.DataFrame:
-    """Per user with targets: ``history`` (last steps before them) and ``targets`` (distinct, first seen)."""
+def evaluation_set(history: pd.DataFrame, targets: pd.DataFrame, collapse_repeats: bool) -> pd.DataFrame:
+    """Per user with targets: ``history`` (every step before them) and ``targets`` (distinct, first seen)."""
     # Target events are sorted by user and time already: keeping the first row of each
     # (user, item) gives the distinct items in first-seen order.
     first_seen = targets.drop_duplicates(["user_id", "item_idx"])
@@ -182,7 +182,7 @@ def evaluation_set(history: pd.DataFrame, targets: pd.DataFrame, collapse_repeat
         "user_id": first_seen["user_id"].to_numpy()[firsts],
         "targets": _blocks(first_seen["item_idx"], firsts),
     })
-    histories = user_sequences(history, collapse_repeats, max_length)[["user_id", "item_seq"]]
+    histories = user_sequences(history, collapse_repeats, None)[["user_id", "item_seq"]]
     out = target_lists.merge(histories.rename(columns={"item_seq": "history"}), on="user_id", how="left")
     no_history = np.empty(0, dtype=np.uint32)  # users new in the target period
     out["history"] = [h if isinstance(h, np.ndarray) else no_history for h in out["history"]]
@@ -311,9 +311,8 @@ def preprocess_pandas(events: pd.DataFrame, items: pd.DataFrame | None, config: 
     history = pd.concat([train, valid]).sort_values(["user_idx", "user_id", "timestamp"], kind="stable")
     tables = {
         "sequences_train": user_sequences(train, config.collapse_repeats, config.max_sequence_length),
-        "eval_valid": evaluation_set(train, valid, config.collapse_repeats, config.max_sequence_length),
-        "eval_test": evaluation_set(history.reset_index(drop=True), test, config.collapse_repeats,
-                                    config.max_sequence_length),
+        "eval_valid": evaluation_set(train, valid, config.collapse_repeats),
+        "eval_test": evaluation_set(history.reset_index(drop=True), test, config.collapse_repeats),
         "item_stats": item_popularity(train, reference_time, config.recent_days),
         "cooccurrence": cooccurrence(train, config.cooccurrence_window, config.cooccurrence_top_k),
     }

@@ -9,7 +9,7 @@ Layout of ``<output_dir>`` (every table is parquet; ids are workflow indices: 0 
     events_valid.parquet         session_id, session_position), sorted by user and time
     events_test.parquet
     sequences_train.parquet    per user: item_seq (last max_sequence_length steps), timestamps, length
-    eval_valid.parquet         per user: history (steps before the targets) and targets
+    eval_valid.parquet         per user: history (every step before the targets) and targets
     eval_test.parquet            (test history = train + valid)
     items.parquet              item tower features for every item index
     item_stats.parquet         popularity overall and recent, per event type, first/last seen
@@ -135,11 +135,9 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
         files["sequences_train.parquet"] = collect(
             user_sequences(train, cfg.collapse_repeats, cfg.max_sequence_length), engine_name)
         files["eval_valid.parquet"] = collect(
-            evaluation_set(train, parts["valid"].lazy(), cfg.collapse_repeats, cfg.max_sequence_length),
-            engine_name)
+            evaluation_set(train, parts["valid"].lazy(), cfg.collapse_repeats), engine_name)
         files["eval_test.parquet"] = collect(
-            evaluation_set(history.lazy(), parts["test"].lazy(), cfg.collapse_repeats, cfg.max_sequence_length),
-            engine_name)
+            evaluation_set(history.lazy(), parts["test"].lazy(), cfg.collapse_repeats), engine_name)
         step("sequences")
 
         files["items.parquet"] = wf.item_features(dataset.items)

@@ -52,26 +52,33 @@ def mark_steps(encoded: pl.LazyFrame, collapse_repeats: bool, by: str = "user_id
             .drop("_new_group"))
 
 
-def user_sequences(events: pl.LazyFrame, collapse_repeats: bool, max_length: int) -> pl.LazyFrame:
-    """One row per user: ``item_seq`` (the last ``max_length`` steps, oldest first), ``timestamps`` and
-    ``length`` (steps before truncation)."""
+def user_sequences(events: pl.LazyFrame, collapse_repeats: bool, max_length: int | None) -> pl.LazyFrame:
+    """One row per user: ``item_seq`` (the last ``max_length`` steps, all when None, oldest first),
+    ``timestamps`` and ``length`` (steps before truncation)."""
     steps = mark_steps(events, collapse_repeats).filter(pl.col("step_start"))
+
+    def recent(column: str) -> pl.Expr:
+        return pl.col(column) if max_length is None else pl.col(column).tail(max_length)
+
     return (steps.group_by("user_id").agg(
         pl.col("user_idx").first(),
-        pl.col("item_idx").tail(max_length).alias("item_seq"),
-        pl.col("timestamp").tail(max_length).alias("timestamps"),
+        recent("item_idx").alias("item_seq"),
+        recent("timestamp").alias("timestamps"),
         pl.len().cast(pl.UInt32).alias("length"),
     ).sort("user_idx", "user_id").select("user_idx", "user_id", "item_seq", "timestamps", "length"))
 
 
-def evaluation_set(history: pl.LazyFrame, targets: pl.LazyFrame, collapse_repeats: bool,
-                   max_length: int) -> pl.LazyFrame:
-    """One row per user with targets: ``history`` (last ``max_length`` steps before the targets, empty
-    for users new in the target period) and ``targets`` (distinct items in first-seen order)."""
+def evaluation_set(history: pl.LazyFrame, targets: pl.LazyFrame, collapse_repeats: bool) -> pl.LazyFrame:
+    """One row per user with targets: ``history`` (every step before the targets, empty for users new in
+    the target period) and ``targets`` (distinct items in first-seen order).
+
+    Histories are not truncated: models cut them to their own window, and evaluation must filter every
+    item the user has already seen, as the published full-ranking protocols do.
+    """
     target_lists = (targets.sort(["user_id", "timestamp"], maintain_order=True)
                     .group_by("user_id", maintain_order=True)
                     .agg(pl.col("user_idx").first(), pl.col("item_idx").unique(maintain_order=True).alias("targets")))
-    histories = user_sequences(history, collapse_repeats, max_length).select(
+    histories = user_sequences(history, collapse_repeats, None).select(
         "user_id", pl.col("item_seq").alias("history"))
     return (target_lists.join(histories, on="user_id", how="left")
             .with_columns(pl.col("history").fill_null(pl.lit([], pl.List(pl.UInt32))))

@@ -12,11 +12,10 @@ from training.data import PreparedData
 
 
 def interaction_matrix(data: PreparedData) -> sp.csr_matrix:
-    """Binary users × items matrix of the training sequences."""
-    rows = np.concatenate([np.full(len(s), i) for i, s in enumerate(data.train_sequences)])
-    cols = np.concatenate(data.train_sequences)
+    """Binary users × items matrix of every training event (not the truncated model sequences)."""
+    rows, cols = data.train_interactions()
     matrix = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)),
-                           shape=(len(data.train_sequences), data.n_items))
+                           shape=(int(rows.max()) + 1 if len(rows) else 0, data.n_items))
     matrix.data[:] = 1.0  # repeated items count once
     return matrix
 

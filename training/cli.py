@@ -17,7 +17,7 @@ from training.accuracy import accuracy_table
 from training.baselines import BASELINES
 from training.data import load_prepared
 from training.evaluate import evaluate, evaluate_sampled
-from training.export import export_sasrec, export_two_tower
+from training.export import ParityError, export_sasrec, export_two_tower
 from training.runtime import Distributed, pick_device
 from training.train_sasrec import sequence_scorer, train_sasrec
 from training.train_two_tower import train_two_tower, two_tower_scorer
@@ -62,6 +62,17 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     dist = Distributed.from_environment(pick_device(train_config.device))
     reports: dict[str, dict] = {}
+
+    def save(reports: dict[str, dict]) -> dict:
+        """Write what is known so far, so a later failure loses none of the earlier models' results."""
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {"dataset": data.name, "fingerprint": data.fingerprint, "world_size": dist.world_size,
+                   "reports": reports}
+        (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
+        table = accuracy_table(data.name, reports)
+        (out / "accuracy.md").write_text(table + "\n")
+        return summary
+
     for name, (train_model, scorer, export) in RECIPES.items():
         if name not in chosen:
             continue
@@ -79,6 +90,7 @@ def run(args: argparse.Namespace) -> dict:
                               verbose=not args.quiet)
             trained.report["onnx_parity"] = exported["parity"]
         reports[name] = trained.report
+        save(reports)
     if dist.is_main and "baselines" in chosen:
         for name, baseline in BASELINES.items():
             started = time.perf_counter()
@@ -92,24 +104,19 @@ def run(args: argparse.Namespace) -> dict:
             if args.sampled:
                 test.update(evaluate_sampled(model, data, data.test))
             reports[name] = {"model": name, "train_seconds": round(fit_seconds, 1), "test": test}
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        summary = {"dataset": data.name, "fingerprint": data.fingerprint, "world_size": dist.world_size,
-                   "reports": reports}
-        (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
-        table = accuracy_table(data.name, reports)
-        (out / "accuracy.md").write_text(table + "\n")
-        print(table)
-        print(f"written to {out}")
-        return summary
-    return {}
+    if not dist.is_main:
+        return {}
+    summary = save(reports)
+    print(accuracy_table(data.name, reports))
+    print(f"written to {out}")
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         run(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ParityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

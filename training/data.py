@@ -59,6 +59,15 @@ class PreparedData:
     def fingerprint(self) -> str:
         return self.manifest["fingerprint"]
 
+    def train_interactions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user row, item index) of every training event, untruncated; user rows are dense from 0.
+
+        Rows come from the raw ``user_id`` so users sharing the OOV index stay apart.
+        """
+        events = pl.read_parquet(self.folder / "events_train.parquet", columns=["user_id", "item_idx"])
+        rows = events["user_id"].rank("dense").cast(pl.Int64).to_numpy() - 1
+        return rows, events["item_idx"].cast(pl.Int64).to_numpy()
+
     def item_popularity(self) -> np.ndarray:
         """Training interaction counts per item index (0 for padding, OOV and unseen items)."""
         counts = np.zeros(self.n_items, dtype=np.float64)

@@ -20,10 +20,10 @@ def item_side_info(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
     """Category index per item and the share of training users who interacted with it."""
     category = np.zeros(data.n_items, dtype=np.int64)
     category[data.items["item_idx"].to_numpy()] = data.items["category_idx"].to_numpy()
-    share = np.zeros(data.n_items)
-    share[data.item_stats["item_idx"].to_numpy()] = data.item_stats["users"].to_numpy() / max(
-        len(data.train_sequences), 1)
-    return category, share
+    users = np.zeros(data.n_items)
+    users[data.item_stats["item_idx"].to_numpy()] = data.item_stats["users"].to_numpy()
+    # Add-one smoothing: an item no training user saw gets a large but finite self-information.
+    return category, (users + 1) / (len(data.train_sequences) + 1)
 
 
 @torch.no_grad()

@@ -532,7 +532,10 @@ class QueryTowerGraph(nn.Module):
 
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         window = self.model.config.history_length
-        return self.model.query(item_seq[:, -window:].clamp(0, self.item_vectors.shape[0] - 1), self.item_vectors)
+        seq = item_seq[:, -window:]
+        # Items unknown to this export (added to the catalog later) are read as OOV.
+        seq = torch.where(seq >= self.item_vectors.shape[0], torch.full_like(seq, OOV), seq)
+        return self.model.query(seq, self.item_vectors)
 
 
 def export_two_tower(model: nn.Module, out_dir: str | Path, real_sequences: Sequence[np.ndarray] | None = None,

@@ -50,7 +50,8 @@ class RankingAccumulator:
     item_category : np.ndarray, optional
         Category index per item, for intra-list diversity.
     item_user_share : np.ndarray, optional
-        Share of training users who interacted with each item, for novelty.
+        Share of training users who interacted with each item, for novelty (smoothed so that an
+        item nobody saw has a finite self-information).
 
     Examples
     --------
@@ -88,7 +89,9 @@ class RankingAccumulator:
             self._add(f"recall@{k}", hits_k.sum(1) / n_targets)
             self._add(f"ndcg@{k}", (hits_k * discount_k).sum(1) / ideal)
         best_target = torch.where(hit, scores, torch.full_like(scores, -torch.inf)).max(1).values
-        rank = (scores > best_target.unsqueeze(1)).sum(1) + 1
+        above = (scores > best_target.unsqueeze(1)).sum(1)
+        tied = (scores == best_target.unsqueeze(1)).sum(1) - 1  # other items scored exactly like the target
+        rank = above + tied / 2 + 1  # the mean rank over ties: a tie never counts in the model's favour
         self._add("mrr", 1.0 / rank.float())
         top10 = top[:, :10].cpu().numpy()
         self.recommended.update(np.unique(top10).tolist())
@@ -98,8 +101,7 @@ class RankingAccumulator:
             different = (cats[:, :, None] != cats[:, None, :]).sum((1, 2)) / max(pairs, 1)
             self._add("diversity@10", torch.from_numpy(different))
         if self.item_user_share is not None:
-            share = np.clip(self.item_user_share[top10], 1e-12, None)
-            self._add("novelty@10", torch.from_numpy(-np.log2(share).mean(1)))
+            self._add("novelty@10", torch.from_numpy(-np.log2(self.item_user_share[top10]).mean(1)))
         self.users += len(targets)
 
     def result(self) -> dict[str, float]:
@@ -123,5 +125,7 @@ def sampled_ranks(scores: torch.Tensor, histories: list[np.ndarray], targets: li
         negatives = rng.integers(FIRST_INDEX, n_items, size=n_negatives * 2 + len(excluded))
         negatives = negatives[~np.isin(negatives, excluded)][:n_negatives]
         candidates = scores[row, torch.from_numpy(negatives)]
-        ranks[row] = int((candidates > scores[row, int(target[0])]).sum()) + 1
+        target_score = scores[row, int(target[0])]
+        # Ties with the target count half, as in the full ranking.
+        ranks[row] = int((candidates > target_score).sum()) + int((candidates == target_score).sum()) // 2 + 1
     return ranks

@@ -17,14 +17,16 @@ Precision = Literal["auto", "fp32", "bf16"]
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when present (this process's local GPU under torchrun), else the CPU."""
-    if name != "auto":
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' requested but no CUDA GPU is available")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+        if device.index is None:  # one GPU per torchrun process
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return device
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:

@@ -128,6 +128,7 @@ class Trainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         payload = {"identity": self.identity, "state": asdict(self.state), "model": self.model.state_dict(),
                    "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                   "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                    "numpy_rng": np.random.get_state()}
         tmp = self.output_dir / f".{name}.tmp"
         torch.save(payload, tmp)
@@ -145,7 +146,10 @@ class Trainer:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.state = TrainState(**payload["state"])
-        torch.set_rng_state(payload["torch_rng"])
+        # RNG states must be CPU byte tensors, whatever map_location moved them to.
+        torch.set_rng_state(payload["torch_rng"].cpu())
+        if payload.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([state.cpu() for state in payload["cuda_rng"]])
         np.random.set_state(payload["numpy_rng"])
         return True
 
@@ -156,10 +160,12 @@ class Trainer:
         bar = tqdm(total=cfg.epochs, initial=self.state.epoch, desc="train", unit="epoch",
                    disable=not (self.progress and self.dist.is_main))
         generator = torch.Generator(device=self.device)
-        stop = False
+        # A resumed run that had already stopped (patience or time budget) stays stopped.
+        stop = self.state.stale_validations >= cfg.patience or self._out_of_time()
         while self.state.epoch < cfg.epochs and not stop:
             epoch = self.state.epoch
-            generator.manual_seed(cfg.seed * 1_000_003 + epoch)
+            # Each process draws its own negatives and dropout masks.
+            generator.manual_seed((cfg.seed * 1_000_003 + epoch) * 1_009 + self.dist.rank)
             self.model.train()
             losses = []
             for batch in self.batches(epoch, self.dist.rank, self.dist.world_size):
@@ -174,11 +180,11 @@ class Trainer:
             self.state.seconds = time.perf_counter() - started
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
                       "batches": len(losses), "seconds": round(self.state.seconds, 1)}
-            out_of_time = cfg.max_minutes is not None and self.state.seconds > cfg.max_minutes * 60
+            out_of_time = self._out_of_time()
             last_epoch = self.state.epoch == cfg.epochs
             if self.dist.is_main and ((epoch + 1) % cfg.validate_every == 0 or out_of_time or last_epoch):
                 self.model.eval()
-                with torch.no_grad(), autocast(self.device, self.dtype):
+                with torch.no_grad():  # in fp32, like the test: bf16 scores tie and make the monitor noisy
                     metrics = self.validate(self.model)
                 record.update({f"valid_{k}": v for k, v in metrics.items()})
                 if metrics[self.monitor] > self.state.best_metric:
@@ -197,6 +203,9 @@ class Trainer:
         bar.close()
         self.dist.barrier()
         return self.state
+
+    def _out_of_time(self) -> bool:
+        return self.config.max_minutes is not None and self.state.seconds > self.config.max_minutes * 60
 
     def load_best(self) -> nn.Module:
         payload = torch.load(self.output_dir / BEST, map_location=self.device, weights_only=False)

@@ -28,3 +28,12 @@ def test_personalised_baselines_beat_popularity_on_the_synthetic_shop(prepared):
 def test_ease_refuses_catalogs_it_cannot_hold(prepared):
     with pytest.raises(ValueError, match="dense"):
         EASE(prepared, max_items=10)
+
+
+def test_baselines_learn_from_every_training_event_not_the_truncated_sequences(prepared):
+    from training.baselines import interaction_matrix
+
+    matrix = interaction_matrix(prepared)
+    rows, cols = prepared.train_interactions()
+    assert matrix.nnz == len(set(zip(rows.tolist(), cols.tolist(), strict=True)))
+    assert matrix.shape[0] == len(prepared.train_sequences)

@@ -68,3 +68,11 @@ def test_sampled_ranks_count_only_sampled_negatives_above_the_target():
     assert ranks.tolist() == [1]
     worst = sampled_ranks(scores, [NONE], [np.array([101])], 50, np.random.default_rng(0))
     assert worst.tolist() == [51]
+
+
+def test_ties_with_the_target_never_count_in_the_models_favour():
+    constant = [[0.0, 0.0, 1.0, 1.0, 1.0, 1.0]]
+    r = _result(constant, [NONE], [np.array([3])])
+    assert r["mrr"] == pytest.approx(1 / 2.5)  # mean rank of 4 tied items
+    ranks = sampled_ranks(torch.tensor(constant), [NONE], [np.array([3])], 10, np.random.default_rng(0))
+    assert ranks[0] > 1

@@ -80,3 +80,18 @@ def test_a_checkpoint_of_another_run_is_not_resumed(prepared, tmp_path):
     other = SASRecConfig(max_length=20, hidden=16, blocks=1, heads=2, dropout=0.0)
     with pytest.raises(ValueError, match="belongs to another run"):
         _train(load_prepared(prepared.folder), tmp_path, 1, other)
+
+
+def test_oov_items_are_read_as_padding_and_never_scored():
+    model = SASRec(40, TINY).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(torch.tensor([[0, 1, 5, 9]])), model(torch.tensor([[0, 0, 5, 9]])), atol=1e-6)
+        scores = model.score_candidates(torch.tensor([[5, 9]]), torch.tensor([[0, 1, 7]]))
+    assert torch.isinf(scores[0, :2]).all() and torch.isfinite(scores[0, 2])
+
+
+def test_a_run_that_ran_out_of_time_is_not_continued_on_resume(prepared, tmp_path):
+    config = replace(FAST, epochs=5, max_minutes=1e-6)
+    first = train_sasrec(prepared, tmp_path, TINY, config, progress=False).report
+    again = train_sasrec(prepared, tmp_path, TINY, config, progress=False).report
+    assert first["epochs"] == 1 and again["resumed"] and again["epochs"] == 1

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from preprocessing.vocabulary import FIRST_INDEX
+from preprocessing.vocabulary import FIRST_INDEX, OOV
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ class SASRec(nn.Module):
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
         """Hidden state at every position (batch × length × hidden)."""
         length = seq.shape[1]
+        # OOV items (index 1) carry no learned signal: they are read as padding.
+        seq = seq.masked_fill(seq == OOV, 0)
         present = seq != 0
         positions = torch.arange(length, device=seq.device) + (self.config.max_length - length)
         x = self.item_embedding(seq) * math.sqrt(self.config.hidden) + self.position_embedding(positions)
@@ -122,7 +124,8 @@ class SASRec(nn.Module):
     def score_candidates(self, seq: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """Scores of given candidate items (batch × candidates): the funnel's rank stage."""
         user = self(seq)
-        return (self.item_embedding(candidates) * user.unsqueeze(1)).sum(-1)
+        scores = (self.item_embedding(candidates) * user.unsqueeze(1)).sum(-1)
+        return scores.masked_fill(candidates < FIRST_INDEX, float("-inf"))
 
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
              ) -> torch.Tensor:
