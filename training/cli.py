@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> dict:
         trained = train_model(data, out / name, getattr(settings, name), train_config, resume=not args.no_resume,
                               progress=not args.quiet)
         if not dist.is_main:
+            dist.barrier()  # wait while the main process tests and exports, before the next model's DDP
             continue
         if args.sampled:
             device = next(trained.model.parameters()).device
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> dict:
             trained.report["onnx_parity"] = exported["parity"]
         reports[name] = trained.report
         save(reports)
+        dist.barrier()
     if dist.is_main and "baselines" in chosen:
         for name, baseline in BASELINES.items():
             started = time.perf_counter()

@@ -46,7 +46,7 @@ def test_missing_dataset_folder_says_what_to_run(tmp_path, capsys):
 def test_two_process_distributed_training_on_cpu(prepared, tmp_path):
     env = {**os.environ, **SMALL, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "training", "--data", str(prepared.folder), "--models", "sasrec", "--epochs", "2",
+           "-m", "training", "--data", str(prepared.folder), "--models", "sasrec,two_tower", "--epochs", "2",
            "--out", str(tmp_path), "--quiet", "--no-export"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -59,3 +59,4 @@ def test_two_process_distributed_training_on_cpu(prepared, tmp_path):
     assert report["history"][0]["batches"] == batches // 2
     assert report["test"]["ndcg@10"] > 0
     assert (tmp_path / "sasrec" / "checkpoint_best.pt").exists()
+    assert summary["reports"]["two_tower"]["world_size"] == 2
