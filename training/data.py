@@ -9,7 +9,6 @@ import numpy as np
 import polars as pl
 
 from preprocessing.pipeline import read_manifest
-from preprocessing.vocabulary import FIRST_INDEX
 
 
 @dataclass(frozen=True)
@@ -122,4 +121,4 @@ def pad_left(sequences: list[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
-__all__ = ["FIRST_INDEX", "EvalSet", "PreparedData", "load_prepared", "pad_left"]
+__all__ = ["EvalSet", "PreparedData", "load_prepared", "pad_left"]
