@@ -30,6 +30,7 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/hadolint docker/*.Dockerfile
 
 bench-preprocessing: $(STAMP)
 	$(BIN)/python -m benchmarks.preprocessing_throughput

@@ -17,8 +17,15 @@ def _accuracy(argv: list[str]) -> int:
     return main(argv)
 
 
+def _serving(argv: list[str]) -> int:
+    from benchmarks.serving_latency import main
+
+    return main(argv)
+
+
 BENCHMARKS = {"preprocessing": (_preprocessing, "preprocessing throughput, polars vs plain pandas"),
-              "accuracy": (_accuracy, "models beside baselines, full-ranking metrics per dataset")}
+              "accuracy": (_accuracy, "models beside baselines, full-ranking metrics per dataset"),
+              "serving": (_serving, "funnel latency on Triton (HTTP, gRPC) and in-process, per catalog size")}
 
 
 def main(argv: list[str] | None = None) -> int:

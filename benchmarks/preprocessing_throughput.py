@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks.machine import describe_machine
+from benchmarks.plots import figure
 from preprocessing.config import WorkflowConfig
 from preprocessing.datasets import SyntheticConfig, generate_synthetic
 from preprocessing.schema import RawDataset
@@ -124,29 +125,21 @@ def markdown_table(report: dict) -> str:
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = [r for r in report["results"] if "seconds" in r]
     sizes = sorted({r["events"] for r in rows})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     width = 0.38
-    for i, impl in enumerate(IMPLEMENTATIONS):
-        mine = {r["events"]: r for r in rows if r["implementation"] == impl}
-        xs = [j + (i - 0.5) * width for j in range(len(sizes))]
-        axes[0].bar(xs, [mine[s]["events_per_second"] / 1e6 for s in sizes], width, label=impl)
-        axes[1].bar(xs, [mine[s]["peak_rss_mb"] / 1024 for s in sizes], width, label=impl)
-    for ax, title in zip(axes, ("throughput (million events/s, higher is better)",
-                                "peak memory (GiB, lower is better)"), strict=True):
-        ax.set_xticks(range(len(sizes)), [f"{s:,} events" for s in sizes])
-        ax.set_title(title, fontsize=10)
-        ax.legend()
-    fig.suptitle(f"Preprocessing (leave-one-out pipeline) — {report['machine']['summary']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with figure(path) as (fig, axes):
+        for i, impl in enumerate(IMPLEMENTATIONS):
+            mine = {r["events"]: r for r in rows if r["implementation"] == impl}
+            xs = [j + (i - 0.5) * width for j in range(len(sizes))]
+            axes[0].bar(xs, [mine[s]["events_per_second"] / 1e6 for s in sizes], width, label=impl)
+            axes[1].bar(xs, [mine[s]["peak_rss_mb"] / 1024 for s in sizes], width, label=impl)
+        for ax, title in zip(axes, ("throughput (million events/s, higher is better)",
+                                    "peak memory (GiB, lower is better)"), strict=True):
+            ax.set_xticks(range(len(sizes)), [f"{s:,} events" for s in sizes])
+            ax.set_title(title, fontsize=10)
+            ax.legend()
+        fig.suptitle(f"Preprocessing (leave-one-out pipeline) — {report['machine']['summary']}", fontsize=10)
 
 
 def main(argv: list[str] | None = None) -> int:

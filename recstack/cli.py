@@ -24,6 +24,22 @@ def _train(argv: list[str]) -> int:
     return main(argv)
 
 
+def _build_repo(argv: list[str]) -> int:
+    from ensemble.cli import build_main
+
+    return build_main(argv)
+
+
+def _serve(argv: list[str]) -> int:
+    from ensemble.cli import serve_main
+
+    servers = {"triton": serve_main}
+    if not argv or argv[0] not in servers:
+        print(f"usage: recstack serve {{{'|'.join(servers)}}} [options]", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    return servers[argv[0]](argv[1:])
+
+
 def _bench(argv: list[str]) -> int:
     from benchmarks.cli import main
 
@@ -41,6 +57,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "data": (_data, "write the synthetic dataset as generic-schema files"),
     "preprocess": (_preprocess, "preprocess a dataset into the training layout (python -m preprocessing)"),
     "train": (_train, "train, evaluate and export models on a prepared dataset (python -m training)"),
+    "build-repo": (_build_repo, "assemble the Triton model repository from trained models (python -m ensemble build)"),
+    "serve": (_serve, "serve triton: run Triton over the model repository (python -m ensemble serve)"),
     "bench": (_bench, "benchmarks (python -m benchmarks)"),
 }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ensemble.config import ServingConfig
 from preprocessing.config import SplitConfig, WorkflowConfig
 from preprocessing.engine import EngineName
 from training.models.sasrec import SASRecConfig
@@ -43,6 +44,7 @@ class Settings(BaseSettings):
     train: TrainConfig = Field(default_factory=TrainConfig)
     sasrec: SASRecConfig = Field(default_factory=SASRecConfig)
     two_tower: TwoTowerConfig = Field(default_factory=TwoTowerConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     def data_output(self, dataset: str) -> Path:
         """Folder of a preprocessed dataset (the layout of :mod:`preprocessing.pipeline`)."""
@@ -51,6 +53,11 @@ class Settings(BaseSettings):
     def models_output(self, dataset: str) -> Path:
         """Folder of the trained models, metrics and ONNX files of a dataset."""
         return self.build_dir / "models" / dataset
+
+    @property
+    def model_repository(self) -> Path:
+        """The built Triton model repository (``recstack build-repo``)."""
+        return self.build_dir / "model_repository"
 
     def raw_output(self, dataset: str) -> Path:
         """Folder of generated raw data in the generic events schema."""

@@ -33,3 +33,57 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def trained_shop(tmp_path_factory) -> tuple[Path, Path]:
+    """A small synthetic shop, preprocessed, with the ranker and the two-tower model trained for two epochs
+    and exported to ONNX: (prepared data folder, models folder)."""
+    from preprocessing.datasets import load_dataset
+    from preprocessing.pipeline import preprocess
+    from training.cli import parser, run
+
+    root = tmp_path_factory.mktemp("shop")
+    data, models = root / "data", root / "models"
+    preprocess(load_dataset("synthetic", n_events=15_000, seed=3), data, progress=False)
+    run(parser().parse_args(["--data", str(data), "--out", str(models), "--models", "sasrec,two_tower",
+                             "--epochs", "2", "--no-resume", "--quiet"]))
+    return data, models
+
+
+@pytest.fixture(scope="session")
+def shop_rules(trained_shop, tmp_path_factory) -> Path:
+    """Business rules for the small shop: its most popular item is out of stock, another is promoted to the
+    second slot."""
+    import json
+
+    import polars as pl
+
+    data, _ = trained_shop
+    items = pl.read_parquet(data / "items.parquet", columns=["item_idx", "item_id"])
+    top = (pl.read_parquet(data / "item_stats.parquet").sort("recent_popularity", descending=True)
+           .join(items, on="item_idx").head(40)["item_id"].to_list())
+    path = tmp_path_factory.mktemp("rules") / "rules.json"
+    path.write_text(json.dumps({"unavailable": [top[0]], "promoted": [{"item_id": top[30], "position": 1}]}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_repository(trained_shop, shop_rules, tmp_path_factory) -> Path:
+    """The small shop's Triton model repository (version 1)."""
+    from ensemble.build import build_repository
+
+    data, models = trained_shop
+    out = tmp_path_factory.mktemp("serving") / "model_repository"
+    build_repository(data, models, out, rules_path=shop_rules, verbose=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def triton_server(model_repository):
+    """A real Triton server over the small shop's repository, on free loopback ports, stopped by PID."""
+    from ensemble.server import TritonServer
+
+    server = TritonServer(model_repository).start()
+    yield server
+    server.stop()

@@ -1,0 +1,174 @@
+"""Typed clients of the Triton models ``recommend``, ``similar`` and ``trending``, over HTTP or gRPC,
+blocking (:class:`TritonRecommender`) or asyncio (:class:`AsyncTritonRecommender`).
+
+Histories are item indices (the preprocessing vocabulary), oldest first; they are left-padded to a fixed
+length so requests of different users batch together on the server. Results come back as raw item ids with
+scores and reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+import tritonclient.http as httpclient
+import tritonclient.http.aio as httpaio
+
+from ensemble.funnel import request_arrays
+
+Protocol = Literal["http", "grpc"]
+OUTPUTS = ("item_ids", "item_idx", "scores", "reasons", "model_version")
+DEFAULT_SEQ_LEN = 200
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: str
+    item_idx: int
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecommendationList:
+    items: list[Recommendation]
+    model_version: str
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [r.item_id for r in self.items]
+
+
+def _module(protocol: Protocol, asynchronous: bool):
+    if protocol not in ("http", "grpc"):
+        raise ValueError(f"protocol must be 'http' or 'grpc'; got {protocol!r}")
+    return {("http", False): httpclient, ("grpc", False): grpcclient,
+            ("http", True): httpaio, ("grpc", True): grpcaio}[protocol, asynchronous]
+
+
+def _tensor(module, name: str, value: np.ndarray, datatype: str):
+    tensor = module.InferInput(name, list(value.shape), datatype)
+    tensor.set_data_from_numpy(value)
+    return tensor
+
+
+def recommend_inputs(module, histories: Sequence[Sequence[int]], exclude: Sequence[Sequence[int]] | None,
+                     limit: int, seq_len: int) -> list:
+    """The ``recommend`` ensemble's input tensors for a batch of users (see :func:`ensemble.funnel.request_arrays`)."""
+    seq, excluded, limits = request_arrays(histories, exclude, limit, seq_len)
+    return [_tensor(module, "item_seq", seq, "INT64"), _tensor(module, "exclude", excluded, "INT64"),
+            _tensor(module, "limit", limits, "INT32")]
+
+
+def similar_inputs(module, item_idx: int, limit: int, kind: str) -> list:
+    return [_tensor(module, "item_idx", np.array([[item_idx]], dtype=np.int64), "INT64"),
+            _tensor(module, "limit", np.array([[limit]], dtype=np.int32), "INT32"),
+            _tensor(module, "kind", np.array([[kind.encode()]], dtype=object), "BYTES")]
+
+
+def trending_inputs(module, limit: int, category: str) -> list:
+    return [_tensor(module, "category", np.array([[category.encode()]], dtype=object), "BYTES"),
+            _tensor(module, "limit", np.array([[limit]], dtype=np.int32), "INT32")]
+
+
+def arrays(result) -> dict[str, np.ndarray]:
+    return {name: result.as_numpy(name) for name in OUTPUTS}
+
+
+def lists(outputs: dict[str, np.ndarray]) -> list[RecommendationList]:
+    """Output tensors → one list per user, padding dropped."""
+    out = []
+    for row in range(len(outputs["item_idx"])):
+        keep = outputs["item_idx"][row] >= 0
+        items = [Recommendation(i.decode(), int(x), float(s), r.decode())
+                 for i, x, s, r in zip(outputs["item_ids"][row][keep], outputs["item_idx"][row][keep],
+                                       outputs["scores"][row][keep], outputs["reasons"][row][keep], strict=True)]
+        out.append(RecommendationList(items, outputs["model_version"][row][0].decode()))
+    return out
+
+
+class TritonRecommender:
+    """Blocking client. Over HTTP it is not thread-safe (tritonclient's gevent connection pool): use one per
+    thread; over gRPC one client may serve many threads.
+
+    Examples
+    --------
+    >>> client = TritonRecommender("127.0.0.1:8001", "grpc")  # doctest: +SKIP
+    >>> top = client.recommend([[17, 42, 8]], limit=5)[0]  # doctest: +SKIP
+    >>> top.items[0]  # doctest: +SKIP
+    Recommendation(item_id='i0000658', item_idx=2, score=1.0, reason='because you viewed ...')
+    """
+
+    def __init__(self, url: str, protocol: Protocol = "grpc", seq_len: int = DEFAULT_SEQ_LEN,
+                 timeout_s: float | None = None):
+        self.module = _module(protocol, asynchronous=False)
+        self.protocol = protocol
+        self.seq_len = seq_len
+        self.timeout_s = timeout_s
+        self.client = self.module.InferenceServerClient(url)
+
+    def _infer(self, model: str, inputs: list) -> dict[str, np.ndarray]:
+        if self.timeout_s is None:
+            result = self.client.infer(model, inputs)
+        elif self.protocol == "grpc":
+            result = self.client.infer(model, inputs, client_timeout=self.timeout_s)
+        else:
+            result = self.client.infer(model, inputs, timeout=int(self.timeout_s * 1e6))
+        return arrays(result)
+
+    def recommend_arrays(self, histories, exclude=None, limit: int = 20) -> dict[str, np.ndarray]:
+        return self._infer("recommend", recommend_inputs(self.module, histories, exclude, limit, self.seq_len))
+
+    def recommend(self, histories, exclude=None, limit: int = 20) -> list[RecommendationList]:
+        return lists(self.recommend_arrays(histories, exclude, limit))
+
+    def similar(self, item_idx: int, limit: int = 10, kind: str = "similar") -> RecommendationList:
+        return lists(self._infer("similar", similar_inputs(self.module, item_idx, limit, kind)))[0]
+
+    def trending(self, limit: int = 20, category: str = "") -> RecommendationList:
+        return lists(self._infer("trending", trending_inputs(self.module, limit, category)))[0]
+
+    def ready(self) -> bool:
+        try:
+            return bool(self.client.is_server_ready())
+        except Exception:  # noqa: BLE001 - any transport failure means "not ready"
+            return False
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> TritonRecommender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncTritonRecommender:
+    """asyncio client with the same methods as :class:`TritonRecommender` (awaitable)."""
+
+    def __init__(self, url: str, protocol: Protocol = "grpc", seq_len: int = DEFAULT_SEQ_LEN):
+        self.module = _module(protocol, asynchronous=True)
+        self.seq_len = seq_len
+        self.client = self.module.InferenceServerClient(url)
+
+    async def recommend_arrays(self, histories, exclude=None, limit: int = 20) -> dict[str, np.ndarray]:
+        inputs = recommend_inputs(self.module, histories, exclude, limit, self.seq_len)
+        return arrays(await self.client.infer("recommend", inputs))
+
+    async def recommend(self, histories, exclude=None, limit: int = 20) -> list[RecommendationList]:
+        return lists(await self.recommend_arrays(histories, exclude, limit))
+
+    async def similar(self, item_idx: int, limit: int = 10, kind: str = "similar") -> RecommendationList:
+        return lists(arrays(await self.client.infer("similar", similar_inputs(self.module, item_idx, limit,
+                                                                                kind))))[0]
+
+    async def trending(self, limit: int = 20, category: str = "") -> RecommendationList:
+        return lists(arrays(await self.client.infer("trending", trending_inputs(self.module, limit, category))))[0]
+
+    async def close(self) -> None:
+        await self.client.close()

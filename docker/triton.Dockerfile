@@ -1,0 +1,27 @@
+# Triton on a GPU host: the NGC image of the same release the tests run (Triton 2.51 = NGC 24.10), with its
+# native onnxruntime backend (the Python stand-in of ensemble/backends is for CPU-only development machines),
+# faiss-gpu for retrieval, and the code of the python models (retrieve, rerank, similar, trending).
+#
+# The repository is built on the host with KIND_GPU instance groups and mounted at /models:
+#   recstack build-repo --device gpu && docker compose -f docker/compose.yaml up
+FROM nvcr.io/nvidia/tritonserver:24.10-py3
+
+# The python backend stub of this image runs Python 3.10, so the serving modules keep to 3.10 and these
+# pins are the newest that install there beside numpy<2 (numpy 2 makes the stub return empty outputs;
+# faiss-gpu-cu12 from 1.13 requires numpy 2; polars 2.1 needs Python 3.11).
+RUN python3 -m pip install --no-cache-dir \
+        numpy==1.26.4 \
+        polars==2.0.0 \
+        pyarrow==25.0.1 \
+        faiss-gpu-cu12==1.12.0
+
+WORKDIR /opt/recstack
+COPY ensemble/ ensemble/
+COPY preprocessing/__init__.py preprocessing/vocabulary.py preprocessing/
+COPY model_repository/ model_repository/
+ENV PYTHONPATH=/opt/recstack
+
+EXPOSE 8000 8001 8002
+HEALTHCHECK --interval=10s --timeout=3s --start-period=120s \
+    CMD ["curl", "-fsS", "http://localhost:8000/v2/health/ready"]
+CMD ["tritonserver", "--model-repository=/models", "--model-control-mode=explicit", "--load-model=*", "--exit-timeout-secs=5", "--allow-metrics=true"]

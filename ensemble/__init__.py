@@ -1,0 +1,1 @@
+"""Serving stage: builds the Triton model repository and runs the retrieve -> rank -> re-rank funnel."""

@@ -1,0 +1,7 @@
+"""``python -m ensemble``."""
+
+import sys
+
+from ensemble.cli import main
+
+sys.exit(main())

@@ -1,0 +1,176 @@
+"""``recstack build-repo`` / ``python -m ensemble build``: assemble ``build/model_repository/``.
+
+Committed sources (``model_repository/<model>/config.pbtxt`` templates and ``model.py`` files) plus the trained
+artifacts of a dataset (``build/models/<dataset>/onnx/``) and its prepared data (``build/data/<dataset>/``)
+become one Triton repository::
+
+    build/model_repository/
+      repository.json                 what was built, from what, and the index's measured recall
+      query_encoder/config.pbtxt      <v>/model.onnx               (two-tower query tower)
+      retrieve/config.pbtxt           <v>/model.py, items.faiss, index.json, catalog files, funnel.json
+      rank/config.pbtxt               <v>/model.onnx               (SASRec ranker)
+      rerank/config.pbtxt             <v>/model.py, catalog files, funnel.json
+      similar/, trending/             <v>/model.py, catalog files (similar also the index)
+      recommend/config.pbtxt          <v>/                         (the ensemble)
+
+Building into an existing repository adds version ``v+1`` of every model beside the old ones (a running
+server picks it up with :meth:`ensemble.server.TritonServer.load`, without a restart) and deletes versions
+older than the last ``keep_versions``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import string
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import polars as pl
+
+from ensemble.catalog import BusinessRules, Catalog
+from ensemble.config import ServingConfig
+from ensemble.index import build_index, save_index
+from ensemble.triton_models import FUNNEL_FILE
+from training.data import pad_left
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "model_repository"
+ONNX_MODELS = {"query_encoder": ("two_tower", "query_tower"), "rank": ("sasrec", "ranker")}
+PYTHON_MODELS = ("retrieve", "rerank", "similar", "trending")
+ENSEMBLES = ("recommend",)
+MODELS = (*ONNX_MODELS, *PYTHON_MODELS, *ENSEMBLES)
+INDEX_MODELS = ("retrieve", "similar")
+REPOSITORY_FILE = "repository.json"
+QUERY_SAMPLE = 1000
+
+
+class BuildError(RuntimeError):
+    """The inputs of the build are missing or do not belong together."""
+
+
+def _read_manifest(path: Path, what: str) -> dict:
+    if not path.exists():
+        raise BuildError(f"{path} is missing: {what}")
+    return json.loads(path.read_text())
+
+
+def instance_kind(device: str) -> str:
+    """``KIND_GPU`` when asked for, or on ``auto`` when CUDA is visible; ``KIND_CPU`` otherwise."""
+    if device == "gpu":
+        return "KIND_GPU"
+    if device == "auto":
+        import torch
+
+        return "KIND_GPU" if torch.cuda.is_available() else "KIND_CPU"
+    return "KIND_CPU"
+
+
+def versions(model_dir: Path) -> list[int]:
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()) \
+        if model_dir.is_dir() else []
+
+
+def query_sample(data_dir: Path, query_tower: Path, max_length: int, n: int = QUERY_SAMPLE) -> np.ndarray:
+    """Query-tower outputs for real users' histories: what the index's recall is measured on."""
+    histories = pl.read_parquet(data_dir / "eval_test.parquet", columns=["history"]).head(n)["history"]
+    seq = pad_left([np.asarray(h, dtype=np.int64) for h in histories.to_list()], max_length)
+    session = ort.InferenceSession(str(query_tower), providers=["CPUExecutionProvider"])
+    return session.run(None, {"item_seq": seq})[0]
+
+
+def _link(src: Path, dest: Path) -> None:
+    """Hard link (the same bytes serve several models), a copy where linking is impossible."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Path,
+                     config: ServingConfig | None = None, rules_path: str | Path | None = None,
+                     clean: bool = False, verbose: bool = True) -> dict:
+    """Build (or add a version to) the model repository and return what ``repository.json`` records.
+
+    Examples
+    --------
+    >>> report = build_repository("build/data/synthetic", "build/models/synthetic",
+    ...                           "build/model_repository")  # doctest: +SKIP
+    >>> report["version"], report["index"]["kind"]  # doctest: +SKIP
+    (1, 'flat')
+    """
+    start = time.perf_counter()
+    config = config or ServingConfig()
+    data_dir, models_dir, out = Path(data_dir), Path(models_dir), Path(out)
+    say = print if verbose else (lambda *_: None)
+    data_manifest = _read_manifest(data_dir / "manifest.json", "run `recstack preprocess` first")
+    onnx_dir = models_dir / "onnx"
+    manifests = {name: _read_manifest(onnx_dir / name / "manifest.json",
+                                      f"train and export {name} first (`recstack train --models {name}`)")
+                 for name in ("two_tower", "sasrec")}
+    for name, manifest in manifests.items():
+        if manifest.get("dataset_fingerprint") != data_manifest["fingerprint"]:
+            raise BuildError(f"{name} in {onnx_dir} was trained on dataset {manifest.get('dataset_fingerprint')}, "
+                             f"but {data_dir} is {data_manifest['fingerprint']}: retrain or point at the matching data")
+    if clean and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    version = max((v for m in MODELS for v in versions(out / m)), default=0) + 1
+    kind = instance_kind(config.device)
+    max_length = int(manifests["sasrec"]["model"]["max_length"])
+    # Ranker + retrieval model versions and the repository version that served them.
+    model_version = f"{manifests['sasrec']['model_version']}+{manifests['two_tower']['model_version']}/r{version}"
+
+    rules = BusinessRules.load(rules_path)
+    vectors = np.load(onnx_dir / "two_tower" / manifests["two_tower"]["model"]["item_embeddings"])
+    catalog = Catalog.build(data_dir, vectors, rules, config.freshness_days)
+    queries = query_sample(data_dir, onnx_dir / "two_tower" / "query_tower.onnx", max_length)
+    index, index_report = build_index(catalog.vectors, queries, config.index,
+                                      target_recall=config.index_target_recall)
+    say(f"retrieval index: {index_report.summary()}")
+
+    settings = {"model_version": model_version, "repository_version": version, "max_length": max_length,
+                "retrieve": asdict(config.retrieve), "rerank": asdict(config.rerank)}
+    first = out / "retrieve" / str(version)
+    catalog.save(first)
+    save_index(index, index_report, first)
+    (first / FUNNEL_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    shared = [p.name for p in first.iterdir()]
+    for model in MODELS:
+        folder = out / model / str(version)
+        folder.mkdir(parents=True, exist_ok=True)
+        if model in PYTHON_MODELS:
+            shutil.copy2(TEMPLATES / model / "model.py", folder / "model.py")
+            if model != "retrieve":
+                for name in shared:
+                    if model in INDEX_MODELS or not name.startswith(("items.faiss", "index.json")):
+                        _link(first / name, folder / name)
+        elif model in ONNX_MODELS:
+            source, graph = ONNX_MODELS[model]
+            files = manifests[source]["files"][graph]
+            for name in files:  # the graph and any external-data file beside it
+                target = "model.onnx" if name == f"{graph}.onnx" else name
+                shutil.copy2(onnx_dir / source / name, folder / target)
+        values = {"max_batch_size": config.max_batch_size, "kind": kind, "instances": config.instances,
+                  "queue_delay_us": config.queue_delay_us, "onnx_threads": config.onnx_threads,
+                  "dim": catalog.dim, "candidates": config.retrieve.candidates}
+        template = string.Template((TEMPLATES / model / "config.pbtxt").read_text())
+        (out / model / "config.pbtxt").write_text(template.substitute(values))
+        for old in versions(out / model)[:-config.keep_versions]:
+            shutil.rmtree(out / model / str(old))
+
+    report = {"version": version, "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "dataset": data_manifest["dataset"], "dataset_fingerprint": data_manifest["fingerprint"],
+              "data_dir": str(data_dir.resolve()), "models_dir": str(models_dir.resolve()),
+              "model_version": model_version, "instance_kind": kind, "max_length": max_length,
+              "n_items": len(catalog), "new_items": int(catalog.is_new.sum()),
+              "unavailable_items": int((~catalog.available).sum() - 2),
+              "index": asdict(index_report), "settings": settings, "seconds": round(time.perf_counter() - start, 2)}
+    (out / REPOSITORY_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    say(f"model repository version {version} in {out} ({kind}, {len(catalog):,} items, "
+        f"model {model_version}) built in {report['seconds']:.1f} s")
+    return report

@@ -1,0 +1,204 @@
+"""What the serving models know about items: ids, titles, categories, freshness, trending scores, vectors and
+co-visitation lists, indexed by the item index of the preprocessing vocabularies.
+
+Built once from a prepared dataset and the two-tower export (:meth:`Catalog.build`), written to a folder
+(:meth:`Catalog.save`) inside each model version of the repository, read by the Triton python models and by
+the in-process funnel alike (:meth:`Catalog.load`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from preprocessing.vocabulary import FIRST_INDEX
+
+COVISITATION_KINDS = ("also_viewed", "bought_together")
+CATALOG_FILE = "catalog.parquet"
+VECTORS_FILE = "item_embeddings.npy"
+COVISITATION_FILE = "covisitation.npz"
+RULES_FILE = "rules.json"
+
+
+@dataclass(frozen=True)
+class BusinessRules:
+    """Merchandising rules the re-rank stage applies: items that must not be shown (out of stock,
+    withdrawn) and items promoted into fixed positions (0-based), by raw item id."""
+
+    unavailable: tuple[str, ...] = ()
+    promoted: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> BusinessRules:
+        if path is None or not Path(path).exists():
+            return cls()
+        raw = json.loads(Path(path).read_text())
+        unknown = set(raw) - {"unavailable", "promoted"}
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected 'unavailable' and 'promoted'")
+        promoted = tuple((str(p["item_id"]), int(p["position"])) for p in raw.get("promoted", []))
+        if any(position < 0 for _, position in promoted):
+            raise ValueError(f"{path}: promoted positions are 0-based and must not be negative")
+        return cls(tuple(str(i) for i in raw.get("unavailable", [])), promoted)
+
+    def save(self, path: str | Path) -> None:
+        payload = {"unavailable": list(self.unavailable),
+                   "promoted": [{"item_id": i, "position": p} for i, p in self.promoted]}
+        Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+@dataclass
+class Covisitation:
+    """Top co-occurring items per item, as CSR arrays: neighbours of ``a`` are
+    ``indices[indptr[a]:indptr[a+1]]`` with ``counts`` in the same order (most frequent first)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_pairs(cls, pairs: pl.DataFrame, n_items: int) -> Covisitation:
+        pairs = pairs.sort(["item_a", "count", "item_b"], descending=[False, True, False])
+        a = pairs["item_a"].to_numpy().astype(np.int64)
+        indptr = np.zeros(n_items + 1, dtype=np.int64)
+        np.add.at(indptr, a + 1, 1)
+        return cls(np.cumsum(indptr), pairs["item_b"].to_numpy().astype(np.int64),
+                   pairs["count"].to_numpy().astype(np.float32))
+
+    def neighbours(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        if item < 0 or item + 1 >= len(self.indptr):
+            return self.indices[:0], self.counts[:0]
+        start, end = self.indptr[item], self.indptr[item + 1]
+        return self.indices[start:end], self.counts[start:end]
+
+
+@dataclass
+class Catalog:
+    """Per-item arrays, row ``i`` for item index ``i`` (rows 0 and 1, padding and OOV, are never served).
+
+    Examples
+    --------
+    >>> catalog = Catalog.load("build/model_repository/retrieve/1")  # doctest: +SKIP
+    >>> catalog.item_ids[catalog.trending(3)]  # doctest: +SKIP
+    array(['i0000658', 'i0001452', 'i0000071'], dtype=object)
+    """
+
+    item_ids: np.ndarray  # object (str); None for padding rows
+    titles: np.ndarray  # object (str)
+    categories: np.ndarray  # object (str), "" when unknown
+    category_idx: np.ndarray  # int64
+    is_new: np.ndarray  # bool: created (or first seen) within the freshness window
+    available: np.ndarray  # bool: servable (not padding, not withdrawn by the rules)
+    popularity: np.ndarray  # float32: recent, event-type-weighted popularity
+    vectors: np.ndarray  # float32 (n_items, dim), unit rows: the two-tower item embeddings
+    covisitation: dict[str, Covisitation]
+    rules: BusinessRules
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def index_of(self, item_ids: list[str]) -> np.ndarray:
+        """Item indices of raw ids, -1 for unknown ones."""
+        lookup = getattr(self, "_lookup", None)
+        if lookup is None:
+            lookup = {item: i for i, item in enumerate(self.item_ids) if item is not None}
+            object.__setattr__(self, "_lookup", lookup)
+        return np.array([lookup.get(str(i), -1) for i in item_ids], dtype=np.int64)
+
+    def title_of(self, item: int) -> str:
+        return self.titles[item] or self.item_ids[item] or f"item {item}"
+
+    def trending(self, limit: int, category: str = "") -> np.ndarray:
+        """Indices of the most popular available items right now, optionally within one category."""
+        mask = self.available & (self.categories == category) if category else self.available
+        candidates = np.flatnonzero(mask)
+        order = np.lexsort((candidates, -self.popularity[candidates]))
+        return candidates[order[:limit]]
+
+    @classmethod
+    def build(cls, data_dir: str | Path, vectors: np.ndarray, rules: BusinessRules = BusinessRules(),
+              freshness_days: float = 14.0) -> Catalog:
+        """From a prepared dataset folder (:mod:`preprocessing.pipeline` layout) and item vectors."""
+        data_dir = Path(data_dir)
+        items = pl.read_parquet(data_dir / "items.parquet").sort("item_idx")
+        n = items.height
+        if vectors.shape[0] != n:
+            raise ValueError(f"{vectors.shape[0]} item vectors for {n} catalog rows: the two-tower export and the "
+                             f"prepared data in {data_dir} do not belong together")
+        stats = pl.read_parquet(data_dir / "item_stats.parquet")
+        names = pl.read_parquet(data_dir / "workflow" / "vocab_category.parquet")
+        items = (items.join(stats.select("item_idx", "recent_popularity", "first_seen", "last_seen"),
+                            on="item_idx", how="left", maintain_order="left")
+                 .join(names.select(pl.col("index").alias("category_idx"), pl.col("raw").alias("category")),
+                       on="category_idx", how="left", maintain_order="left"))
+        reference = stats["last_seen"].max()
+        first_seen_age = (reference - items["first_seen"]).dt.total_seconds() / 86400.0 if reference else None
+        age = items["age_days"].to_numpy().astype(np.float64) if "age_days" in items.columns else np.full(n, np.nan)
+        if first_seen_age is not None:
+            age = np.where(np.isnan(age), first_seen_age.fill_null(np.nan).to_numpy(), age)
+        real = np.arange(n) >= FIRST_INDEX
+        # An item never interacted with and without a creation date is new by definition.
+        is_new = real & (np.nan_to_num(age, nan=0.0) <= freshness_days)
+        item_ids = np.array(items["item_id"].to_list(), dtype=object)
+        titles = items["title"].to_list() if "title" in items.columns else [None] * n
+        catalog = cls(
+            item_ids=item_ids,
+            titles=np.array([t or i for t, i in zip(titles, item_ids, strict=True)], dtype=object),
+            categories=np.array([c or "" for c in items["category"].to_list()], dtype=object),
+            category_idx=items["category_idx"].to_numpy().astype(np.int64),
+            is_new=is_new,
+            available=real.copy(),
+            popularity=items["recent_popularity"].fill_null(0.0).to_numpy().astype(np.float32),
+            vectors=np.ascontiguousarray(vectors, dtype=np.float32),
+            covisitation={},
+            rules=rules,
+        )
+        pairs = pl.read_parquet(data_dir / "cooccurrence.parquet")
+        for kind in COVISITATION_KINDS:
+            catalog.covisitation[kind] = Covisitation.from_pairs(pairs.filter(pl.col("kind") == kind), n)
+        catalog.apply_rules()
+        return catalog
+
+    def apply_rules(self) -> None:
+        withdrawn = self.index_of(list(self.rules.unavailable))
+        self.available[withdrawn[withdrawn >= 0]] = False
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        pl.DataFrame({"item_id": self.item_ids.tolist(), "title": self.titles.tolist(),
+                      "category": self.categories.tolist(), "category_idx": self.category_idx,
+                      "is_new": self.is_new, "available": self.available, "popularity": self.popularity},
+                     schema_overrides={"item_id": pl.String, "title": pl.String}).write_parquet(folder / CATALOG_FILE)
+        np.save(folder / VECTORS_FILE, self.vectors)
+        arrays = {}
+        for kind, co in self.covisitation.items():
+            arrays |= {f"{kind}_indptr": co.indptr, f"{kind}_indices": co.indices, f"{kind}_counts": co.counts}
+        np.savez(folder / COVISITATION_FILE, **arrays)
+        self.rules.save(folder / RULES_FILE)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Catalog:
+        folder = Path(folder)
+        table = pl.read_parquet(folder / CATALOG_FILE)
+        with np.load(folder / COVISITATION_FILE) as arrays:
+            covisitation = {kind: Covisitation(arrays[f"{kind}_indptr"], arrays[f"{kind}_indices"],
+                                               arrays[f"{kind}_counts"])
+                            for kind in COVISITATION_KINDS if f"{kind}_indptr" in arrays}
+        return cls(item_ids=np.array(table["item_id"].to_list(), dtype=object),
+                   titles=np.array(table["title"].to_list(), dtype=object),
+                   categories=np.array(table["category"].to_list(), dtype=object),
+                   category_idx=table["category_idx"].to_numpy().astype(np.int64),
+                   is_new=table["is_new"].to_numpy(), available=table["available"].to_numpy().copy(),
+                   popularity=table["popularity"].to_numpy().astype(np.float32),
+                   vectors=np.load(folder / VECTORS_FILE), covisitation=covisitation,
+                   rules=BusinessRules.load(folder / RULES_FILE))

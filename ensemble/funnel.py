@@ -1,0 +1,109 @@
+"""The retrieve → rank → re-rank funnel in-process: onnxruntime and FAISS in the caller's process, no Triton.
+
+It reads the latest version of each model from a built repository and runs the same stage code as the
+Triton python models, so its output is the reference the Triton ensemble is tested against, and the
+in-process mode of batch scoring and of the facade's benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ensemble.build import versions
+from ensemble.catalog import Catalog
+from ensemble.index import load_index
+from ensemble.lookups import SimilarItems, trending
+from ensemble.rerank import RerankConfig, Reranker, pack
+from ensemble.retrieve import RetrieveConfig, Retriever
+from ensemble.triton_models import FUNNEL_FILE, check_limit
+from training.data import pad_left
+
+
+def request_arrays(histories, exclude, limit: int, seq_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``recommend`` inputs for a batch of users: ``item_seq`` (the last ``seq_len`` items, left-padded),
+    ``exclude`` (the caller's exclusions plus the history beyond the window, so nothing seen comes back;
+    0-padded) and ``limit``.
+
+    Examples
+    --------
+    >>> seq, excluded, limits = request_arrays([[5, 6, 7]], [[9]], limit=10, seq_len=2)
+    >>> seq.tolist(), excluded.tolist(), limits.tolist()
+    ([[6, 7]], [[9, 5]], [[10]])
+    """
+    if not len(histories):
+        raise ValueError("at least one history is needed")
+    histories = [np.asarray(h, dtype=np.int64) for h in histories]
+    exclude = [[]] * len(histories) if exclude is None else exclude
+    if len(exclude) != len(histories):
+        raise ValueError(f"{len(exclude)} exclude lists for {len(histories)} histories")
+    blocked = [np.concatenate([np.asarray(e, dtype=np.int64), h[:-seq_len]]) for e, h in
+               zip(exclude, histories, strict=True)]
+    width = max(1, max(len(b) for b in blocked))
+    excluded = np.zeros((len(blocked), width), dtype=np.int64)
+    for row, items in enumerate(blocked):
+        excluded[row, :len(items)] = items
+    return pad_left(histories, seq_len), excluded, np.full((len(histories), 1), limit, dtype=np.int32)
+
+
+def latest(repository: Path, model: str) -> Path:
+    found = versions(repository / model)
+    if not found:
+        raise FileNotFoundError(f"no version of {model!r} in {repository}: run `recstack build-repo` first")
+    return repository / model / str(found[-1])
+
+
+class Funnel:
+    """The same outputs as the Triton models ``recommend``, ``similar`` and ``trending``.
+
+    Examples
+    --------
+    >>> funnel = Funnel("build/model_repository")  # doctest: +SKIP
+    >>> out = funnel.recommend(item_seq=np.array([[0, 0, 17, 42]]), exclude=np.array([[0]]), limit=[10])
+    >>> out["item_ids"][0][:3], out["reasons"][0][0]  # doctest: +SKIP
+    (array([b'i0000658', b'i0003121', b'i0000071'], dtype=object), b'because you viewed ...')
+    """
+
+    def __init__(self, repository: str | Path, threads: int = 1):
+        repository = Path(repository)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+
+        def session(model: str) -> ort.InferenceSession:
+            return ort.InferenceSession(str(latest(repository, model) / "model.onnx"), options,
+                                        providers=["CPUExecutionProvider"])
+
+        self.query_encoder, self.ranker = session("query_encoder"), session("rank")
+        folder = latest(repository, "retrieve")
+        self.settings = json.loads((folder / FUNNEL_FILE).read_text())
+        self.catalog = Catalog.load(folder)
+        index = load_index(folder, use_gpu=False, threads=threads)
+        self.retriever = Retriever(self.catalog, index, RetrieveConfig(**self.settings["retrieve"]))
+        self.reranker = Reranker(self.catalog, RerankConfig(**self.settings["rerank"]))
+        self.similar_items = SimilarItems(self.catalog, index)
+        self.model_version = self.settings["model_version"]
+        self.max_length = int(self.settings["max_length"])
+
+    def recommend(self, item_seq: np.ndarray, exclude: np.ndarray, limit) -> dict[str, np.ndarray]:
+        """``item_seq`` (B, L) left-padded item indices, ``exclude`` (B, E) (0 = none), ``limit`` (B,)."""
+        item_seq = np.asarray(item_seq, dtype=np.int64)
+        limits = np.asarray(limit).reshape(-1)
+        queries = self.query_encoder.run(None, {"item_seq": item_seq})[0]
+        candidates, sources, anchors = self.retriever(queries, item_seq)
+        scores = self.ranker.run(None, {"item_seq": item_seq, "candidates": candidates})[0]
+        results = [self.reranker(candidates[r], scores[r], sources[r], anchors[r], item_seq[r], exclude[r],
+                                 check_limit(limits[r])) for r in range(len(item_seq))]
+        return pack(results, self.catalog, self.model_version)
+
+    def recommend_histories(self, histories, exclude=None, limit: int = 20) -> dict[str, np.ndarray]:
+        """:meth:`recommend` for raw histories (item indices, oldest first), as the clients send them."""
+        return self.recommend(*request_arrays(histories, exclude, limit, self.max_length))
+
+    def similar(self, item_idx: int, limit: int, kind: str = "similar") -> dict[str, np.ndarray]:
+        return pack([self.similar_items(int(item_idx), check_limit(limit), kind)], self.catalog, self.model_version)
+
+    def trending(self, limit: int, category: str = "") -> dict[str, np.ndarray]:
+        return pack([trending(self.catalog, check_limit(limit), category)], self.catalog, self.model_version)

@@ -1,0 +1,110 @@
+"""The retrieve stage: merge candidate sources into a fixed-size candidate list per user.
+
+Sources, in the order they claim slots: co-visitation of the user's latest items ("also viewed / bought
+together"), trending items, exploration slots for new items (the new items nearest to the user's query vector,
+so a cold item is placed by its content embedding), and two-tower ANN search filling the rest. Items the user
+has already seen are never candidates. Every candidate carries its source and, for co-visitation, the history
+item that brought it (the re-rank stage turns both into a reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from ensemble.catalog import COVISITATION_KINDS, Catalog
+
+# Candidate sources (the ``sources`` tensor); PADDING marks unused slots of a short list.
+PADDING, ANN, COVISITED, TRENDING, EXPLORATION = -1, 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class RetrieveConfig:
+    """Candidate budget and how it is split between sources."""
+
+    candidates: int = 500
+    covisitation_share: float = 0.1
+    covisitation_anchors: int = 5  # latest history items whose co-visited items are used
+    trending: int = 20
+    exploration: int = 10
+
+    def __post_init__(self):
+        if self.candidates < 1:
+            raise ValueError("candidates must be positive")
+        if not 0 <= self.covisitation_share <= 1:
+            raise ValueError("covisitation_share must be within [0, 1]")
+        if min(self.trending, self.exploration, self.covisitation_anchors) < 0:
+            raise ValueError("trending, exploration and covisitation_anchors must not be negative")
+
+
+class Retriever:
+    """Turns query vectors and histories into candidates.
+
+    Examples
+    --------
+    >>> retriever = Retriever(catalog, index, RetrieveConfig(candidates=500))  # doctest: +SKIP
+    >>> candidates, sources, anchors = retriever(query_vectors, item_seq)  # doctest: +SKIP
+    >>> candidates.shape  # doctest: +SKIP
+    (1, 500)
+    """
+
+    def __init__(self, catalog: Catalog, index: faiss.Index, config: RetrieveConfig = RetrieveConfig()):
+        self.catalog = catalog
+        self.index = index
+        self.config = config
+        self.trending = catalog.trending(config.trending)
+        new = np.flatnonzero(catalog.is_new & catalog.available)
+        self.new_items, self.new_vectors = new, catalog.vectors[new]
+
+    def __call__(self, queries: np.ndarray, item_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``queries`` (B, dim) and left-padded ``item_seq`` (B, L) → candidates, sources, anchors (B, N)."""
+        cfg = self.config
+        batch = len(queries)
+        # Extra ANN results make up for the seen and unavailable items filtered out below.
+        ann_k = min(len(self.catalog), cfg.candidates + item_seq.shape[1] + 16)
+        _, ann = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), ann_k)
+        candidates = np.zeros((batch, cfg.candidates), dtype=np.int64)
+        sources = np.full((batch, cfg.candidates), PADDING, dtype=np.int8)
+        anchors = np.full((batch, cfg.candidates), -1, dtype=np.int64)
+        for row in range(batch):
+            picked = self._merge(queries[row], item_seq[row], ann[row])
+            count = len(picked)
+            if count:
+                candidates[row, :count], sources[row, :count], anchors[row, :count] = zip(*picked, strict=True)
+        return candidates, sources, anchors
+
+    def _merge(self, query: np.ndarray, history: np.ndarray, ann: np.ndarray) -> list[tuple[int, int, int]]:
+        catalog, cfg = self.catalog, self.config
+        seen = set(history[history > 0].tolist())
+        picked: list[tuple[int, int, int]] = []
+        taken: set[int] = set()
+
+        def take(items, source: int, anchor: int = -1, limit: int | None = None) -> int:
+            added = 0
+            for item in items:
+                item = int(item)
+                if len(picked) >= cfg.candidates or (limit is not None and added >= limit):
+                    break
+                if item < 0 or item in seen or item in taken or not catalog.available[item]:
+                    continue
+                picked.append((item, source, anchor))
+                taken.add(item)
+                added += 1
+            return added
+
+        budget = int(round(cfg.candidates * cfg.covisitation_share))
+        latest = [int(i) for i in history[history > 0][::-1][: cfg.covisitation_anchors]]
+        if budget and latest:
+            per_anchor = -(-budget // len(latest))
+            kinds = [catalog.covisitation[kind] for kind in COVISITATION_KINDS if kind in catalog.covisitation]
+            for anchor in latest:
+                neighbours = np.concatenate([co.neighbours(anchor)[0] for co in kinds]) if kinds else []
+                budget -= take(neighbours, COVISITED, anchor, limit=min(per_anchor, budget))
+        take(self.trending, TRENDING)
+        if cfg.exploration and len(self.new_items):
+            nearest = np.argsort(-(self.new_vectors @ query), kind="stable")[: cfg.exploration + len(seen)]
+            take(self.new_items[nearest], EXPLORATION, limit=cfg.exploration)
+        take(ann, ANN)
+        return picked

@@ -1,0 +1,126 @@
+"""The Triton python models of the repository (``model_repository/<name>/model.py`` re-exports them).
+
+Each reads its artifacts from its own version folder (``<repository>/<model>/<version>/``), so a new version
+loads with new data while the old one finishes its requests. The stage logic is the same code the in-process
+funnel (:mod:`ensemble.funnel`) runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ensemble.catalog import Catalog
+from ensemble.index import load_index
+from ensemble.lookups import SimilarItems, trending
+from ensemble.rerank import RerankConfig, Reranker, pack
+from ensemble.retrieve import RetrieveConfig, Retriever
+
+FUNNEL_FILE = "funnel.json"
+
+
+def _pb():
+    import triton_python_backend_utils as pb_utils  # only importable inside the python backend's stub
+
+    return pb_utils
+
+
+class _Model:
+    """Shared plumbing: the version folder, its settings, tensors in and out, per-request errors."""
+
+    def initialize(self, args: dict) -> None:
+        self.folder = Path(args["model_repository"]) / args["model_version"]
+        self.settings = json.loads((self.folder / FUNNEL_FILE).read_text())
+        self.gpu = args.get("model_instance_kind") == "GPU"
+        self.setup()
+
+    def setup(self) -> None:
+        raise NotImplementedError
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    inputs: tuple[str, ...] = ()
+
+    def execute(self, requests):
+        pb_utils = _pb()
+        responses = []
+        for request in requests:
+            try:
+                arrays = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs}
+                outputs = self.run(arrays)
+                responses.append(pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor(name, value) for name, value in outputs.items()]))
+            except ValueError as exc:  # bad input: this request fails with the reason, the others go on
+                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(exc))))
+        return responses
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RetrieveModel(_Model):
+    inputs = ("query_embedding", "item_seq")
+
+    def setup(self) -> None:
+        catalog = Catalog.load(self.folder)
+        self.retriever = Retriever(catalog, load_index(self.folder, use_gpu=self.gpu or None),
+                                   RetrieveConfig(**self.settings["retrieve"]))
+
+    def run(self, inputs):
+        candidates, sources, anchors = self.retriever(inputs["query_embedding"], inputs["item_seq"])
+        return {"candidates": candidates, "sources": sources, "anchors": anchors}
+
+
+class RerankModel(_Model):
+    inputs = ("item_seq", "exclude", "limit", "candidates", "scores", "sources", "anchors")
+
+    def setup(self) -> None:
+        self.catalog = Catalog.load(self.folder)
+        self.reranker = Reranker(self.catalog, RerankConfig(**self.settings["rerank"]))
+
+    def run(self, inputs):
+        results = [self.reranker(inputs["candidates"][row], inputs["scores"][row], inputs["sources"][row],
+                                 inputs["anchors"][row], inputs["item_seq"][row], inputs["exclude"][row],
+                                 check_limit(inputs["limit"][row][0]))
+                   for row in range(len(inputs["candidates"]))]
+        return pack(results, self.catalog, self.settings["model_version"])
+
+
+class SimilarModel(_Model):
+    inputs = ("item_idx", "limit", "kind")
+
+    def setup(self) -> None:
+        self.catalog = Catalog.load(self.folder)
+        self.similar = SimilarItems(self.catalog, load_index(self.folder, use_gpu=self.gpu or None))
+
+    def run(self, inputs):
+        results = [self.similar(int(inputs["item_idx"][row][0]), check_limit(inputs["limit"][row][0]),
+                                _text(inputs["kind"][row][0]))
+                   for row in range(len(inputs["item_idx"]))]
+        return pack(results, self.catalog, self.settings["model_version"])
+
+
+class TrendingModel(_Model):
+    inputs = ("category", "limit")
+
+    def setup(self) -> None:
+        self.catalog = Catalog.load(self.folder)
+
+    def run(self, inputs):
+        results = [trending(self.catalog, check_limit(inputs["limit"][row][0]), _text(inputs["category"][row][0]))
+                   for row in range(len(inputs["limit"]))]
+        return pack(results, self.catalog, self.settings["model_version"])
+
+
+MAX_LIMIT = 1000
+
+
+def check_limit(limit) -> int:
+    limit = int(limit)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be within 1..{MAX_LIMIT}; got {limit}")
+    return limit

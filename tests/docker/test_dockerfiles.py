@@ -1,0 +1,53 @@
+"""The Dockerfiles cannot be built here (no Docker engine): they are linted, and checked against what the
+tests run."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER = REPO / "docker"
+
+
+def test_hadolint_is_clean():
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    files = sorted(str(p) for p in DOCKER.glob("*.Dockerfile"))
+    assert files
+    result = subprocess.run([hadolint, *files], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_triton_image_holds_every_module_the_python_models_import():
+    code = ("import json, sys; import ensemble.triton_models; "
+            "print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items() "
+            "if n.split('.')[0] in ('ensemble', 'preprocessing', 'training', 'client', 'recstack') "
+            "and getattr(m, '__file__', None))))")
+    files = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                      cwd=REPO).stdout)
+    imported = {str(Path(f).relative_to(REPO)) for f in files}
+    assert not any(f.startswith(("training/", "client/", "recstack/")) for f in imported), imported
+    copied = [source for line in re.findall(r"^COPY (.+)$", (DOCKER / "triton.Dockerfile").read_text(), re.M)
+              for source in line.split()[:-1]]
+    for module in imported:
+        assert any(module == c or (c.endswith("/") and module.startswith(c)) for c in copied), module
+
+
+def test_server_side_modules_need_no_torch():
+    code = "import sys, ensemble.triton_models; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("pattern", [r"from datetime import UTC", r"\bStrEnum\b", r"import tomllib"])
+def test_server_side_modules_keep_to_python_3_10(pattern):
+    """The NGC image's python-backend stub runs Python 3.10."""
+    code = ("import json, sys; import ensemble.triton_models; print(json.dumps([m.__file__ for n, m in "
+            "sys.modules.items() if n.split('.')[0] in ('ensemble', 'preprocessing')]))")
+    files = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                      cwd=REPO).stdout)
+    assert not [f for f in files if re.search(pattern, Path(f).read_text())]

@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+
+from ensemble.catalog import BusinessRules
+from ensemble.rerank import POPULAR_REASON, RerankConfig, Reranker, pack
+from ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING
+
+from .conftest import make_catalog
+
+PURE = RerankConfig(mmr_lambda=1.0, max_category_run=100, freshness_boost=0.0)
+
+
+def run(reranker, candidates, scores, sources=None, anchors=None, history=(), exclude=(), limit=10):
+    candidates = np.asarray(candidates, dtype=np.int64)
+    sources = np.full(len(candidates), ANN, np.int8) if sources is None else np.asarray(sources, np.int8)
+    anchors = np.full(len(candidates), -1, np.int64) if anchors is None else np.asarray(anchors, np.int64)
+    return reranker(candidates, np.asarray(scores, np.float32), sources, anchors, np.asarray(history, np.int64),
+                    np.asarray(exclude, np.int64), limit)
+
+
+def test_relevance_order_when_no_rule_applies(small_catalog):
+    out = run(Reranker(small_catalog, PURE), [2, 5, 7, 9], [0.1, 3.0, 2.0, 1.0])
+    assert out.items.tolist() == [5, 7, 9, 2]
+    assert out.scores[0] == pytest.approx(1.0) and out.scores[-1] == pytest.approx(0.0)
+    assert np.all(np.diff(out.scores) <= 0)
+
+
+def test_seen_excluded_unavailable_padding_and_duplicates_are_dropped():
+    catalog = make_catalog(list("abcdefgh"), rules=BusinessRules(unavailable=("i6",)))
+    out = run(Reranker(catalog, PURE), [2, 3, 4, 5, 6, 7, 0, 3], [9, 8, 7, 6, 5, 4, 99, 8],
+              sources=[ANN] * 6 + [PADDING, ANN], history=[0, 0, 2], exclude=[4, 0])
+    assert out.items.tolist() == [3, 5, 7]
+
+
+def test_limit_and_short_lists(small_catalog):
+    reranker = Reranker(small_catalog, PURE)
+    assert len(run(reranker, [2, 5, 7, 9, 10], [5, 4, 3, 2, 1], limit=2).items) == 2
+    assert len(run(reranker, [2, 5], [5, 4], limit=10).items) == 2
+
+
+def test_no_three_of_a_category_in_a_row(small_catalog):
+    # Items 2, 3, 4 are category "a" and the three best; 9, 10, 11 are "d".
+    reranker = Reranker(small_catalog, RerankConfig(mmr_lambda=1.0, freshness_boost=0.0))
+    out = run(reranker, [2, 3, 4, 9, 10, 11], [10, 9, 8, 7, 6, 5])
+    categories = small_catalog.categories[out.items].tolist()
+    assert categories == ["a", "a", "d", "a", "d", "d"]
+    runs = [categories[i:i + 3] for i in range(len(categories) - 2)]
+    assert not any(len(set(r)) == 1 for r in runs)
+
+
+def test_a_single_category_still_fills_the_list(small_catalog):
+    reranker = Reranker(small_catalog, RerankConfig(mmr_lambda=1.0))
+    assert run(reranker, [2, 3, 4], [3, 2, 1]).items.tolist() == [2, 3, 4]
+
+
+def test_mmr_pushes_a_near_duplicate_down():
+    vectors = np.eye(6)
+    vectors[3] = vectors[2] + 0.01  # item 3 is a near copy of item 2
+    catalog = make_catalog(list("abcd"), vectors=vectors)
+    candidates, scores = [2, 3, 4, 5], [1.0, 0.99, 0.9, 0.0]
+    assert run(Reranker(catalog, PURE), candidates, scores).items.tolist()[:2] == [2, 3]
+    diverse = RerankConfig(mmr_lambda=0.5, max_category_run=100, freshness_boost=0.0)
+    assert run(Reranker(catalog, diverse), candidates, scores).items.tolist()[:2] == [2, 4]
+
+
+def test_freshness_boost_lifts_new_items():
+    catalog = make_catalog(list("abc"), is_new=[3])
+    scores = [1.0, 0.97, 0.0]
+    assert run(Reranker(catalog, PURE), [2, 3, 4], scores).items.tolist()[:2] == [2, 3]
+    boosted = RerankConfig(mmr_lambda=1.0, max_category_run=100, freshness_boost=0.1)
+    out = run(Reranker(catalog, boosted), [2, 3, 4], scores)
+    assert out.items.tolist()[:2] == [3, 2]
+    assert out.reasons[0] == "new arrival"
+
+
+def test_promoted_items_take_their_slots_unless_seen_or_excluded():
+    rules = BusinessRules(promoted=(("i9", 1), ("i8", 0), ("unknown", 2)))
+    catalog = make_catalog(list("abcdefgh"), rules=rules)
+    reranker = Reranker(catalog, PURE)
+    out = run(reranker, [2, 3, 4, 5], [4, 3, 2, 1])
+    assert out.items.tolist() == [8, 9, 2, 3, 4, 5]
+    assert out.reasons[:2] == ["promoted", "promoted"]
+    out = run(reranker, [2, 3, 4, 5], [4, 3, 2, 1], history=[8], exclude=[9])
+    assert out.items.tolist() == [2, 3, 4, 5]
+
+
+def test_promoted_item_among_candidates_is_not_repeated():
+    catalog = make_catalog(list("abcd"), rules=BusinessRules(promoted=(("i2", 2),)))
+    out = run(Reranker(catalog, PURE), [2, 3, 4, 5], [4, 3, 2, 1])
+    assert out.items.tolist() == [3, 4, 2, 5]
+
+
+def test_every_item_gets_a_reason():
+    vectors = np.eye(10)
+    vectors[7] = vectors[3] + 0.1  # item 7 looks like item 3 of the history
+    catalog = make_catalog(list("abcdefgh"), vectors=vectors, is_new=[6])
+    out = run(Reranker(catalog, PURE), [4, 5, 6, 7], [4, 3, 2, 1],
+              sources=[COVISITED, TRENDING, EXPLORATION, ANN], anchors=[2, -1, -1, -1], history=[0, 2, 3])
+    assert out.reasons == ["customers who viewed Title 2 also viewed this", "trending in d", "new arrival",
+                           "because you viewed Title 3"]
+    cold = run(Reranker(catalog, PURE), [4], [1.0], history=[0, 0])
+    assert cold.reasons == [POPULAR_REASON]
+
+
+def test_pack_pads_to_the_longest_list(small_catalog):
+    reranker = Reranker(small_catalog, PURE)
+    packed = pack([run(reranker, [2, 5, 7], [3, 2, 1]), run(reranker, [9], [1])], small_catalog, "m1")
+    assert packed["item_idx"].tolist() == [[2, 5, 7], [9, -1, -1]]
+    assert packed["item_ids"][1].tolist() == [b"i9", b"", b""]
+    assert packed["model_version"].tolist() == [[b"m1"], [b"m1"]]
+
+
+@pytest.mark.parametrize("bad", [{"mmr_lambda": 1.5}, {"max_category_run": 0}, {"pool": 0}])
+def test_config_is_validated(bad):
+    with pytest.raises(ValueError):
+        RerankConfig(**bad)

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from ensemble.catalog import BusinessRules
+from ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, RetrieveConfig, Retriever
+
+from .conftest import flat_index, make_catalog
+
+
+def catalog_of(n=40, **kwargs):
+    return make_catalog([f"c{i % 4}" for i in range(n)], dim=16, **kwargs)
+
+
+def retrieve(catalog, config, history, query=None):
+    retriever = Retriever(catalog, flat_index(catalog), config)
+    query = catalog.vectors[history[-1]] if query is None else query
+    return retriever(query[None, :], np.asarray([history], dtype=np.int64))
+
+
+def test_candidates_are_unique_unseen_and_available():
+    catalog = catalog_of(rules=BusinessRules(unavailable=("i7", "i8")))
+    history = [0, 0, 3, 9, 12]
+    candidates, sources, anchors = retrieve(catalog, RetrieveConfig(candidates=20), history)
+    assert candidates.shape == sources.shape == anchors.shape == (1, 20)
+    picked = candidates[0][sources[0] != PADDING]
+    assert len(picked) == 20 and len(set(picked.tolist())) == 20
+    assert not set(picked.tolist()) & {0, 1, 3, 9, 12, 7, 8}
+
+
+def test_small_catalog_pads_with_marked_slots():
+    catalog = catalog_of(n=10)
+    candidates, sources, _ = retrieve(catalog, RetrieveConfig(candidates=30), [2, 3])
+    assert (sources[0] != PADDING).sum() == 8  # 10 items minus the 2 seen
+    assert (candidates[0][sources[0] == PADDING] == 0).all()
+
+
+def test_sources_covisitation_trending_exploration_and_ann():
+    catalog = catalog_of(is_new=[30, 31, 32], covisited={5: [20, 21], 6: [22]})
+    config = RetrieveConfig(candidates=25, covisitation_share=0.2, trending=3, exploration=2)
+    candidates, sources, anchors = retrieve(catalog, config, [0, 6, 5])
+    by_item = dict(zip(candidates[0].tolist(), zip(sources[0].tolist(), anchors[0].tolist(), strict=True),
+                       strict=True))
+    assert by_item[20] == (COVISITED, 5) and by_item[21] == (COVISITED, 5) and by_item[22] == (COVISITED, 6)
+    trending = [i for i, (s, _) in by_item.items() if s == TRENDING]
+    assert trending == [2, 3, 4]  # most popular first (popularity falls with the index)
+    assert sum(s == EXPLORATION for s, _ in by_item.values()) == 2
+    assert (sources[0] == ANN).sum() == 25 - 3 - 3 - 2
+
+
+def test_exploration_places_new_items_by_their_vectors():
+    catalog = catalog_of(is_new=[30, 31, 32, 33])
+    config = RetrieveConfig(candidates=10, covisitation_share=0, trending=0, exploration=1)
+    for target in (31, 33):
+        candidates, sources, _ = retrieve(catalog, config, [2], query=catalog.vectors[target])
+        assert candidates[0][sources[0] == EXPLORATION].tolist() == [target]
+
+
+def test_ann_finds_the_nearest_items():
+    catalog = catalog_of()
+    config = RetrieveConfig(candidates=5, covisitation_share=0, trending=0, exploration=0)
+    query = catalog.vectors[17]
+    candidates, _, _ = retrieve(catalog, config, [2], query=query)
+    expected = [i for i in np.argsort(-(catalog.vectors @ query)) if i not in (0, 1, 2)][:5]
+    assert candidates[0].tolist() == expected
+
+
+@pytest.mark.parametrize("bad", [{"candidates": 0}, {"covisitation_share": 2.0}, {"trending": -1}])
+def test_config_is_validated(bad):
+    with pytest.raises(ValueError):
+        RetrieveConfig(**bad)
