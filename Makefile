@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint bench-preprocessing clean venv
+.PHONY: demo test test-all lint redis bench-preprocessing clean venv
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "recstack needs Python 3.11 (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -22,10 +22,15 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/recstack demo
 
-test: $(STAMP)
+test: $(STAMP) redis
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+# Tests start their own redis-server on a free port; install Debian's package when it is missing.
+redis:
+	@command -v redis-server >/dev/null || (echo "redis-server is missing: installing it" && \
+		(apt-get install -y -qq redis-server || (apt-get update -qq && apt-get install -y -qq redis-server)))
+
+test-all: $(STAMP) redis
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

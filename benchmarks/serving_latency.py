@@ -186,7 +186,7 @@ def format_table(results: list[dict]) -> str:
     lines = ["| items | index | mode | p50 ms | p95 ms | p99 ms | max ms | QPS |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
-        index = f"{r['index']['kind']} (recall@100 {r['index']['recall']:.3f})"
+        index = f"{r['index']['kind']} (recall@{r['index']['recall_k']} {r['index']['recall']:.3f})"
         for mode in ("in_process", "http", "grpc"):
             s = r[mode]
             lines.append(f"| {r['n_items']:,} | {index} | {mode.replace('_', '-')} | {s['p50_ms']:.2f} | "

@@ -19,6 +19,7 @@ import tritonclient.http as httpclient
 import tritonclient.http.aio as httpaio
 
 from ensemble.funnel import request_arrays
+from training.data import pad_left
 
 Protocol = Literal["http", "grpc"]
 OUTPUTS = ("item_ids", "item_idx", "scores", "reasons", "model_version")
@@ -62,6 +63,15 @@ def recommend_inputs(module, histories: Sequence[Sequence[int]], exclude: Sequen
     seq, excluded, limits = request_arrays(histories, exclude, limit, seq_len)
     return [_tensor(module, "item_seq", seq, "INT64"), _tensor(module, "exclude", excluded, "INT64"),
             _tensor(module, "limit", limits, "INT32")]
+
+
+def rank_inputs(module, history: Sequence[int], candidates: Sequence[int], seq_len: int) -> list:
+    """The ``rank`` model's inputs: one user's history and the items to score."""
+    if not len(candidates):
+        raise ValueError("at least one candidate is needed")
+    seq = pad_left([np.asarray(history, dtype=np.int64)], seq_len)
+    return [_tensor(module, "item_seq", seq, "INT64"),
+            _tensor(module, "candidates", np.asarray([candidates], dtype=np.int64), "INT64")]
 
 
 def similar_inputs(module, item_idx: int, limit: int, kind: str) -> list:
@@ -109,22 +119,31 @@ class TritonRecommender:
         self.protocol = protocol
         self.seq_len = seq_len
         self.timeout_s = timeout_s
-        self.client = self.module.InferenceServerClient(url)
+        if protocol == "http" and timeout_s is not None:
+            # HTTP's per-call timeout is a server-side hint that ensembles ignore: bound the socket instead.
+            self.client = self.module.InferenceServerClient(url, connection_timeout=timeout_s,
+                                                            network_timeout=timeout_s)
+        else:
+            self.client = self.module.InferenceServerClient(url)
+
+    def _call(self, model: str, inputs: list):
+        if self.timeout_s is not None and self.protocol == "grpc":
+            return self.client.infer(model, inputs, client_timeout=self.timeout_s)
+        return self.client.infer(model, inputs)
 
     def _infer(self, model: str, inputs: list) -> dict[str, np.ndarray]:
-        if self.timeout_s is None:
-            result = self.client.infer(model, inputs)
-        elif self.protocol == "grpc":
-            result = self.client.infer(model, inputs, client_timeout=self.timeout_s)
-        else:
-            result = self.client.infer(model, inputs, timeout=int(self.timeout_s * 1e6))
-        return arrays(result)
+        return arrays(self._call(model, inputs))
 
     def recommend_arrays(self, histories, exclude=None, limit: int = 20) -> dict[str, np.ndarray]:
         return self._infer("recommend", recommend_inputs(self.module, histories, exclude, limit, self.seq_len))
 
     def recommend(self, histories, exclude=None, limit: int = 20) -> list[RecommendationList]:
         return lists(self.recommend_arrays(histories, exclude, limit))
+
+    def scores(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
+        """The ranker's score of each candidate for a user with this history."""
+        result = self._call("rank", rank_inputs(self.module, history, candidates, self.seq_len))
+        return result.as_numpy("scores")[0]
 
     def similar(self, item_idx: int, limit: int = 10, kind: str = "similar") -> RecommendationList:
         return lists(self._infer("similar", similar_inputs(self.module, item_idx, limit, kind)))[0]
@@ -156,12 +175,25 @@ class AsyncTritonRecommender:
         self.seq_len = seq_len
         self.client = self.module.InferenceServerClient(url)
 
-    async def recommend_arrays(self, histories, exclude=None, limit: int = 20) -> dict[str, np.ndarray]:
+    async def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend"
+                               ) -> dict[str, np.ndarray]:
         inputs = recommend_inputs(self.module, histories, exclude, limit, self.seq_len)
-        return arrays(await self.client.infer("recommend", inputs))
+        return arrays(await self.client.infer(model, inputs))
 
-    async def recommend(self, histories, exclude=None, limit: int = 20) -> list[RecommendationList]:
-        return lists(await self.recommend_arrays(histories, exclude, limit))
+    async def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend"
+                        ) -> list[RecommendationList]:
+        """``model`` names the ensemble (experiments may deploy others beside ``recommend``)."""
+        return lists(await self.recommend_arrays(histories, exclude, limit, model))
+
+    async def scores(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
+        result = await self.client.infer("rank", rank_inputs(self.module, history, candidates, self.seq_len))
+        return result.as_numpy("scores")[0]
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self.client.is_server_ready())
+        except Exception:  # noqa: BLE001 - any transport failure means "not ready"
+            return False
 
     async def similar(self, item_idx: int, limit: int = 10, kind: str = "similar") -> RecommendationList:
         return lists(arrays(await self.client.infer("similar", similar_inputs(self.module, item_idx, limit,

@@ -129,7 +129,8 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
     vectors = np.load(onnx_dir / "two_tower" / manifests["two_tower"]["model"]["item_embeddings"])
     catalog = Catalog.build(data_dir, vectors, rules, config.freshness_days)
     queries = query_sample(data_dir, onnx_dir / "two_tower" / "query_tower.onnx", max_length)
-    index, index_report = build_index(catalog.vectors, queries, config.index,
+    # Tuned at the depth the funnel searches: its candidate count.
+    index, index_report = build_index(catalog.vectors, queries, config.index, recall_k=config.retrieve.candidates,
                                       target_recall=config.index_target_recall)
     say(f"retrieval index: {index_report.summary()}")
 

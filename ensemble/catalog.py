@@ -34,15 +34,24 @@ class BusinessRules:
 
     @classmethod
     def load(cls, path: str | Path | None) -> BusinessRules:
-        if path is None or not Path(path).exists():
+        """Rules from a JSON file (none when ``path`` is None); a missing file or a bad entry is an error."""
+        if path is None:
             return cls()
+        if not Path(path).exists():
+            raise FileNotFoundError(f"rules file {path} does not exist")
         raw = json.loads(Path(path).read_text())
         unknown = set(raw) - {"unavailable", "promoted"}
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected 'unavailable' and 'promoted'")
+        if not isinstance(raw.get("unavailable", []), list) or not isinstance(raw.get("promoted", []), list):
+            raise ValueError(f"{path}: 'unavailable' is a list of item ids, 'promoted' a list of "
+                             "{'item_id': ..., 'position': ...}")
         promoted = tuple((str(p["item_id"]), int(p["position"])) for p in raw.get("promoted", []))
         if any(position < 0 for _, position in promoted):
             raise ValueError(f"{path}: promoted positions are 0-based and must not be negative")
+        for what, values in (("items", [i for i, _ in promoted]), ("positions", [p for _, p in promoted])):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{path}: promoted {what} must be distinct")
         return cls(tuple(str(i) for i in raw.get("unavailable", [])), promoted)
 
     def save(self, path: str | Path) -> None:

@@ -23,7 +23,7 @@ class ServingConfig:
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     index: IndexKind = "auto"
-    index_target_recall: float = 0.95  # IVF nprobe grows until recall@100 vs exact reaches it
+    index_target_recall: float = 0.95  # IVF nprobe grows until recall@candidates vs exact reaches it
     freshness_days: float = 14.0  # items created (or first seen) this recently are "new arrivals"
     device: DeviceKind = "auto"
     instances: int = 1  # per model
@@ -35,3 +35,9 @@ class ServingConfig:
     http_port: int = 8000
     grpc_port: int = 8001
     metrics_port: int = 8002
+
+    def __post_init__(self):
+        if self.keep_versions < 1:
+            raise ValueError("keep_versions must be at least 1 (the version being served)")
+        if min(self.instances, self.max_batch_size, self.onnx_threads) < 1 or self.queue_delay_us < 0:
+            raise ValueError("instances, max_batch_size and onnx_threads must be positive, queue_delay_us ≥ 0")

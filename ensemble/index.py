@@ -29,17 +29,19 @@ class IndexReport:
     n_items: int
     dim: int
     params: dict
-    recall_k: int
-    recall: float  # mean recall@k against exact search (1.0 for flat)
+    recall_k: int  # the depth the funnel searches at (its candidate count)
+    recall: float  # mean recall@recall_k against exact search (1.0 for flat)
+    recall_at_100: float
     ms_per_query: float  # batch-1 latency of this index on this machine
     exact_ms_per_query: float
     build_seconds: float
     gpu: bool
 
     def summary(self) -> str:
+        gpu = " on GPU" if self.gpu else ""
         return (f"{self.kind} index over {self.n_items:,} items ({self.params}): recall@{self.recall_k} "
-                f"{self.recall:.4f} vs exact, {self.ms_per_query:.3f} ms/query (exact {self.exact_ms_per_query:.3f} "
-                f"ms), built in {self.build_seconds:.1f} s{' on GPU' if self.gpu else ''}")
+                f"{self.recall:.4f}, recall@100 {self.recall_at_100:.4f} vs exact, {self.ms_per_query:.3f} ms/query "
+                f"(exact {self.exact_ms_per_query:.3f} ms), built in {self.build_seconds:.1f} s{gpu}")
 
 
 def gpu_count() -> int:
@@ -113,7 +115,7 @@ def build_index(vectors: np.ndarray, queries: np.ndarray, kind: IndexKind = "aut
     else:
         raise ValueError(f"unknown index kind {kind!r}; expected auto, flat, ivf or hnsw")
     _, truth = exact.search(queries, k)
-    recall = 1.0
+    recall = recall_100 = 1.0
     if kind != "flat":
         for setting in _search_settings(kind, n, k):
             _apply(index, kind, setting)
@@ -122,9 +124,12 @@ def build_index(vectors: np.ndarray, queries: np.ndarray, kind: IndexKind = "aut
             if recall >= target_recall:
                 break
         params |= {"nprobe": setting} if kind == "ivf" else {"efSearch": setting}
+        depth = min(100, n)
+        recall_100 = _recall(index.search(queries, depth)[1], exact.search(queries, depth)[1])
     build_seconds = time.perf_counter() - start
     timed = queries[:max_timed_queries]
     report = IndexReport(kind=kind, n_items=n, dim=dim, params=params, recall_k=k, recall=recall,
+                         recall_at_100=recall_100,
                          ms_per_query=_per_query_ms(index, timed, k),
                          exact_ms_per_query=_per_query_ms(exact, timed[: max(1, min(len(timed), 50))], k),
                          build_seconds=build_seconds, gpu=False)
@@ -155,8 +160,9 @@ def save_index(index: faiss.Index, report: IndexReport, folder: str | Path) -> N
     (folder / INDEX_INFO_FILE).write_text(json.dumps(asdict(report), indent=2) + "\n")
 
 
-def load_index(folder: str | Path, use_gpu: bool | None = None, threads: int | None = None) -> faiss.Index:
-    """Read the index and its search setting; on a host where FAISS sees a GPU, move it there."""
+def load_index(folder: str | Path, use_gpu: bool = False, threads: int | None = None) -> faiss.Index:
+    """Read the index and its search setting; with ``use_gpu`` (a ``KIND_GPU`` instance) and a GPU that FAISS
+    sees, move a flat or IVF index there (FAISS has no GPU HNSW: that one stays on the CPU)."""
     folder = Path(folder)
     info = json.loads((folder / INDEX_INFO_FILE).read_text())
     index = faiss.read_index(str(folder / INDEX_FILE))
@@ -165,6 +171,6 @@ def load_index(folder: str | Path, use_gpu: bool | None = None, threads: int | N
             _apply(index, info["kind"], int(value))
     if threads:
         faiss.omp_set_num_threads(threads)
-    if (gpu_count() > 0) if use_gpu is None else use_gpu:
+    if use_gpu and info["kind"] in ("flat", "ivf") and gpu_count() > 0:
         index = faiss.index_cpu_to_all_gpus(index)
     return index

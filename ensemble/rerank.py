@@ -98,9 +98,10 @@ class Reranker:
                 if not open_.any():
                     break
                 mmr = np.where(open_, cfg.mmr_lambda * relevance - (1 - cfg.mmr_lambda) * closest, -np.inf)
-                run = chosen_categories[-cfg.max_category_run:]
-                if len(run) == cfg.max_category_run and len(set(run)) == 1:
-                    capped = np.where(categories == run[0], -np.inf, mmr)
+                blocked = [c for c in np.unique(categories[open_])
+                           if self._run_length(c, chosen_categories, position, promoted) > cfg.max_category_run]
+                if blocked:
+                    capped = np.where(np.isin(categories, blocked), -np.inf, mmr)
                     if np.isfinite(capped).any():  # only when another category is left to choose from
                         mmr = capped
                 best = int(np.argmax(mmr))
@@ -109,9 +110,25 @@ class Reranker:
                 picked_vector, picked_category = vectors[best], int(categories[best])
             closest = np.maximum(closest, vectors @ picked_vector)
             chosen_categories.append(picked_category)
+        # Promoted slots past the end of a short list still show their items, in slot order.
+        chosen += [(item, 0.0, -1) for pos, item in sorted(promoted.items()) if pos >= len(chosen)]
         reasons = [self._reason(item, row, sources, anchors, history) for item, _, row in chosen]
         return Recommendations(np.array([c[0] for c in chosen], dtype=np.int64),
                                np.array([c[1] for c in chosen], dtype=np.float32), reasons)
+
+    def _run_length(self, category: int, chosen: list[int], position: int, promoted: dict[int, int]) -> int:
+        """Length of the run of ``category`` that placing it at ``position`` makes, counting the items already
+        chosen before it and the promoted items fixed right after it."""
+        run = 1
+        for previous in reversed(chosen):
+            if previous != category:
+                break
+            run += 1
+        following = position + 1
+        while following in promoted and self.catalog.category_idx[promoted[following]] == category:
+            run += 1
+            following += 1
+        return run
 
     def _reason(self, item: int, row: int, sources: np.ndarray, anchors: np.ndarray, history: np.ndarray) -> str:
         catalog = self.catalog

@@ -57,13 +57,22 @@ class Retriever:
         self.trending = catalog.trending(config.trending)
         new = np.flatnonzero(catalog.is_new & catalog.available)
         self.new_items, self.new_vectors = new, catalog.vectors[new]
+        self.unavailable = int((~catalog.available).sum())
+        self.other_sources = int(round(config.candidates * config.covisitation_share)) + config.trending \
+            + config.exploration
+        # FAISS on a GPU answers at most 2048 neighbours per query.
+        self.max_k = 2048 if type(index).__name__.startswith("Gpu") else len(catalog)
 
     def __call__(self, queries: np.ndarray, item_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``queries`` (B, dim) and left-padded ``item_seq`` (B, L) → candidates, sources, anchors (B, N)."""
         cfg = self.config
         batch = len(queries)
-        # Extra ANN results make up for the seen and unavailable items filtered out below.
-        ann_k = min(len(self.catalog), cfg.candidates + item_seq.shape[1] + 16)
+        if item_seq.size and (item_seq.min() < 0 or item_seq.max() >= len(self.catalog)):
+            raise ValueError(f"item_seq holds item indices outside 0..{len(self.catalog) - 1}")
+        # Extra ANN results make up for what is filtered out below: seen and unavailable items, and items the
+        # other sources took already.
+        extra = item_seq.shape[1] + self.unavailable + self.other_sources + 16
+        ann_k = min(len(self.catalog), cfg.candidates + extra, self.max_k)
         _, ann = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), ann_k)
         candidates = np.zeros((batch, cfg.candidates), dtype=np.int64)
         sources = np.full((batch, cfg.candidates), PADDING, dtype=np.int8)
@@ -95,16 +104,18 @@ class Retriever:
             return added
 
         budget = int(round(cfg.candidates * cfg.covisitation_share))
-        latest = [int(i) for i in history[history > 0][::-1][: cfg.covisitation_anchors]]
-        if budget and latest:
-            per_anchor = -(-budget // len(latest))
-            kinds = [catalog.covisitation[kind] for kind in COVISITATION_KINDS if kind in catalog.covisitation]
-            for anchor in latest:
-                neighbours = np.concatenate([co.neighbours(anchor)[0] for co in kinds]) if kinds else []
-                budget -= take(neighbours, COVISITED, anchor, limit=min(per_anchor, budget))
+        # The distinct latest real items (OOV has no neighbours); a share one anchor leaves goes to the next.
+        latest = list(dict.fromkeys(int(i) for i in history[history > 1][::-1]))[: cfg.covisitation_anchors]
+        kinds = [catalog.covisitation[kind] for kind in COVISITATION_KINDS if kind in catalog.covisitation]
+        for done, anchor in enumerate(latest):
+            if budget <= 0 or not kinds:
+                break
+            share = -(-budget // (len(latest) - done))
+            neighbours = np.concatenate([co.neighbours(anchor)[0] for co in kinds])
+            budget -= take(neighbours, COVISITED, anchor, limit=share)
         take(self.trending, TRENDING)
         if cfg.exploration and len(self.new_items):
-            nearest = np.argsort(-(self.new_vectors @ query), kind="stable")[: cfg.exploration + len(seen)]
+            nearest = np.argsort(-(self.new_vectors @ query), kind="stable")
             take(self.new_items[nearest], EXPLORATION, limit=cfg.exploration)
         take(ann, ANN)
         return picked

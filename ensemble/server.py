@@ -207,14 +207,15 @@ class TritonServer:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server by its PID (SIGTERM, then SIGKILL to its whole process group)."""
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
         try:
             os.killpg(self.process.pid, signal.SIGKILL)  # stub processes left behind
         except ProcessLookupError:

@@ -67,7 +67,7 @@ class RetrieveModel(_Model):
 
     def setup(self) -> None:
         catalog = Catalog.load(self.folder)
-        self.retriever = Retriever(catalog, load_index(self.folder, use_gpu=self.gpu or None),
+        self.retriever = Retriever(catalog, load_index(self.folder, use_gpu=self.gpu),
                                    RetrieveConfig(**self.settings["retrieve"]))
 
     def run(self, inputs):
@@ -95,7 +95,7 @@ class SimilarModel(_Model):
 
     def setup(self) -> None:
         self.catalog = Catalog.load(self.folder)
-        self.similar = SimilarItems(self.catalog, load_index(self.folder, use_gpu=self.gpu or None))
+        self.similar = SimilarItems(self.catalog, load_index(self.folder, use_gpu=self.gpu))
 
     def run(self, inputs):
         results = [self.similar(int(inputs["item_idx"][row][0]), check_limit(inputs["limit"][row][0]),

@@ -31,9 +31,10 @@ def _build_repo(argv: list[str]) -> int:
 
 
 def _serve(argv: list[str]) -> int:
+    from client.api.main import serve_main as serve_api
     from ensemble.cli import serve_main
 
-    servers = {"triton": serve_main}
+    servers = {"triton": serve_main, "api": serve_api}
     if not argv or argv[0] not in servers:
         print(f"usage: recstack serve {{{'|'.join(servers)}}} [options]", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
@@ -58,7 +59,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "preprocess": (_preprocess, "preprocess a dataset into the training layout (python -m preprocessing)"),
     "train": (_train, "train, evaluate and export models on a prepared dataset (python -m training)"),
     "build-repo": (_build_repo, "assemble the Triton model repository from trained models (python -m ensemble build)"),
-    "serve": (_serve, "serve triton: run Triton over the model repository (python -m ensemble serve)"),
+    "serve": (_serve, "serve triton|api: run Triton over the model repository, or the FastAPI facade"),
     "bench": (_bench, "benchmarks (python -m benchmarks)"),
 }
 

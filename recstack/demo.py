@@ -11,6 +11,7 @@ from ensemble.build import build_repository
 from ensemble.server import TritonServer
 from preprocessing.datasets import SyntheticConfig, generate_synthetic
 from preprocessing.pipeline import format_summary, preprocess
+from recstack.demo_facade import show_facade
 from recstack.settings import Settings
 from training.cli import parser as train_parser
 from training.cli import run as train
@@ -48,26 +49,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
     config = SyntheticConfig(n_events=args.events or settings.synthetic_events, seed=settings.seed)
-    print(f"1/3 generating synthetic data ({config.n_events:,} events, seed {config.seed})")
+    print(f"1/5 generating synthetic data ({config.n_events:,} events, seed {config.seed})")
     data = generate_synthetic(config)
     out = settings.data_output(data.name)
-    print(f"2/4 preprocessing into {out}")
+    print(f"2/5 preprocessing into {out}")
     manifest = preprocess(data, out, settings.workflow, settings.split, engine=settings.engine)
     print(format_summary(manifest))
     print("trending items of the last week, weighted by event type (raw ids and titles via the id maps):")
     print(_top_items(out))
     models = settings.models_output(data.name)
-    print(f"3/4 training the ranker and the two-tower model ({args.train_minutes:g} min each at most), "
+    print(f"3/5 training the ranker and the two-tower model ({args.train_minutes:g} min each at most), "
           f"the baselines, and exporting to ONNX into {models}")
     train_args = train_parser().parse_args(["--data", str(out), "--out", str(models), "--max-minutes",
                                             str(args.train_minutes), "--no-resume"])
     train(train_args)
     repository = settings.model_repository
-    print(f"4/4 building the Triton model repository in {repository}, starting Triton and asking it for "
+    print(f"4/5 building the Triton model repository in {repository}, starting Triton and asking it for "
           "recommendations")
     build_repository(out, models, repository, settings.serving, clean=True)
     with TritonServer(repository) as server:
         print(f"Triton ready on HTTP {server.http_url} / gRPC {server.grpc_url}")
         with TritonRecommender(server.grpc_url, "grpc") as client:
             print(_recommendations(out, client))
+        print("5/5 the recommendation API (FastAPI facade) in front of Triton")
+        print(show_facade(out, server.grpc_url))
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from client.core.config import FacadeConfig
 from ensemble.config import ServingConfig
 from preprocessing.config import SplitConfig, WorkflowConfig
 from preprocessing.engine import EngineName
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     sasrec: SASRecConfig = Field(default_factory=SASRecConfig)
     two_tower: TwoTowerConfig = Field(default_factory=TwoTowerConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    facade: FacadeConfig = Field(default_factory=FacadeConfig)
 
     def data_output(self, dataset: str) -> Path:
         """Folder of a preprocessed dataset (the layout of :mod:`preprocessing.pipeline`)."""

@@ -22,19 +22,26 @@ def test_hadolint_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_triton_image_holds_every_module_the_python_models_import():
-    code = ("import json, sys; import ensemble.triton_models; "
+def _imported(module: str) -> set[str]:
+    code = (f"import json, sys; import {module}; "
             "print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items() "
             "if n.split('.')[0] in ('ensemble', 'preprocessing', 'training', 'client', 'recstack') "
             "and getattr(m, '__file__', None))))")
     files = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                       cwd=REPO).stdout)
-    imported = {str(Path(f).relative_to(REPO)) for f in files}
-    assert not any(f.startswith(("training/", "client/", "recstack/")) for f in imported), imported
-    copied = [source for line in re.findall(r"^COPY (.+)$", (DOCKER / "triton.Dockerfile").read_text(), re.M)
+    return {str(Path(f).relative_to(REPO)) for f in files}
+
+
+@pytest.mark.parametrize(("dockerfile", "module"), [("triton.Dockerfile", "ensemble.triton_models"),
+                                                    ("facade.Dockerfile", "client.api.main")])
+def test_images_hold_every_module_they_import(dockerfile, module):
+    imported = _imported(module)
+    if dockerfile == "triton.Dockerfile":
+        assert not any(f.startswith(("training/", "client/", "recstack/")) for f in imported), imported
+    copied = [source for line in re.findall(r"^COPY (.+)$", (DOCKER / dockerfile).read_text(), re.M)
               for source in line.split()[:-1]]
-    for module in imported:
-        assert any(module == c or (c.endswith("/") and module.startswith(c)) for c in copied), module
+    for path in imported:
+        assert any(path == c or (c.endswith("/") and path.startswith(c)) for c in copied), path
 
 
 def test_server_side_modules_need_no_torch():

@@ -11,7 +11,7 @@ from ensemble.config import ServingConfig
 def test_repository_layout(model_repository):
     report = json.loads((model_repository / "repository.json").read_text())
     assert report["version"] == 1 and report["instance_kind"] == "KIND_CPU"
-    assert report["index"]["kind"] == "flat" and report["index"]["recall"] == 1.0
+    assert report["index"]["kind"] == "flat" and report["index"]["recall"] == report["index"]["recall_at_100"] == 1.0
     assert report["model_version"].startswith("sasrec-") and report["model_version"].endswith("/r1")
     for model in MODELS:
         config = (model_repository / model / "config.pbtxt").read_text()
@@ -55,3 +55,10 @@ def test_missing_or_mismatched_inputs_are_explained(trained_shop, tmp_path):
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
     assert build_main(["--data", str(tmp_path), "--out", str(tmp_path / "repo")]) == 1
     assert "recstack preprocess" in capsys.readouterr().err
+
+
+def test_serving_config_is_validated():
+    with pytest.raises(ValueError, match="keep_versions"):
+        ServingConfig(keep_versions=0)
+    with pytest.raises(ValueError, match="positive"):
+        ServingConfig(instances=0)

@@ -75,4 +75,18 @@ def test_rules_file_is_validated(tmp_path):
     path.write_text(json.dumps({"promoted": [{"item_id": "b", "position": -1}]}))
     with pytest.raises(ValueError, match="must not be negative"):
         BusinessRules.load(path)
-    assert BusinessRules.load(tmp_path / "absent.json") == BusinessRules()
+    assert BusinessRules.load(None) == BusinessRules()
+
+
+def test_rules_file_mistakes_are_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        BusinessRules.load(tmp_path / "rulez.json")
+    path = tmp_path / "rules.json"
+    for bad, message in (({"unavailable": "i1"}, "list of item ids"),
+                         ({"promoted": [{"item_id": "a", "position": 1}, {"item_id": "a", "position": 2}]},
+                          "items must be distinct"),
+                         ({"promoted": [{"item_id": "a", "position": 1}, {"item_id": "b", "position": 1}]},
+                          "positions must be distinct")):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=message):
+            BusinessRules.load(path)

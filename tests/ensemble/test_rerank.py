@@ -114,3 +114,19 @@ def test_pack_pads_to_the_longest_list(small_catalog):
 def test_config_is_validated(bad):
     with pytest.raises(ValueError):
         RerankConfig(**bad)
+
+
+def test_promoted_items_still_show_when_the_list_runs_short():
+    catalog = make_catalog(list("abcdefgh"), rules=BusinessRules(promoted=(("i9", 5),)))
+    out = run(Reranker(catalog, PURE), [2, 3, 4], [3, 2, 1], limit=10)
+    assert out.items.tolist() == [2, 3, 4, 9] and out.reasons[-1] == "promoted"
+
+
+def test_category_runs_count_the_promoted_slot_ahead():
+    # Items 2, 3, 4 share category "a"; item 4 is promoted into position 2.
+    catalog = make_catalog(["a", "a", "a", "b", "b"], rules=BusinessRules(promoted=(("i4", 2),)))
+    reranker = Reranker(catalog, RerankConfig(mmr_lambda=1.0, freshness_boost=0.0))
+    out = run(reranker, [2, 3, 5, 6], [10, 9, 2, 1])
+    categories = catalog.categories[out.items].tolist()
+    assert out.items[2] == 4
+    assert not any(len(set(categories[i:i + 3])) == 1 for i in range(len(categories) - 2)), categories

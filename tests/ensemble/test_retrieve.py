@@ -68,3 +68,26 @@ def test_ann_finds_the_nearest_items():
 def test_config_is_validated(bad):
     with pytest.raises(ValueError):
         RetrieveConfig(**bad)
+
+
+def test_out_of_range_item_indices_are_refused():
+    catalog = catalog_of(n=10)
+    retriever = Retriever(catalog, flat_index(catalog), RetrieveConfig(candidates=5))
+    for bad in ([0, -1], [0, len(catalog)]):
+        with pytest.raises(ValueError, match="outside"):
+            retriever(catalog.vectors[[2]], np.asarray([bad]))
+
+
+def test_exploration_fills_its_slots_even_when_other_sources_took_new_items():
+    catalog = catalog_of(is_new=[20, 21, 22, 23, 24], covisited={5: [20, 21]})
+    config = RetrieveConfig(candidates=20, covisitation_share=0.2, trending=0, exploration=3)
+    candidates, sources, _ = retrieve(catalog, config, [5])
+    assert (sources[0] == EXPLORATION).sum() == 3
+
+
+def test_repeated_anchors_count_once_and_share_the_budget():
+    catalog = catalog_of(covisited={5: list(range(10, 30)), 6: list(range(30, 40))})
+    config = RetrieveConfig(candidates=40, covisitation_share=0.5, trending=0, exploration=0)
+    _, sources, anchors = retrieve(catalog, config, [6, 5, 5, 5, 5, 1])
+    covisited = anchors[0][sources[0] == COVISITED].tolist()
+    assert len(covisited) == 20 and covisited.count(5) == 10 and covisited.count(6) == 10

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from recstack.demo import main
 
 TINY_MODELS = {"RECSTACK_SASREC__HIDDEN": "16", "RECSTACK_SASREC__BLOCKS": "1", "RECSTACK_SASREC__MAX_LENGTH": "10",
@@ -7,6 +9,7 @@ TINY_MODELS = {"RECSTACK_SASREC__HIDDEN": "16", "RECSTACK_SASREC__BLOCKS": "1", 
                "RECSTACK_TRAIN__PRECISION": "fp32", "RECSTACK_TRAIN__EPOCHS": "1"}
 
 
+@pytest.mark.triton
 def test_demo_runs_every_stage_and_prints_summaries(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RECSTACK_BUILD_DIR", str(tmp_path))
     for key, value in TINY_MODELS.items():
@@ -21,3 +24,8 @@ def test_demo_runs_every_stage_and_prints_summaries(tmp_path, monkeypatch, capsy
     assert {"sasrec", "two_tower", "most_popular"} <= set(metrics["reports"])
     assert "| sasrec |" in out and "| two_tower |" in out
     assert (tmp_path / "models" / "synthetic" / "onnx" / "sasrec" / "ranker.onnx").exists()
+    # Served through Triton, then through the facade, with a session that moves the list.
+    assert (tmp_path / "model_repository" / "repository.json").exists()
+    assert "Triton ready" in out and "-> model sasrec-" in out
+    assert "$ curl -s 'http://127.0.0.1:" in out and '{"accepted": 4, "rejected": []}' in out
+    assert out.count('"degraded": false') >= 4 and "5/5" in out

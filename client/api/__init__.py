@@ -1,0 +1,1 @@
+"""The FastAPI facade (``recstack serve api``): recommendations, events, ranking, health and metrics."""

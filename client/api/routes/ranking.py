@@ -1,0 +1,30 @@
+"""Personalised ordering of given lists: a category page, or a search engine's results."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from client.api.deps import RecommenderDep
+from client.api.routes.recommendations import _response
+from client.api.schemas import RankRequest, RecommendationsResponse, SearchRerankRequest
+from client.core.recommender import UnknownItem
+
+router = APIRouter(prefix="/api/v1", tags=["ranking"])
+
+
+@router.post("/rank", response_model=RecommendationsResponse)
+async def rank(body: RankRequest, recommender: RecommenderDep) -> RecommendationsResponse:
+    """Order a category page's items for the user by the ranker (the given order when it cannot)."""
+    try:
+        return _response(await recommender.rank(body.user_id, body.item_ids))
+    except UnknownItem as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+@router.post("/search/rerank", response_model=RecommendationsResponse)
+async def search_rerank(body: SearchRerankRequest, recommender: RecommenderDep) -> RecommendationsResponse:
+    """Re-order search results: ranker relevance blended with the search engine's order."""
+    try:
+        return _response(await recommender.rank(body.user_id, body.item_ids, body.keep_order_weight))
+    except UnknownItem as exc:
+        raise HTTPException(404, str(exc)) from exc

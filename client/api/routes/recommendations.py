@@ -1,0 +1,67 @@
+"""``GET /api/v1/recommendations/{user_id}`` and ``GET /api/v1/similar/{item_id}``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from client.api.deps import RecommenderDep
+from client.api.schemas import Context, RecommendationsResponse, RecommendationType, SimilarKind
+from client.core.recommender import Served, UnknownItem
+
+router = APIRouter(prefix="/api/v1", tags=["recommendations"])
+
+
+def _limit(request: Request, limit: int) -> int:
+    top = request.app.state.config.max_limit
+    if limit > top:
+        raise HTTPException(422, f"limit must be within 1..{top}; got {limit}")
+    return limit
+
+
+def _response(served: Served) -> RecommendationsResponse:
+    return RecommendationsResponse(recommendations=served.items, experiment_id=served.experiment_id,
+                                   variant=served.variant, request_id=served.request_id, degraded=served.degraded)
+
+
+@router.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
+async def recommendations(
+    request: Request, recommender: RecommenderDep, user_id: str,
+    type: RecommendationType = RecommendationType.personalized,  # noqa: A002 - the API's parameter name
+    limit: Annotated[int, Query(ge=1)] = 20,
+    context: Context = Context.homepage,
+    exclude: Annotated[list[str], Query(description="item ids to leave out (repeat, or comma-separated)")] = (),
+    item_id: Annotated[str | None, Query(description="the product of a product page; required for similar")] = None,
+    category: str = "",
+) -> RecommendationsResponse:
+    """Personalised (the live session included), similar to ``item_id``, or trending items; an unknown user
+    gets what is trending in the context (cold start), never an error."""
+    limit = _limit(request, limit)
+    if category and category not in recommender.shop.category_names:
+        raise HTTPException(422, f"unknown category {category!r}")
+    exclude = tuple(e.strip() for value in exclude for e in value.split(",") if e.strip())
+    try:
+        if type is RecommendationType.similar:
+            if item_id is None:
+                raise HTTPException(422, "type=similar needs item_id")
+            served = await recommender.similar(item_id, limit)
+        elif type is RecommendationType.trending:
+            served = await recommender.trending(limit, category)
+        else:
+            served = await recommender.personalized(user_id, limit, context.value, exclude, category, item_id)
+    except UnknownItem as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return _response(served)
+
+
+@router.get("/similar/{item_id}", response_model=RecommendationsResponse)
+async def similar(request: Request, recommender: RecommenderDep, item_id: str,
+                  limit: Annotated[int, Query(ge=1)] = 10,
+                  kind: SimilarKind = SimilarKind.similar) -> RecommendationsResponse:
+    """"Similar products", "customers also viewed" or "frequently bought together"."""
+    limit = _limit(request, limit)
+    try:
+        return _response(await recommender.similar(item_id, limit, kind.value))
+    except UnknownItem as exc:
+        raise HTTPException(404, str(exc)) from exc

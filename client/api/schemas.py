@@ -1,0 +1,89 @@
+"""Request and response bodies of the API (what ``/docs`` shows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+class EventType(StrEnum):
+    view = "view"
+    click = "click"
+    add_to_cart = "add_to_cart"
+    purchase = "purchase"
+    rating = "rating"
+
+
+class Context(StrEnum):
+    homepage = "homepage"
+    product_page = "product_page"
+    category_page = "category_page"
+    email = "email"
+
+
+class RecommendationType(StrEnum):
+    personalized = "personalized"
+    similar = "similar"
+    trending = "trending"
+
+
+class SimilarKind(StrEnum):
+    similar = "similar"
+    also_viewed = "also_viewed"
+    bought_together = "bought_together"
+
+
+class Event(BaseModel):
+    """One interaction; ``timestamp`` defaults to the time it is received."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id
+    item_id: Id
+    event_type: EventType
+    timestamp: datetime | None = None
+    context: dict[str, Any] | str | None = None
+
+
+class Recommendation(BaseModel):
+    item_id: str
+    score: float
+    reason: str
+    model_version: str
+
+
+class RecommendationsResponse(BaseModel):
+    recommendations: list[Recommendation]
+    experiment_id: str | None = None
+    variant: str | None = None
+    request_id: str
+    degraded: bool = Field(description="true when the popular-items fallback answered instead of the models")
+
+
+class RejectedEvent(BaseModel):
+    index: int
+    reason: str
+
+
+class EventsResponse(BaseModel):
+    accepted: int
+    rejected: list[RejectedEvent]
+
+
+class RankRequest(BaseModel):
+    """Items to order for a user (a category page, or a search engine's results)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id
+    item_ids: list[Id] = Field(min_length=1, max_length=1000)
+
+
+class SearchRerankRequest(RankRequest):
+    keep_order_weight: float = Field(0.5, ge=0.0, le=1.0,
+                                     description="share of the search engine's order kept in the final ranking")

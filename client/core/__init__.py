@@ -1,0 +1,1 @@
+"""The facade's services: catalog and id maps, session store, circuit breaker, experiments, recommender."""

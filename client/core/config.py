@@ -1,0 +1,30 @@
+"""Typed settings of the facade (part of :class:`recstack.settings.Settings` as ``facade``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass
+class FacadeConfig:
+    """Where the facade finds Triton and the session store, and how it protects itself.
+
+    ``redis_url`` unset means an in-process store (the demo's default); set it (``RECSTACK_FACADE__REDIS_URL=
+    redis://127.0.0.1:6379/0``) to share sessions and events between workers and keep them across restarts.
+    """
+
+    triton_url: str = "127.0.0.1:8001"
+    protocol: Literal["http", "grpc"] = "grpc"
+    timeout_ms: float = 250.0  # budget for the Triton call of one request; past it the fallback answers
+    breaker_failures: int = 3  # consecutive Triton failures that open the circuit
+    breaker_reset_s: float = 5.0  # how long an open circuit skips Triton before one trial request
+    redis_url: str | None = None
+    session_length: int = 200  # live events kept per user
+    max_batch_events: int = 1000
+    max_limit: int = 100
+    data: Path | None = None  # prepared dataset (id maps, known histories) [build/data/synthetic]
+    experiments_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080

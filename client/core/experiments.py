@@ -1,0 +1,128 @@
+"""A/B experiments: sticky assignment by hash(user, experiment), variants, and team-draft interleaving.
+
+The experiments file (``RECSTACK_FACADE__EXPERIMENTS_FILE``) is JSON::
+
+    {"experiments": [{"id": "model-vs-popular", "traffic": 1.0,
+                      "variants": [{"name": "control", "weight": 0.5},
+                                   {"name": "popular", "weight": 0.5, "source": "popular"}],
+                      "interleave": false}]}
+
+A variant's ``source`` is ``model`` (the Triton ensemble named by ``model``, default ``recommend``) or
+``popular``. With ``"interleave": true`` (exactly two variants) every user of the experiment gets one list
+merged from both by team draft, each item credited to the variant that contributed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    weight: float = 1.0
+    source: str = "model"  # "model" or "popular"
+    model: str = "recommend"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str
+    variants: tuple[Variant, ...]
+    traffic: float = 1.0
+    interleave: bool = False
+
+    def __post_init__(self):
+        if not self.variants:
+            raise ValueError(f"experiment {self.id!r} has no variants")
+        if not 0 < self.traffic <= 1:
+            raise ValueError(f"experiment {self.id!r}: traffic must be within (0, 1]")
+        if any(v.weight <= 0 for v in self.variants) or len({v.name for v in self.variants}) != len(self.variants):
+            raise ValueError(f"experiment {self.id!r}: variant weights must be positive and names unique")
+        if any(v.source not in ("model", "popular") for v in self.variants):
+            raise ValueError(f"experiment {self.id!r}: a variant's source is 'model' or 'popular'")
+        if self.interleave and len(self.variants) != 2:
+            raise ValueError(f"experiment {self.id!r}: interleaving needs exactly two variants")
+
+
+def bucket(user_id: str, salt: str) -> float:
+    """A stable number in [0, 1) for a user within one experiment (independent across experiments)."""
+    digest = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Assignment:
+    experiment: Experiment
+    variant: Variant | None  # None when the experiment interleaves its two variants
+
+
+class Experiments:
+    """
+    Examples
+    --------
+    >>> exp = Experiments([Experiment("e1", (Variant("a"), Variant("b")))])
+    >>> exp.assign("u42").variant.name == exp.assign("u42").variant.name  # sticky
+    True
+    """
+
+    def __init__(self, experiments: list[Experiment] | None = None):
+        self.experiments = list(experiments or [])
+        ids = [e.id for e in self.experiments]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"experiment ids must be unique: {ids}")
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> Experiments:
+        if path is None:
+            return cls()
+        raw = json.loads(Path(path).read_text())
+        return cls([Experiment(e["id"], tuple(Variant(**v) for v in e["variants"]), e.get("traffic", 1.0),
+                               e.get("interleave", False)) for e in raw.get("experiments", [])])
+
+    def assign(self, user_id: str) -> Assignment | None:
+        """The first experiment whose traffic share includes the user, and the user's variant in it."""
+        for experiment in self.experiments:
+            if bucket(user_id, f"traffic:{experiment.id}") >= experiment.traffic:
+                continue
+            if experiment.interleave:
+                return Assignment(experiment, None)
+            point = bucket(user_id, experiment.id) * sum(v.weight for v in experiment.variants)
+            for variant in experiment.variants:
+                point -= variant.weight
+                if point < 0:
+                    return Assignment(experiment, variant)
+            return Assignment(experiment, experiment.variants[-1])
+        return None
+
+
+def team_draft(a: list, b: list, limit: int, seed: int) -> list[tuple[object, int]]:
+    """Team-draft interleaving (Radlinski et al., 2008): each round a coin decides which list picks first, and
+    each picks its best item not taken yet. Returns ``(item, team)`` with team 0 for ``a``, 1 for ``b``."""
+    rng = random.Random(seed)
+    lists, position, picks = (a, b), [0, 0], [0, 0]
+    merged: list[tuple[object, int]] = []
+    taken: set = set()
+
+    def next_of(team: int):
+        while position[team] < len(lists[team]) and lists[team][position[team]] in taken:
+            position[team] += 1
+        return lists[team][position[team]] if position[team] < len(lists[team]) else None
+
+    while len(merged) < limit:
+        # The team with fewer picks goes next; a coin decides ties.
+        team = rng.randrange(2) if picks[0] == picks[1] else int(picks[1] < picks[0])
+        item = next_of(team)
+        if item is None:
+            team = 1 - team
+            item = next_of(team)
+            if item is None:
+                break
+        merged.append((item, team))
+        taken.add(item)
+        picks[team] += 1
+    return merged

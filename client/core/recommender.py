@@ -1,0 +1,220 @@
+"""The facade's recommendation logic: live histories, the Triton call under a time budget and a circuit
+breaker, cold start, experiments, and the popular-items fallback that keeps every answer a 200."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from client.core.breaker import CircuitBreaker
+from client.core.config import FacadeConfig
+from client.core.experiments import Assignment, Experiments, team_draft
+from client.core.metrics import Metrics
+from client.core.sessions import SessionStore
+from client.core.shop import Shop
+from client.triton import AsyncTritonRecommender, RecommendationList
+
+log = logging.getLogger(__name__)
+FALLBACK_REASON = "popular right now"
+FALLBACK_VERSION = "fallback-popular"
+
+
+class UnknownItem(LookupError):
+    """A raw item id the catalog does not know."""
+
+
+class TritonUnavailable(RuntimeError):
+    """Triton failed, timed out, or the circuit is open."""
+
+
+@dataclass
+class Served:
+    items: list[dict]  # item_id, score, reason, model_version
+    degraded: bool = False
+    experiment_id: str | None = None
+    variant: str | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class Recommender:
+    """Everything behind ``/api/v1``; one per app, shared by its requests."""
+
+    def __init__(self, shop: Shop, store: SessionStore, triton: AsyncTritonRecommender | None,
+                 config: FacadeConfig, metrics: Metrics, experiments: Experiments | None = None):
+        self.shop, self.store, self.triton, self.config, self.metrics = shop, store, triton, config, metrics
+        self.experiments = experiments or Experiments()
+        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
+
+    # -- building blocks -------------------------------------------------------------------------------------
+
+    async def history(self, user_id: str) -> np.ndarray:
+        """The user's known sequence followed by the events posted since (the live session)."""
+        start = time.perf_counter()
+        live = await self.store.recent(user_id)
+        self.metrics.stage.labels("store").observe(time.perf_counter() - start)
+        base = self.shop.histories.get(user_id, np.empty(0, dtype=np.int64))
+        return np.concatenate([base, np.asarray(live, dtype=np.int64)]) if live else base
+
+    def item_index(self, item_id: str) -> int:
+        index = self.shop.item_index(item_id)
+        if index is None:
+            raise UnknownItem(f"unknown item_id {item_id!r}")
+        return index
+
+    async def _triton(self, model: str, make_call):
+        """Run a Triton call within the time budget; failures count towards opening the circuit."""
+        if self.triton is None or not self.breaker.allow():
+            raise TritonUnavailable("circuit open" if self.triton else "no Triton configured")
+        start = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(make_call(), self.config.timeout_ms / 1000)
+        except Exception as exc:  # noqa: BLE001 - timeouts, transport and model errors all fall back
+            self.breaker.record(False)
+            self.metrics.triton_errors.labels(model).inc()
+            raise TritonUnavailable(f"{model}: {type(exc).__name__}: {exc}") from exc
+        self.breaker.record(True)
+        self.metrics.stage.labels(f"triton_{model}").observe(time.perf_counter() - start)
+        return result
+
+    def _items(self, served: RecommendationList) -> list[dict]:
+        return [{"item_id": r.item_id, "score": r.score, "reason": r.reason, "model_version": served.model_version}
+                for r in served.items]
+
+    async def _popular(self, limit: int, category: str = "", skip: set[int] = frozenset()) -> list[dict]:
+        """Live popularity (posted events) first, then the dataset's recent popularity."""
+        live = [item for item, _ in await self.store.popular(4 * limit + len(skip))]
+        chosen: list[int] = []
+        for item in live + self.shop.popular_items(limit + len(skip) + len(live), category, skip):
+            if item not in skip and item not in chosen and (not category or self.shop.categories[item] == category):
+                chosen.append(item)
+            if len(chosen) == limit:
+                break
+        top = len(chosen)
+        return [{"item_id": self.shop.item_ids[item], "score": round((top - rank) / top, 6),
+                 "reason": FALLBACK_REASON, "model_version": FALLBACK_VERSION} for rank, item in enumerate(chosen)]
+
+    async def _fallback(self, reason: str, limit: int, category: str, skip: set[int]) -> list[dict]:
+        self.metrics.fallbacks.labels(reason).inc()
+        return await self._popular(limit, category, skip)
+
+    # -- endpoints --------------------------------------------------------------------------------------------
+
+    async def personalized(self, user_id: str, limit: int, context: str = "homepage", exclude: tuple[str, ...] = (),
+                           category: str = "", item_id: str | None = None) -> Served:
+        history = await self.history(user_id)
+        excluded = [i for i in (self.shop.item_index(e) for e in exclude) if i is not None]
+        if item_id is not None:
+            excluded.append(self.item_index(item_id))  # on a product page, not the product itself
+        assignment = self.experiments.assign(user_id)
+        served = Served([], experiment_id=assignment.experiment.id if assignment else None,
+                        variant=(assignment.variant.name if assignment.variant else "interleaved")
+                        if assignment else None)
+        skip = set(history.tolist()) | set(excluded)
+        if not len(history):  # a new user: what is popular in this context, personal once events arrive
+            served.items = await self._trending_items(limit, category, skip)
+            served.degraded = served.items[0]["model_version"] == FALLBACK_VERSION if served.items else False
+        else:
+            try:
+                served.items = await self._personal(history, excluded, limit, category, assignment, served)
+            except TritonUnavailable:
+                served.items, served.degraded = await self._fallback("triton", limit, category, skip), True
+            except Exception:  # a bug must not cost the shop its list: logged, counted, answered with popular items
+                log.exception("personalized recommendations failed for user %r", user_id)
+                served.items, served.degraded = await self._fallback("error", limit, category, skip), True
+        await self.store.log_exposure({"request_id": served.request_id, "user_id": user_id, "context": context,
+                                       "experiment_id": served.experiment_id, "variant": served.variant,
+                                       "items": [i["item_id"] for i in served.items],
+                                       "teams": [i.pop("team") for i in served.items if "team" in i] or None,
+                                       "degraded": served.degraded, "at": time.time()})
+        return served
+
+    async def _model_list(self, history: np.ndarray, excluded: list[int], limit: int, category: str,
+                          model: str) -> list[dict]:
+        # A category filter is applied to a longer list, topped up with what is popular in that category.
+        fetch = min(max(limit * 4, 50), 1000) if category else limit
+        result = await self._triton(model, lambda: self.triton.recommend([history], [excluded], fetch, model))
+        items = [i for i in self._items(result[0]) if not category or
+                 self.shop.categories[self.shop.item_index(i["item_id"])] == category][:limit]
+        if len(items) < limit:
+            skip = set(history.tolist()) | set(excluded) | {self.shop.item_index(i["item_id"]) for i in items}
+            items += await self._popular(limit - len(items), category, skip)
+        return items
+
+    async def _personal(self, history, excluded, limit, category, assignment: Assignment | None,
+                        served: Served) -> list[dict]:
+        if assignment is None:
+            return await self._model_list(history, excluded, limit, category, "recommend")
+        skip = set(history.tolist()) | set(excluded)
+
+        async def variant_list(variant):
+            if variant.source == "popular":
+                return await self._popular(limit, category, skip)
+            return await self._model_list(history, excluded, limit, category, variant.model)
+
+        if assignment.variant is not None:
+            return await variant_list(assignment.variant)
+        a, b = await asyncio.gather(*(variant_list(v) for v in assignment.experiment.variants))
+        by_id = {i["item_id"]: i for i in b} | {i["item_id"]: i for i in a}
+        merged = team_draft([i["item_id"] for i in a], [i["item_id"] for i in b], limit,
+                            seed=int(served.request_id[:8], 16))
+        names = [v.name for v in assignment.experiment.variants]
+        return [{**by_id[item], "team": names[team]} for item, team in merged]
+
+    async def _trending_items(self, limit: int, category: str, skip: set[int]) -> list[dict]:
+        try:
+            result = await self._triton("trending", lambda: self.triton.trending(limit + len(skip), category))
+        except TritonUnavailable:
+            return await self._fallback("triton", limit, category, skip)
+        items = [i for i in self._items(result) if self.shop.item_index(i["item_id"]) not in skip][:limit]
+        if len(items) < limit:
+            skip = skip | {self.shop.item_index(i["item_id"]) for i in items}
+            items += await self._popular(limit - len(items), category, skip)
+        return items
+
+    async def trending(self, limit: int, category: str = "") -> Served:
+        items = await self._trending_items(limit, category, set())
+        return Served(items, degraded=bool(items) and items[0]["model_version"] == FALLBACK_VERSION)
+
+    async def similar(self, item_id: str, limit: int, kind: str = "similar") -> Served:
+        index = self.item_index(item_id)
+        try:
+            result = await self._triton("similar", lambda: self.triton.similar(index, limit, kind))
+            return Served(self._items(result))
+        except TritonUnavailable:
+            category = self.shop.categories[index]
+            return Served(await self._fallback("triton", limit, category, {index}), degraded=True)
+
+    async def rank(self, user_id: str, item_ids: list[str], keep_order_weight: float = 0.0) -> Served:
+        """Order given items for a user: by the ranker's scores, blended with the given order when
+        ``keep_order_weight`` > 0 (search re-ranking keeps some of the search engine's relevance)."""
+        indices = [self.item_index(i) for i in item_ids]
+        history = await self.history(user_id)
+        position = 1.0 - np.arange(len(indices)) / max(len(indices), 1)
+        try:
+            if not len(history):
+                raise TritonUnavailable("no history to personalise with")
+            scores = await self._triton("rank", lambda: self.triton.scores(history, indices))
+            spread = scores.max() - scores.min()
+            relevance = (scores - scores.min()) / spread if spread > 0 else np.ones_like(scores)
+            combined = (1 - keep_order_weight) * relevance + keep_order_weight * position
+            reason, degraded, version = "ranked for you", False, "ranker"
+        except TritonUnavailable as exc:
+            combined, reason, version = position, "original order", FALLBACK_VERSION
+            degraded = "no history" not in str(exc)
+        order = np.argsort(-combined, kind="stable")
+        return Served([{"item_id": item_ids[i], "score": float(combined[i]), "reason": reason,
+                        "model_version": version} for i in order], degraded=degraded)
+
+    async def post_events(self, events: list[dict]) -> None:
+        start = time.perf_counter()
+        await self.store.append(events)
+        self.metrics.stage.labels("store").observe(time.perf_counter() - start)
+
+    async def ready(self) -> dict[str, bool]:
+        triton = self.triton is not None and await self.triton.ready()
+        return {"triton": bool(triton), "store": await self.store.ping()}

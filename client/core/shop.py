@@ -1,0 +1,74 @@
+"""What the facade knows of the shop from the prepared dataset: raw ids ↔ item indices, titles and categories,
+each known user's history, and popularity for the fallback lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from preprocessing.config import WorkflowConfig
+from preprocessing.vocabulary import FIRST_INDEX
+
+
+@dataclass
+class Shop:
+    """Loaded once at start-up (:meth:`load`)."""
+
+    item_ids: list[str | None]  # by item index
+    titles: list[str]
+    categories: list[str]
+    index_of_item: dict[str, int]
+    histories: dict[str, np.ndarray]  # user id -> item indices, oldest first
+    popular: np.ndarray  # every item index, most popular first (recent, event-type weighted)
+    event_weights: dict[str, float]
+
+    @classmethod
+    def load(cls, data_dir: str | Path) -> Shop:
+        data_dir = Path(data_dir)
+        if not (data_dir / "manifest.json").exists():
+            raise FileNotFoundError(f"no prepared dataset in {data_dir}: run `recstack preprocess` first")
+        items = pl.read_parquet(data_dir / "items.parquet").sort("item_idx")
+        names = pl.read_parquet(data_dir / "workflow" / "vocab_category.parquet")
+        items = items.join(names.select(pl.col("index").alias("category_idx"), pl.col("raw").alias("category")),
+                           on="category_idx", how="left", maintain_order="left")
+        item_ids = items["item_id"].to_list()
+        titles = [t or i or "" for t, i in zip(items["title"].to_list() if "title" in items.columns
+                                               else item_ids, item_ids, strict=True)]
+        histories: dict[str, np.ndarray] = {}
+        train = pl.read_parquet(data_dir / "sequences_train.parquet", columns=["user_id", "item_seq"])
+        for user, seq in train.iter_rows():
+            histories[user] = np.asarray(seq, dtype=np.int64)
+        # The evaluation rows hold the whole known sequence: history plus the held-out items.
+        full = pl.read_parquet(data_dir / "eval_test.parquet", columns=["user_id", "history", "targets"])
+        for user, history, targets in full.iter_rows():
+            histories[user] = np.asarray(list(history) + list(targets), dtype=np.int64)
+        stats = pl.read_parquet(data_dir / "item_stats.parquet", columns=["item_idx", "recent_popularity", "events"])
+        # Every catalog item, so a category never runs dry: popular ones first, never-seen ones last.
+        popular = (items.select("item_idx").filter(pl.col("item_idx") >= FIRST_INDEX)
+                   .join(stats, on="item_idx", how="left").fill_null(0)
+                   .sort(["recent_popularity", "events", "item_idx"], descending=[True, True, False]))
+        return cls(item_ids=item_ids, titles=titles, categories=[c or "" for c in items["category"].to_list()],
+                   index_of_item={item: i for i, item in enumerate(item_ids) if item is not None},
+                   histories=histories, popular=popular["item_idx"].to_numpy().astype(np.int64),
+                   event_weights=dict(WorkflowConfig().event_weights))
+
+    @property
+    def category_names(self) -> set[str]:
+        return set(self.categories) - {""}
+
+    def item_index(self, item_id: str) -> int | None:
+        return self.index_of_item.get(item_id)
+
+    def popular_items(self, limit: int, category: str = "", skip: set[int] = frozenset()) -> list[int]:
+        chosen = []
+        for item in self.popular:
+            item = int(item)
+            if item in skip or (category and self.categories[item] != category):
+                continue
+            chosen.append(item)
+            if len(chosen) == limit:
+                break
+        return chosen

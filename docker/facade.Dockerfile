@@ -1,0 +1,27 @@
+# The FastAPI facade (recommendations, events, ranking, health, metrics) in front of Triton and Redis.
+# CPU only: torch comes from PyTorch's CPU index (PyPI's default build carries several GB of CUDA).
+# The prepared dataset (id maps, known histories) is mounted at /data: build/data/<dataset> on the host.
+FROM python:3.11-slim-bookworm
+
+WORKDIR /opt/recstack
+COPY pyproject.toml README.md ./
+COPY recstack/ recstack/
+COPY preprocessing/ preprocessing/
+COPY training/ training/
+COPY ensemble/ ensemble/
+COPY model_repository/ model_repository/
+COPY client/ client/
+COPY benchmarks/ benchmarks/
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+    && pip install --no-cache-dir .
+
+ENV RECSTACK_FACADE__HOST=0.0.0.0 \
+    RECSTACK_FACADE__PORT=8080 \
+    RECSTACK_FACADE__TRITON_URL=triton:8001 \
+    RECSTACK_FACADE__REDIS_URL=redis://redis:6379/0 \
+    RECSTACK_FACADE__DATA=/data
+EXPOSE 8080
+USER 65534:65534
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8080/health')"]
+CMD ["recstack", "serve", "api"]

@@ -1,0 +1,80 @@
+"""The demo's last act: the FastAPI facade on a free port in front of Triton, called the way a shop would,
+with the ``curl`` command of each call beside its answer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import polars as pl
+import uvicorn
+
+from client.api.main import create_app
+from client.core.config import FacadeConfig
+from ensemble.server import free_port
+
+
+class BackgroundServer:
+    """uvicorn in a thread of this process, stopped on exit."""
+
+    def __init__(self, app, port: int):
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the facade did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def _show(method: str, url: str, body=None, keep: int = 5) -> str:
+    """The call as ``curl``, then its status and answer (recommendations one per line)."""
+    response = httpx.request(method, url, json=body, timeout=30)
+    payload = response.json()
+    data = f" -H 'content-type: application/json' -d '{json.dumps(body)}'" if body is not None else ""
+    lines = [f"$ curl -s{' -X POST' if method == 'POST' else ''} '{url}'{data}"]
+    if isinstance(payload, dict) and "recommendations" in payload:
+        recs = payload.pop("recommendations")
+        lines.append(f"{response.status_code} {json.dumps(payload)}")
+        lines += [f"  {r['item_id']:>10}  {r['score']:.3f}  {r['reason']}  [{r['model_version']}]"
+                  for r in recs[:keep]]
+    else:
+        lines.append(f"{response.status_code} {json.dumps(payload)}")
+    return "\n".join(lines)
+
+
+def show_facade(data_dir: Path, triton_grpc_url: str) -> str:
+    """Start the facade, make the example calls, stop it; returns the transcript."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = create_app(FacadeConfig(triton_url=triton_grpc_url), data_dir)
+    user = pl.read_parquet(data_dir / "eval_test.parquet", columns=["user_id"])["user_id"][0]
+    items = pl.read_parquet(data_dir / "items.parquet", columns=["item_id", "category_idx"]).drop_nulls("item_id")
+    # A session in one category the user's list does not show yet, to see the list move towards it.
+    with BackgroundServer(app, port):
+        before = httpx.get(f"{base}/api/v1/recommendations/{user}", params={"limit": 5}).json()["recommendations"]
+        shown = set(i["item_id"] for i in before)
+        category = items.filter(~pl.col("item_id").is_in(list(shown)))["category_idx"].mode()[0]
+        session = items.filter(pl.col("category_idx") == category)["item_id"].to_list()[:4]
+        lines = ["the facade on " + base + " (OpenAPI docs at /docs), in front of Triton:",
+                 _show("GET", f"{base}/api/v1/recommendations/{user}?limit=5"),
+                 _show("GET", f"{base}/api/v1/recommendations/{user}?type=trending&limit=3"),
+                 _show("GET", f"{base}/api/v1/similar/{session[0]}?kind=also_viewed&limit=3"),
+                 f"# the user now views {len(session)} items of another category in this session:",
+                 _show("POST", f"{base}/api/v1/events",
+                       {"events": [{"user_id": user, "item_id": i, "event_type": "view"} for i in session]}),
+                 _show("GET", f"{base}/api/v1/recommendations/{user}?limit=5"),
+                 _show("GET", f"{base}/api/v1/recommendations/new-visitor?context=homepage&limit=3"),
+                 _show("GET", f"{base}/ready")]
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""POST /api/v1/events: strict validation, partial acceptance, Redis as the store."""
+
+import json
+
+import pytest
+import redis
+
+pytestmark = [pytest.mark.triton, pytest.mark.redis]
+
+
+def test_one_event_lands_in_the_session_and_the_stream(api, items, flush_redis):
+    response = api.post("/api/v1/events", json={"user_id": "u9", "item_id": items[3], "event_type": "purchase",
+                                                "timestamp": "2026-03-01T10:00:00Z", "context": {"page": "pdp"}})
+    assert response.status_code == 200 and response.json() == {"accepted": 1, "rejected": []}
+    store = redis.Redis.from_url(flush_redis, decode_responses=True)
+    assert store.lrange("recstack:session:u9", 0, -1) == ["5"]
+    (_, fields), = store.xrange("recstack:events")
+    event = json.loads(fields["event"])
+    assert event["item_id"] == items[3] and event["event_type"] == "purchase"
+    assert event["timestamp"].startswith("2026-03-01T10:00:00")
+    assert store.zscore("recstack:popularity", "5") == 8.0  # purchase weight
+
+
+def test_a_batch_keeps_its_valid_events_and_names_the_bad_ones(api, items):
+    batch = {"events": [
+        {"user_id": "u1", "item_id": items[0], "event_type": "view"},
+        {"user_id": "u1", "item_id": items[1], "event_type": "teleport"},
+        {"user_id": "u1", "item_id": "no-such-item", "event_type": "view"},
+        {"user_id": "", "item_id": items[2], "event_type": "view"},
+        {"user_id": "u1", "event_type": "view"},
+        {"user_id": "u1", "item_id": items[2], "event_type": "click", "timestamp": "yesterday"},
+        {"user_id": "u1", "item_id": items[2], "event_type": "click", "colour": "red"},
+        {"user_id": "u1", "item_id": items[4], "event_type": "add_to_cart"},
+    ]}
+    response = api.post("/api/v1/events", json=batch)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 2
+    reasons = {r["index"]: r["reason"] for r in body["rejected"]}
+    assert sorted(reasons) == [1, 2, 3, 4, 5, 6]
+    assert "event_type" in reasons[1] and "unknown item 'no-such-item'" in reasons[2]
+    assert "user_id" in reasons[3] and "item_id" in reasons[4] and "timestamp" in reasons[5]
+    assert "colour" in reasons[6]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ([], 422, "no events"),
+    ({"user_id": "u1", "item_id": "nope", "event_type": "view"}, 422, "no valid event"),
+    ([{"user_id": "u1", "item_id": "i", "event_type": "view"}] * 1001, 422, "over the limit of 1000"),
+    ("not json", 422, ""),
+])
+def test_bad_bodies_are_rejected_with_the_reason(api, body, status, message):
+    if body == "not json":
+        response = api.post("/api/v1/events", content=b"{oops", headers={"content-type": "application/json"})
+    else:
+        response = api.post("/api/v1/events", json=body)
+    assert response.status_code == status and message in response.text
