@@ -24,6 +24,9 @@ class FacadeConfig:
     session_length: int = 200  # live events kept per user
     max_batch_events: int = 1000
     max_limit: int = 100
+    exploration_slots: int = 1  # positions of a personalised list the new-item bandit fills
+    exploration_position: int = 3  # where the first of them goes (0-based)
+    freshness_days: float = 14.0  # items created this recently are arms of the bandit
     data: Path | None = None  # prepared dataset (id maps, known histories) [build/data/synthetic]
     experiments_file: Path | None = None
     host: str = "127.0.0.1"

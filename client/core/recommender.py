@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from client.core.bandit import EXPLORATION_REASON, REWARDING_EVENTS, thompson_pick
 from client.core.breaker import CircuitBreaker
 from client.core.config import FacadeConfig
 from client.core.experiments import Assignment, Experiments, team_draft
@@ -49,6 +50,9 @@ class Recommender:
         self.shop, self.store, self.triton, self.config, self.metrics = shop, store, triton, config, metrics
         self.experiments = experiments or Experiments()
         self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
+        self.new_items = shop.new_items(config.freshness_days)
+        self.new_item_set = set(self.new_items)
+        self.rng = np.random.default_rng()
 
     # -- building blocks -------------------------------------------------------------------------------------
 
@@ -121,6 +125,8 @@ class Recommender:
         else:
             try:
                 served.items = await self._personal(history, excluded, limit, category, assignment, served)
+                if assignment is None or (assignment.variant is not None and assignment.variant.source == "model"):
+                    served.items = await self._explore(served.items, skip, limit, category)
             except TritonUnavailable:
                 served.items, served.degraded = await self._fallback("triton", limit, category, skip), True
             except Exception:  # a bug must not cost the shop its list: logged, counted, answered with popular items
@@ -132,6 +138,24 @@ class Recommender:
                                        "teams": [i.pop("team") for i in served.items if "team" in i] or None,
                                        "degraded": served.degraded, "at": time.time()})
         return served
+
+    async def _explore(self, items: list[dict], skip: set[int], limit: int, category: str) -> list[dict]:
+        """Give the bandit's new items their slots (from ``exploration_position`` on) and count the shows."""
+        listed = {self.shop.item_index(i["item_id"]) for i in items}
+        arms = [i for i in self.new_items if i not in skip and i not in listed
+                and (not category or self.shop.categories[i] == category)]
+        slots = min(self.config.exploration_slots, limit)
+        if not arms or slots <= 0:
+            return items
+        shows, rewards = await self.store.bandit_stats(arms)
+        picked = thompson_pick(arms, shows, rewards, slots, self.rng)
+        kept = items[: limit - len(picked)]
+        for offset, item in enumerate(picked):
+            position = min(self.config.exploration_position + offset, len(kept))
+            kept.insert(position, {"item_id": self.shop.item_ids[item], "score": 0.0, "reason": EXPLORATION_REASON,
+                                   "model_version": "bandit-thompson"})
+        await self.store.bandit_record(picked, [])
+        return kept
 
     async def _model_list(self, history: np.ndarray, excluded: list[int], limit: int, category: str,
                           model: str) -> list[dict]:
@@ -213,6 +237,10 @@ class Recommender:
     async def post_events(self, events: list[dict]) -> None:
         start = time.perf_counter()
         await self.store.append(events)
+        rewarded = [e["item_idx"] for e in events if e["event_type"] in REWARDING_EVENTS
+                    and e["item_idx"] in self.new_item_set]
+        if rewarded:
+            await self.store.bandit_record([], rewarded)
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
 
     async def ready(self) -> dict[str, bool]:

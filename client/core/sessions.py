@@ -26,6 +26,12 @@ class SessionStore(Protocol):
 
     async def log_exposure(self, record: dict) -> None: ...
 
+    async def bandit_record(self, shown: list[int], rewarded: list[int]) -> None:
+        """Count exploration shows and rewards of new items."""
+
+    async def bandit_stats(self, items: list[int]) -> tuple[dict[int, float], dict[int, float]]:
+        """Shows and rewards of these items."""
+
     async def exposures(self) -> list[dict]: ...
 
     async def events(self) -> list[dict]: ...
@@ -43,6 +49,8 @@ class MemoryStore:
         self.stream: deque[dict] = deque(maxlen=STREAM_MAXLEN)
         self.exposure_log: deque[dict] = deque(maxlen=STREAM_MAXLEN)
         self.counts: Counter[int] = Counter()
+        self.shows: Counter[int] = Counter()
+        self.rewards: Counter[int] = Counter()
         self.weights = weights or {}
 
     async def append(self, events: list[dict]) -> None:
@@ -59,6 +67,13 @@ class MemoryStore:
 
     async def log_exposure(self, record: dict) -> None:
         self.exposure_log.append(record)
+
+    async def bandit_record(self, shown: list[int], rewarded: list[int]) -> None:
+        self.shows.update(shown)
+        self.rewards.update(rewarded)
+
+    async def bandit_stats(self, items: list[int]) -> tuple[dict[int, float], dict[int, float]]:
+        return {i: self.shows[i] for i in items}, {i: self.rewards[i] for i in items}
 
     async def exposures(self) -> list[dict]:
         return list(self.exposure_log)
@@ -116,6 +131,22 @@ class RedisStore:
     async def log_exposure(self, record: dict) -> None:
         await self.redis.xadd(self._key("exposures"), {"exposure": json.dumps(record)}, maxlen=STREAM_MAXLEN,
                               approximate=True)
+
+    async def bandit_record(self, shown: list[int], rewarded: list[int]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, items in (("bandit:shows", shown), ("bandit:rewards", rewarded)):
+                for item in items:
+                    pipe.hincrby(self._key(name), str(item), 1)
+            await pipe.execute()
+
+    async def bandit_stats(self, items: list[int]) -> tuple[dict[int, float], dict[int, float]]:
+        if not items:
+            return {}, {}
+        fields = [str(i) for i in items]
+        shows = await self.redis.hmget(self._key("bandit:shows"), fields)
+        rewards = await self.redis.hmget(self._key("bandit:rewards"), fields)
+        return ({i: float(v or 0) for i, v in zip(items, shows, strict=True)},
+                {i: float(v or 0) for i, v in zip(items, rewards, strict=True)})
 
     async def _stream(self, name: str, field: str) -> list[dict]:
         return [json.loads(fields[field]) for _, fields in await self.redis.xrange(self._key(name))]

@@ -23,10 +23,12 @@ class Shop:
     index_of_item: dict[str, int]
     histories: dict[str, np.ndarray]  # user id -> item indices, oldest first
     popular: np.ndarray  # every item index, most popular first (recent, event-type weighted)
+    age_days: np.ndarray  # by item index; NaN when unknown
     event_weights: dict[str, float]
 
     @classmethod
     def load(cls, data_dir: str | Path) -> Shop:
+        """Read a prepared dataset folder (:mod:`preprocessing.pipeline` layout)."""
         data_dir = Path(data_dir)
         if not (data_dir / "manifest.json").exists():
             raise FileNotFoundError(f"no prepared dataset in {data_dir}: run `recstack preprocess` first")
@@ -53,7 +55,13 @@ class Shop:
         return cls(item_ids=item_ids, titles=titles, categories=[c or "" for c in items["category"].to_list()],
                    index_of_item={item: i for i, item in enumerate(item_ids) if item is not None},
                    histories=histories, popular=popular["item_idx"].to_numpy().astype(np.int64),
+                   age_days=(items["age_days"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+                             if "age_days" in items.columns else np.full(items.height, np.nan)),
                    event_weights=dict(WorkflowConfig().event_weights))
+
+    def new_items(self, freshness_days: float) -> list[int]:
+        """Items created within ``freshness_days`` of the dataset's end."""
+        return [int(i) for i in np.flatnonzero(self.age_days <= freshness_days) if self.item_ids[i] is not None]
 
     @property
     def category_names(self) -> set[str]:

@@ -20,7 +20,11 @@ def test_personalized_list_for_a_known_user(api, known_user, items):
     assert len(recs) == 7 and all(set(r) == {"item_id", "score", "reason", "model_version"} for r in recs)
     seen = {items[i - 2] for i in history}
     assert not {r["item_id"] for r in recs} & seen  # raw ids out, nothing already seen
-    assert all(r["reason"] and r["model_version"].startswith("sasrec-") for r in recs)
+    assert all(r["reason"] for r in recs)
+    # One slot (position 3) belongs to the new-item bandit; the rest come from the models.
+    assert [r["model_version"] for r in recs].count("bandit-thompson") == 1
+    assert recs[3]["reason"] == "new arrival" and recs[3]["model_version"] == "bandit-thompson"
+    assert all(r["model_version"].startswith("sasrec-") for i, r in enumerate(recs) if i != 3)
 
 
 def test_exclude_category_and_product_page(api, known_user, items, categories):

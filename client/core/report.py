@@ -1,0 +1,91 @@
+"""The offline experiment report: per variant, how often served lists led to a click or a purchase, with Wilson
+95% confidence intervals, from the exposure log and the event stream (``recstack report``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+from collections import defaultdict
+from datetime import datetime
+
+CLICKS = ("click", "add_to_cart", "purchase")
+
+
+def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion.
+
+    Examples
+    --------
+    >>> [round(x, 3) for x in wilson(10, 100)]
+    [0.055, 0.174]
+    """
+    if trials == 0:
+        return 0.0, 0.0
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _seconds(value) -> float:
+    return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else float(value)
+
+
+def experiment_report(exposures: list[dict], events: list[dict], window_s: float = 86_400.0) -> dict:
+    """A list counts as clicked when its user clicked (or carted, or bought) one of its items within
+    ``window_s`` after it was served, and as converted when they bought one."""
+    by_user: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
+    for event in events:
+        by_user[event["user_id"]].append((_seconds(event["timestamp"]), event["item_id"], event["event_type"]))
+    table: dict[tuple[str, str], dict] = defaultdict(lambda: {"lists": 0, "clicked": 0, "converted": 0})
+    for exposure in exposures:
+        if not exposure.get("experiment_id"):
+            continue
+        row = table[exposure["experiment_id"], exposure["variant"]]
+        row["lists"] += 1
+        shown, start = set(exposure["items"]), float(exposure["at"])
+        later = [(kind, item) for at, item, kind in by_user.get(exposure["user_id"], ())
+                 if start <= at <= start + window_s and item in shown]
+        row["clicked"] += any(kind in CLICKS for kind, _ in later)
+        row["converted"] += any(kind == "purchase" for kind, _ in later)
+    out = []
+    for (experiment, variant), row in sorted(table.items()):
+        ctr, conversion = (row["clicked"] / row["lists"], row["converted"] / row["lists"])
+        out.append({"experiment_id": experiment, "variant": variant, **row, "ctr": ctr,
+                    "ctr_ci95": wilson(row["clicked"], row["lists"]), "conversion": conversion,
+                    "conversion_ci95": wilson(row["converted"], row["lists"])})
+    return {"window_s": window_s, "variants": out}
+
+
+def format_report(report: dict) -> str:
+    lines = ["| experiment | variant | lists | CTR | 95% CI | conversion | 95% CI |",
+             "|---|---|---:|---:|---|---:|---|"]
+    for r in report["variants"]:
+        lines.append(f"| {r['experiment_id']} | {r['variant']} | {r['lists']} | {r['ctr']:.3f} | "
+                     f"{r['ctr_ci95'][0]:.3f}–{r['ctr_ci95'][1]:.3f} | {r['conversion']:.3f} | "
+                     f"{r['conversion_ci95'][0]:.3f}–{r['conversion_ci95'][1]:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from client.core.sessions import RedisStore
+
+    parser = argparse.ArgumentParser(prog="recstack report", description=__doc__)
+    parser.add_argument("--redis-url", required=True, help="the facade's store (exposures and events)")
+    parser.add_argument("--window-hours", type=float, default=24.0)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+
+    async def read():
+        store = RedisStore(args.redis_url)
+        try:
+            return await store.exposures(), await store.events()
+        finally:
+            await store.close()
+
+    exposures, events = asyncio.run(read())
+    report = experiment_report(exposures, events, args.window_hours * 3600)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
