@@ -67,16 +67,18 @@ def serve_main(argv: list[str] | None = None, prog: str = "recstack serve triton
     repository = args.repository or Settings().model_repository
     pick = {name: getattr(args, name) if getattr(args, name) is not None else getattr(cfg, name)
             for name in ("host", "http_port", "grpc_port", "metrics_port")}
+    # Handlers first: a stop request that arrives while Triton starts still stops it cleanly.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         server = TritonServer(repository, **pick).start(args.timeout)
     except TritonError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     print(f"Triton ready (pid {server.pid}): HTTP {server.http_url}, gRPC {server.grpc_url}, "
-          f"metrics http://{server.host}:{server.metrics_port}/metrics; log {server.log_path}. Ctrl-C stops it.")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+          f"metrics http://{server.host}:{server.metrics_port}/metrics; log {server.log_path}. Ctrl-C stops it.",
+          flush=True)
     while not stop.wait(1.0):
         if server.process.poll() is not None:
             print(f"{prog}: tritonserver exited ({server.process.returncode}):\n{server.log_tail()}",
