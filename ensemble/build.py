@@ -13,9 +13,10 @@ become one Triton repository::
       similar/, trending/             <v>/model.py, catalog files (similar also the index)
       recommend/config.pbtxt          <v>/                         (the ensemble)
 
-Building into an existing repository adds version ``v+1`` of every model beside the old ones (a running
-server picks it up with :meth:`ensemble.server.TritonServer.load`, without a restart) and deletes versions
-older than the last ``keep_versions``.
+Items added to the catalog since training (``new_items``: the facade's ingest file) are embedded by the item tower
+and served from this version on. Building into an existing repository adds version ``v+1`` of every model beside
+the old ones (a running server picks it up with :func:`ensemble.server.reload_models`, without a restart) and
+deletes versions older than the last ``keep_versions``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import polars as pl
 from ensemble.catalog import BusinessRules, Catalog
 from ensemble.config import ServingConfig
 from ensemble.index import build_index, save_index
+from ensemble.new_items import embed_new_items, read_new_items
 from ensemble.triton_models import FUNNEL_FILE
 from training.data import pad_left
 
@@ -83,6 +85,17 @@ def query_sample(data_dir: Path, query_tower: Path, max_length: int, n: int = QU
     return session.run(None, {"item_seq": seq})[0]
 
 
+def _check_ranker_takes_new_items(ranker: Path, item: int, max_length: int) -> None:
+    """Rankers exported before new-item support fail on indices past their table: say so at build time."""
+    session = ort.InferenceSession(str(ranker), providers=["CPUExecutionProvider"])
+    try:
+        session.run(None, {"item_seq": np.full((1, max_length), item, dtype=np.int64),
+                           "candidates": np.array([[item]], dtype=np.int64)})
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error types
+        raise BuildError(f"{ranker} cannot score items added after training (exported by an older version): "
+                         f"export it again with `recstack train`") from exc
+
+
 def _link(src: Path, dest: Path) -> None:
     """Hard link (the same bytes serve several models), a copy where linking is impossible."""
     try:
@@ -93,7 +106,7 @@ def _link(src: Path, dest: Path) -> None:
 
 def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Path,
                      config: ServingConfig | None = None, rules_path: str | Path | None = None,
-                     clean: bool = False, verbose: bool = True) -> dict:
+                     clean: bool = False, verbose: bool = True, new_items: str | Path | None = None) -> dict:
     """Build (or add a version to) the model repository and return what ``repository.json`` records.
 
     Examples
@@ -128,6 +141,19 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
     rules = BusinessRules.load(rules_path)
     vectors = np.load(onnx_dir / "two_tower" / manifests["two_tower"]["model"]["item_embeddings"])
     catalog = Catalog.build(data_dir, vectors, rules, config.freshness_days)
+    added = 0
+    if new_items is not None:
+        extra = read_new_items(new_items)
+        extra = extra.filter(~pl.col("item_id").is_in([i for i in catalog.item_ids.tolist() if i is not None]))
+        features, extra_vectors = embed_new_items(data_dir, onnx_dir / "two_tower" / "item_tower.onnx", extra,
+                                                  len(catalog))
+        names = pl.read_parquet(data_dir / "workflow" / "vocab_category.parquet")
+        catalog.extend(features, extra_vectors, dict(zip(names["index"].to_list(), names["raw"].to_list(),
+                                                         strict=True)), config.freshness_days)
+        added = features.height
+        if added:
+            _check_ranker_takes_new_items(onnx_dir / "sasrec" / "ranker.onnx", len(catalog) - 1, max_length)
+        say(f"{added} new items from {new_items}, embedded by the item tower from their content")
     queries = query_sample(data_dir, onnx_dir / "two_tower" / "query_tower.onnx", max_length)
     # Tuned at the depth the funnel searches: its candidate count.
     index, index_report = build_index(catalog.vectors, queries, config.index, recall_k=config.retrieve.candidates,
@@ -168,7 +194,7 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
               "dataset": data_manifest["dataset"], "dataset_fingerprint": data_manifest["fingerprint"],
               "data_dir": str(data_dir.resolve()), "models_dir": str(models_dir.resolve()),
               "model_version": model_version, "instance_kind": kind, "max_length": max_length,
-              "n_items": len(catalog), "new_items": int(catalog.is_new.sum()),
+              "n_items": len(catalog), "new_items": int(catalog.is_new.sum()), "ingested_items": added,
               "unavailable_items": int((~catalog.available).sum() - 2),
               "index": asdict(index_report), "settings": settings, "seconds": round(time.perf_counter() - start, 2)}
     (out / REPOSITORY_FILE).write_text(json.dumps(report, indent=2) + "\n")

@@ -176,6 +176,34 @@ class Catalog:
         catalog.apply_rules()
         return catalog
 
+    def extend(self, features: pl.DataFrame, vectors: np.ndarray, category_names: dict[int, str],
+               freshness_days: float) -> None:
+        """Append items added after training (rows from ``Workflow.encode_new_items``, indices continuing
+        this catalog's) with their content vectors; they have no co-visitation yet."""
+        if not features.height:
+            return
+        first = int(features["item_idx"][0])
+        if first != len(self) or not np.array_equal(features["item_idx"].to_numpy(),
+                                                    np.arange(first, first + features.height)):
+            raise ValueError(f"new items must take indices {len(self)}.. in order")
+        ids = features["item_id"].to_list()
+        titles = [t or i for t, i in zip(features["title"].to_list(), ids, strict=True)]
+        category_idx = features["category_idx"].to_numpy().astype(np.int64)
+        age = features["age_days"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        self.item_ids = np.concatenate([self.item_ids, np.array(ids, dtype=object)])
+        self.titles = np.concatenate([self.titles, np.array(titles, dtype=object)])
+        self.categories = np.concatenate([self.categories, np.array(
+            [category_names.get(int(c), "") for c in category_idx], dtype=object)])
+        self.category_idx = np.concatenate([self.category_idx, category_idx])
+        self.is_new = np.concatenate([self.is_new, np.nan_to_num(age, nan=0.0) <= freshness_days])
+        self.available = np.concatenate([self.available, np.ones(len(ids), dtype=bool)])
+        self.popularity = np.concatenate([self.popularity, np.zeros(len(ids), dtype=np.float32)])
+        self.vectors = np.ascontiguousarray(np.concatenate([self.vectors, vectors.astype(np.float32)]))
+        for co in self.covisitation.values():
+            co.indptr = np.concatenate([co.indptr, np.full(len(ids), co.indptr[-1])])
+        object.__setattr__(self, "_lookup", None)
+        self.apply_rules()
+
     def apply_rules(self) -> None:
         withdrawn = self.index_of(list(self.rules.unavailable))
         self.available[withdrawn[withdrawn >= 0]] = False

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ensemble.build import BuildError, build_repository
-from ensemble.server import TritonError, TritonServer
+from ensemble.server import TritonError, TritonServer, reload_models
 
 
 def build_parser(prog: str = "recstack build-repo") -> argparse.ArgumentParser:
@@ -24,6 +24,10 @@ def build_parser(prog: str = "recstack build-repo") -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, help="candidates retrieved per user [500]")
     p.add_argument("--index", choices=["auto", "flat", "ivf", "hnsw"], help="retrieval index kind [auto]")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="instance groups: KIND_GPU or KIND_CPU [auto]")
+    p.add_argument("--new-items", type=Path, help="items added since training (JSON lines, CSV or parquet: item_id, "
+                   "title, category, brand, price, created_at), e.g. the facade's build/ingest/new_items.jsonl")
+    p.add_argument("--reload", metavar="HOST:PORT", help="then make the Triton server at this HTTP address load the "
+                   "new version (no restart)")
     p.add_argument("--clean", action="store_true", help="delete the repository first instead of adding a version")
     return p
 
@@ -40,8 +44,12 @@ def build_main(argv: list[str] | None = None, prog: str = "recstack build-repo")
     data = args.data or settings.data_output("synthetic")
     models = args.models or settings.models_output(Path(data).name)
     try:
-        build_repository(data, models, args.out or settings.model_repository, serving, args.rules, args.clean)
-    except (BuildError, ValueError) as exc:
+        build_repository(data, models, args.out or settings.model_repository, serving, args.rules, args.clean,
+                         new_items=args.new_items)
+        if args.reload:
+            reload_models(args.reload)
+            print(f"Triton at {args.reload} serves the new version")
+    except (BuildError, ValueError, FileNotFoundError, TritonError) as exc:
         print(f"recstack build-repo: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ensemble.catalog import Catalog
-from ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING
+from ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, known_items
 
 PROMOTED = 4
 POPULAR_REASON = "popular right now"
@@ -67,7 +67,7 @@ class Reranker:
     def __call__(self, candidates: np.ndarray, scores: np.ndarray, sources: np.ndarray, anchors: np.ndarray,
                  history: np.ndarray, exclude, limit: int) -> Recommendations:
         catalog, cfg = self.catalog, self.config
-        history = np.asarray(history, dtype=np.int64)
+        history = known_items(history, len(catalog))
         blocked = np.union1d(history[history > 0], np.asarray(exclude, dtype=np.int64))
         valid = (sources != PADDING) & catalog.available[candidates] & ~np.isin(candidates, blocked)
         valid &= _first_occurrence(candidates)

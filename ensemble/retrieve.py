@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 
 from ensemble.catalog import COVISITATION_KINDS, Catalog
+from preprocessing.vocabulary import OOV
 
 # Candidate sources (the ``sources`` tensor); PADDING marks unused slots of a short list.
 PADDING, ANN, COVISITED, TRENDING, EXPLORATION = -1, 0, 1, 2, 3
@@ -37,6 +38,21 @@ class RetrieveConfig:
             raise ValueError("covisitation_share must be within [0, 1]")
         if min(self.trending, self.exploration, self.covisitation_anchors) < 0:
             raise ValueError("trending, exploration and covisitation_anchors must not be negative")
+
+
+def known_items(item_seq: np.ndarray, n_items: int) -> np.ndarray:
+    """Histories with items newer than this catalog (indices past its end) read as OOV; negative indices
+    are an error.
+
+    Examples
+    --------
+    >>> known_items(np.array([[0, 5, 9]]), n_items=8).tolist()
+    [[0, 5, 1]]
+    """
+    item_seq = np.asarray(item_seq, dtype=np.int64)
+    if item_seq.size and item_seq.min() < 0:
+        raise ValueError("item_seq holds negative item indices")
+    return np.where(item_seq >= n_items, OOV, item_seq)
 
 
 class Retriever:
@@ -67,8 +83,7 @@ class Retriever:
         """``queries`` (B, dim) and left-padded ``item_seq`` (B, L) → candidates, sources, anchors (B, N)."""
         cfg = self.config
         batch = len(queries)
-        if item_seq.size and (item_seq.min() < 0 or item_seq.max() >= len(self.catalog)):
-            raise ValueError(f"item_seq holds item indices outside 0..{len(self.catalog) - 1}")
+        item_seq = known_items(item_seq, len(self.catalog))
         # Extra ANN results make up for what is filtered out below: seen and unavailable items, and items the
         # other sources took already.
         extra = item_seq.shape[1] + self.unavailable + self.other_sources + 16

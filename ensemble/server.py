@@ -102,6 +102,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def _repository_call(http_url: str, path: str) -> None:
+    request = urllib.request.Request(f"http://{http_url}{path}", data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=600):
+            pass
+    except urllib.error.HTTPError as exc:
+        raise TritonError(f"{path}: {exc.read().decode(errors='replace')}") from exc
+    except urllib.error.URLError as exc:
+        raise TritonError(f"no Triton at {http_url}: {exc.reason}") from exc
+
+
+def reload_models(http_url: str) -> None:
+    """Make a running server (explicit model control) load the newest version of every model of the funnel,
+    composing models before the ensemble; requests in flight finish on the old version."""
+    from ensemble.build import ENSEMBLES, MODELS
+
+    for model in [m for m in MODELS if m not in ENSEMBLES] + list(ENSEMBLES):
+        _repository_call(http_url, f"/v2/repository/models/{model}/load")
+
+
 class TritonServer:
     """A ``tritonserver`` process over a model repository, on loopback ports (free ones when 0).
 
@@ -184,26 +204,14 @@ class TritonServer:
 
     def load(self, model: str) -> None:
         """Load a model, or reload it to pick up a new version; in-flight requests finish on the old one."""
-        self._repository_call(f"/v2/repository/models/{model}/load")
+        _repository_call(self.http_url, f"/v2/repository/models/{model}/load")
 
     def reload_all(self) -> None:
         """Load the newest version of every model of the repository, composing models before ensembles."""
-        from ensemble.build import ENSEMBLES, MODELS
-
-        for model in [m for m in MODELS if m not in ENSEMBLES] + list(ENSEMBLES):
-            if (self.repository / model).is_dir():
-                self.load(model)
+        reload_models(self.http_url)
 
     def unload(self, model: str) -> None:
-        self._repository_call(f"/v2/repository/models/{model}/unload")
-
-    def _repository_call(self, path: str) -> None:
-        request = urllib.request.Request(f"http://{self.http_url}{path}", data=b"{}", method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=600):
-                pass
-        except urllib.error.HTTPError as exc:
-            raise TritonError(f"{path}: {exc.read().decode(errors='replace')}") from exc
+        _repository_call(self.http_url, f"/v2/repository/models/{model}/unload")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server by its PID (SIGTERM, then SIGKILL to its whole process group)."""

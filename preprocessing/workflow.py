@@ -145,6 +145,22 @@ class Workflow:
                 pl.lit(None, pl.String).alias("category"), pl.lit(None, pl.String).alias("brand"),
                 pl.lit(None, pl.String).alias("title"), pl.lit(None, pl.Float64).alias("price"),
                 pl.lit(None, pl.Datetime("us")).alias("created_at"))
+        return self._encode_items(frame)
+
+    def encode_new_items(self, items: pl.DataFrame, first_index: int) -> pl.DataFrame:
+        """Feature rows, like :meth:`item_features`, for items added to the catalog after fitting: they get
+        indices from ``first_index`` on, in the order given, and unknown categories, brands or title tokens read
+        as OOV. ``items`` holds ``item_id`` and any of ``category, brand, title, price, created_at``.
+        """
+        self._require_fitted()
+        frame = items.with_row_index("item_idx", offset=first_index).with_columns(pl.col("item_idx").cast(pl.UInt32))
+        for column, dtype in (("category", pl.String), ("brand", pl.String), ("title", pl.String),
+                              ("price", pl.Float64), ("created_at", pl.Datetime("us"))):
+            frame = frame.with_columns((pl.col(column) if column in frame.columns else pl.lit(None)).cast(dtype)
+                                       .alias(column))
+        return self._encode_items(frame.lazy())
+
+    def _encode_items(self, frame: pl.LazyFrame) -> pl.DataFrame:
         for column in ("category", "brand"):
             frame = self.vocabularies[column].encode_plan(frame, column, f"{column}_idx").with_columns(
                 pl.when(pl.col(column).is_null()).then(PAD).otherwise(pl.col(f"{column}_idx"))

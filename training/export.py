@@ -350,6 +350,11 @@ class SequenceRanker(nn.Module):
         self.model = model
 
     def forward(self, item_seq: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        # Items added to the catalog after training (indices past the model's table) are read as OOV, in the
+        # history and among the candidates, so a newer catalog never breaks the ranker.
+        n_items = self.model.n_items
+        item_seq = torch.where(item_seq >= n_items, torch.full_like(item_seq, OOV), item_seq)
+        candidates = torch.where(candidates >= n_items, torch.full_like(candidates, OOV), candidates)
         return self.model.score_candidates(item_seq[:, -self.model.config.max_length:], candidates)
 
 

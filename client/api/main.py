@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 
-from client.api.routes import events, health, ranking, recommendations
+from client.api.routes import events, health, items, ranking, recommendations
 from client.core.config import FacadeConfig
 from client.core.experiments import Experiments
 from client.core.metrics import Metrics
@@ -34,10 +34,12 @@ def create_app(config: FacadeConfig | None = None, data_dir: str | Path | None =
     settings = Settings()
     config = config or settings.facade
     data_dir = Path(data_dir or config.data or settings.data_output("synthetic"))
+    if config.ingest_file is None:
+        config.ingest_file = settings.build_dir / "ingest" / "new_items.jsonl"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        shop = Shop.load(data_dir)
+        shop = Shop.load(data_dir, config.ingest_file)
         store = open_store(config.redis_url, config.session_length, shop.event_weights)
         triton = AsyncTritonRecommender(config.triton_url, config.protocol)
         app.state.recommender = Recommender(shop, store, triton, config, app.state.metrics,
@@ -52,7 +54,7 @@ def create_app(config: FacadeConfig | None = None, data_dir: str | Path | None =
                   description="Personalised recommendations, similar items, trending, events and ranking.")
     app.state.config = config
     app.state.metrics = Metrics()
-    for module in (recommendations, ranking, events, health):
+    for module in (recommendations, ranking, events, items, health):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -38,6 +38,11 @@ class SimilarKind(StrEnum):
     bought_together = "bought_together"
 
 
+class RejectedEvent(BaseModel):
+    index: int
+    reason: str
+
+
 class Event(BaseModel):
     """One interaction; ``timestamp`` defaults to the time it is received."""
 
@@ -48,6 +53,25 @@ class Event(BaseModel):
     event_type: EventType
     timestamp: datetime | None = None
     context: dict[str, Any] | str | None = None
+
+
+class NewItem(BaseModel):
+    """An item added to the catalog after training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Id
+    title: Annotated[str, StringConstraints(max_length=500)] | None = None
+    category: Annotated[str, StringConstraints(max_length=200)] | None = None
+    brand: Annotated[str, StringConstraints(max_length=200)] | None = None
+    price: float | None = Field(None, ge=0)
+    created_at: datetime | None = None
+
+
+class ItemsResponse(BaseModel):
+    accepted: int
+    rejected: list[RejectedEvent]
+    publish: str = Field(description="the command that embeds and indexes them for Triton")
 
 
 class Recommendation(BaseModel):
@@ -63,11 +87,6 @@ class RecommendationsResponse(BaseModel):
     variant: str | None = None
     request_id: str
     degraded: bool = Field(description="true when the popular-items fallback answered instead of the models")
-
-
-class RejectedEvent(BaseModel):
-    index: int
-    reason: str
 
 
 class EventsResponse(BaseModel):

@@ -28,6 +28,7 @@ class FacadeConfig:
     exploration_position: int = 3  # where the first of them goes (0-based)
     freshness_days: float = 14.0  # items created this recently are arms of the bandit
     data: Path | None = None  # prepared dataset (id maps, known histories) [build/data/synthetic]
+    ingest_file: Path | None = None  # items added through the API, for build-repo --new-items [build/ingest/...]
     experiments_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8080

@@ -4,6 +4,7 @@ breaker, cold start, experiments, and the popular-items fallback that keeps ever
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -194,11 +195,30 @@ class Recommender:
             result = await self._triton("trending", lambda: self.triton.trending(limit + len(skip), category))
         except TritonUnavailable:
             return await self._fallback("triton", limit, category, skip)
-        items = [i for i in self._items(result) if self.shop.item_index(i["item_id"]) not in skip][:limit]
+        items = [i for i in self._items(result) if self.shop.item_index(i["item_id"]) not in skip]
+        items = (await self._with_live_counts(items, limit, category, skip))[:limit]
         if len(items) < limit:
             skip = skip | {self.shop.item_index(i["item_id"]) for i in items}
             items += await self._popular(limit - len(items), category, skip)
         return items
+
+    async def _with_live_counts(self, items: list[dict], limit: int, category: str, skip: set[int]) -> list[dict]:
+        """Trending as built (recent popularity of the dataset) blended with the events posted since: each list's
+        scores scaled to [0, 1] and added, so what is hot right now rises without a rebuild."""
+        live = [(i, c) for i, c in await self.store.popular(4 * limit) if i not in skip
+                and (not category or self.shop.categories[i] == category)]
+        if not live:
+            return items
+        top = live[0][1] or 1.0
+        version = items[0]["model_version"] if items else "live-counts"
+        reason = f"trending in {category}" if category else FALLBACK_REASON
+        merged = {i["item_id"]: {**i} for i in items}
+        for item, count in live:
+            item_id = self.shop.item_ids[item]
+            entry = merged.setdefault(item_id, {"item_id": item_id, "score": 0.0, "reason": reason,
+                                                "model_version": version})
+            entry["score"] = float(entry["score"]) + count / top
+        return sorted(merged.values(), key=lambda i: -i["score"])
 
     async def trending(self, limit: int, category: str = "") -> Served:
         items = await self._trending_items(limit, category, set())
@@ -233,6 +253,18 @@ class Recommender:
         order = np.argsort(-combined, kind="stable")
         return Served([{"item_id": item_ids[i], "score": float(combined[i]), "reason": reason,
                         "model_version": version} for i in order], degraded=degraded)
+
+    def add_items(self, rows: list[dict]) -> list[int]:
+        """Items new to the catalog: known to the API (events, exploration slots) at once, appended to the ingest
+        file that the next ``recstack build-repo --new-items`` embeds and indexes for Triton."""
+        self.config.ingest_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.config.ingest_file.open("a") as out:
+            for row in rows:
+                out.write(json.dumps(row, default=str) + "\n")
+        indices = self.shop.add_items(rows)
+        self.new_items += indices
+        self.new_item_set.update(indices)
+        return indices
 
     async def post_events(self, events: list[dict]) -> None:
         start = time.perf_counter()

@@ -27,8 +27,9 @@ class Shop:
     event_weights: dict[str, float]
 
     @classmethod
-    def load(cls, data_dir: str | Path) -> Shop:
-        """Read a prepared dataset folder (:mod:`preprocessing.pipeline` layout)."""
+    def load(cls, data_dir: str | Path, ingest_file: str | Path | None = None) -> Shop:
+        """Read a prepared dataset folder (:mod:`preprocessing.pipeline` layout), plus the items added since
+        through the API (``ingest_file``)."""
         data_dir = Path(data_dir)
         if not (data_dir / "manifest.json").exists():
             raise FileNotFoundError(f"no prepared dataset in {data_dir}: run `recstack preprocess` first")
@@ -52,12 +53,33 @@ class Shop:
         popular = (items.select("item_idx").filter(pl.col("item_idx") >= FIRST_INDEX)
                    .join(stats, on="item_idx", how="left").fill_null(0)
                    .sort(["recent_popularity", "events", "item_idx"], descending=[True, True, False]))
-        return cls(item_ids=item_ids, titles=titles, categories=[c or "" for c in items["category"].to_list()],
+        shop = cls(item_ids=item_ids, titles=titles, categories=[c or "" for c in items["category"].to_list()],
                    index_of_item={item: i for i, item in enumerate(item_ids) if item is not None},
                    histories=histories, popular=popular["item_idx"].to_numpy().astype(np.int64),
                    age_days=(items["age_days"].cast(pl.Float64).fill_null(np.nan).to_numpy()
                              if "age_days" in items.columns else np.full(items.height, np.nan)),
                    event_weights=dict(WorkflowConfig().event_weights))
+        if ingest_file is not None and Path(ingest_file).exists():
+            from ensemble.new_items import read_new_items
+
+            added = read_new_items(ingest_file).filter(~pl.col("item_id").is_in(list(shop.index_of_item)))
+            shop.add_items(added.to_dicts())
+        return shop
+
+    def add_items(self, rows: list[dict]) -> list[int]:
+        """Items added after the dataset (``item_id`` and optional ``title``, ``category``): they take the next
+        indices, in order (the order ``build-repo --new-items`` assigns), and count as brand new."""
+        indices = []
+        for row in rows:
+            index = len(self.item_ids)
+            self.item_ids.append(row["item_id"])
+            self.titles.append(row.get("title") or row["item_id"])
+            self.categories.append(row.get("category") or "")
+            self.index_of_item[row["item_id"]] = index
+            indices.append(index)
+        self.popular = np.concatenate([self.popular, np.asarray(indices, dtype=np.int64)])
+        self.age_days = np.concatenate([self.age_days, np.zeros(len(indices))])
+        return indices
 
     def new_items(self, freshness_days: float) -> list[int]:
         """Items created within ``freshness_days`` of the dataset's end."""

@@ -70,12 +70,14 @@ def test_config_is_validated(bad):
         RetrieveConfig(**bad)
 
 
-def test_out_of_range_item_indices_are_refused():
+def test_negative_indices_are_refused_and_newer_items_read_as_oov():
     catalog = catalog_of(n=10)
     retriever = Retriever(catalog, flat_index(catalog), RetrieveConfig(candidates=5))
-    for bad in ([0, -1], [0, len(catalog)]):
-        with pytest.raises(ValueError, match="outside"):
-            retriever(catalog.vectors[[2]], np.asarray([bad]))
+    with pytest.raises(ValueError, match="negative"):
+        retriever(catalog.vectors[[2]], np.asarray([[0, -1]]))
+    newer, _, _ = retriever(catalog.vectors[[2]], np.asarray([[3, len(catalog) + 5]]))
+    same, _, _ = retriever(catalog.vectors[[2]], np.asarray([[3, 1]]))
+    assert np.array_equal(newer, same)
 
 
 def test_exploration_fills_its_slots_even_when_other_sources_took_new_items():

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Request
-from pydantic import ValidationError
 
+from client.api.batches import validate_batch
 from client.api.deps import MetricsDep, RecommenderDep
 from client.api.schemas import Event, EventsResponse, RejectedEvent
 
@@ -15,30 +15,15 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 EventsBody = Annotated[dict | list, Body(examples=[{"user_id": "u1", "item_id": "i0000658", "event_type": "view"}])]
 
 
-def _reason(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors())
-
-
 @router.post("/events", response_model=EventsResponse)
 async def post_events(request: Request, recommender: RecommenderDep, metrics: MetricsDep,
                       body: EventsBody) -> EventsResponse:
     """An event object, a list of them, or ``{"events": [...]}``. Each is validated on its own: the response
     names the rejected ones and why; the rest are recorded and shape the user's next recommendations."""
-    raw = body["events"] if isinstance(body, dict) and "events" in body else body
-    raw = raw if isinstance(raw, list) else [raw]
-    limit = request.app.state.config.max_batch_events
-    if not raw:
-        raise HTTPException(422, "no events")
-    if len(raw) > limit:
-        raise HTTPException(422, f"batch of {len(raw)} events is over the limit of {limit}")
-    accepted, rejected = [], []
+    valid, rejected = validate_batch(body, "events", Event, request.app.state.config.max_batch_events)
+    accepted = []
     now = datetime.now(UTC)
-    for index, item in enumerate(raw):
-        try:
-            event = Event.model_validate(item)
-        except ValidationError as exc:
-            rejected.append(RejectedEvent(index=index, reason=_reason(exc)))
-            continue
+    for index, event in valid:
         item_idx = recommender.shop.item_index(event.item_id)
         if item_idx is None:
             rejected.append(RejectedEvent(index=index, reason=f"item_id: unknown item {event.item_id!r}"))
@@ -46,6 +31,7 @@ async def post_events(request: Request, recommender: RecommenderDep, metrics: Me
         accepted.append({"user_id": event.user_id, "item_id": event.item_id, "item_idx": item_idx,
                          "event_type": event.event_type.value,
                          "timestamp": (event.timestamp or now).isoformat(), "context": event.context})
+    rejected.sort(key=lambda r: r.index)
     if not accepted:
         metrics.events.labels("rejected").inc(len(rejected))
         raise HTTPException(422, {"message": "no valid event", "rejected": [r.model_dump() for r in rejected]})

@@ -1,4 +1,6 @@
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,7 +17,8 @@ def flush_redis(redis_url):
 
 
 def make_api(trained_shop, triton_url: str, redis_url: str | None, **overrides) -> TestClient:
-    config = FacadeConfig(triton_url=triton_url, redis_url=redis_url, timeout_ms=2000, **overrides)
+    overrides = {"ingest_file": Path(tempfile.mkdtemp()) / "new_items.jsonl", "timeout_ms": 2000, **overrides}
+    config = FacadeConfig(triton_url=triton_url, redis_url=redis_url, **overrides)
     return TestClient(create_app(config, trained_shop[0]))
 
 

@@ -91,3 +91,12 @@ def test_bad_requests_are_explained(api, path, params, status, message):
     response = api.get(path, params=params)
     assert response.status_code == status
     assert message in response.text
+
+
+def test_trending_rises_with_posted_events(api, items):
+    before = [r["item_id"] for r in get(api, "anyone", type="trending", limit=5).json()["recommendations"]]
+    rising = next(i for i in items[100:] if i not in before)
+    api.post("/api/v1/events", json=[{"user_id": f"shopper{k}", "item_id": rising, "event_type": "purchase"}
+                                     for k in range(20)])
+    after = get(api, "anyone", type="trending", limit=5).json()["recommendations"]
+    assert rising in [r["item_id"] for r in after[:2]]  # as hot as the top built-in trending item
