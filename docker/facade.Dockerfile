@@ -1,6 +1,7 @@
 # The FastAPI facade (recommendations, events, ranking, health, metrics) in front of Triton and Redis.
 # CPU only: torch comes from PyTorch's CPU index (PyPI's default build carries several GB of CUDA).
-# The prepared dataset (id maps, known histories) is mounted at /data: build/data/<dataset> on the host.
+# The prepared dataset (id maps, known histories) is mounted at /data: build/data/<dataset> on the host; items added
+# through the API go to /ingest (a writable volume, read by `recstack build-repo --new-items`).
 FROM python:3.11-slim-bookworm
 
 WORKDIR /opt/recstack
@@ -19,7 +20,8 @@ ENV RECSTACK_FACADE__HOST=0.0.0.0 \
     RECSTACK_FACADE__PORT=8080 \
     RECSTACK_FACADE__TRITON_URL=triton:8001 \
     RECSTACK_FACADE__REDIS_URL=redis://redis:6379/0 \
-    RECSTACK_FACADE__DATA=/data
+    RECSTACK_FACADE__DATA=/data \
+    RECSTACK_FACADE__INGEST_FILE=/ingest/new_items.jsonl
 EXPOSE 8080
 USER 65534:65534
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \

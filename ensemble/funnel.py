@@ -62,7 +62,7 @@ class Funnel:
     Examples
     --------
     >>> funnel = Funnel("build/model_repository")  # doctest: +SKIP
-    >>> out = funnel.recommend(item_seq=np.array([[0, 0, 17, 42]]), exclude=np.array([[0]]), limit=[10])
+    >>> out = funnel.recommend_histories([[17, 42]], limit=10)  # doctest: +SKIP
     >>> out["item_ids"][0][:3], out["reasons"][0][0]  # doctest: +SKIP
     (array([b'i0000658', b'i0003121', b'i0000071'], dtype=object), b'because you viewed ...')
     """

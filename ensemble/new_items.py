@@ -8,6 +8,8 @@ created_at`` (ISO time).
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import polars as pl
 from preprocessing.vocabulary import OOV
 from preprocessing.workflow import Workflow
 
+log = logging.getLogger(__name__)
 COLUMNS = {"item_id": pl.String, "title": pl.String, "category": pl.String, "brand": pl.String,
            "price": pl.Float64, "created_at": pl.String}
 
@@ -31,7 +34,15 @@ def read_new_items(path: str | Path) -> pl.DataFrame:
     elif path.suffix == ".csv":
         frame = pl.read_csv(path, infer_schema=False)
     else:
-        frame = pl.read_ndjson(path, infer_schema_length=None) if path.stat().st_size else pl.DataFrame()
+        rows = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # e.g. a line cut short by a crash: the others still count
+                log.warning("%s:%d is not JSON; skipped", path, number)
+        frame = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
     if frame.height and "item_id" not in frame.columns:
         raise ValueError(f"{path}: new items need an item_id column")
     frame = frame.select([(pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)

@@ -52,7 +52,7 @@ class Reranker:
     Examples
     --------
     >>> reranker = Reranker(catalog)  # doctest: +SKIP
-    >>> top = reranker(candidates[0], scores[0], sources[0], anchors[0], item_seq[0], exclude=[], limit=10)
+    >>> top = reranker(candidates[0], scores[0], sources[0], anchors[0], item_seq[0], [], 10)  # doctest: +SKIP
     >>> top.reasons[0]  # doctest: +SKIP
     'because you viewed Elynova Sport Dog Food V675'
     """

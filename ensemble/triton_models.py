@@ -54,7 +54,9 @@ class _Model:
                 responses.append(pb_utils.InferenceResponse(
                     output_tensors=[pb_utils.Tensor(name, value) for name, value in outputs.items()]))
             except ValueError as exc:  # bad input: this request fails with the reason, the others go on
-                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(exc))))
+                code = getattr(pb_utils.TritonError, "INVALID_ARG", None)  # so clients tell it from a failure
+                error = pb_utils.TritonError(str(exc), code) if code is not None else pb_utils.TritonError(str(exc))
+                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
         return responses
 
 

@@ -60,12 +60,15 @@ def create_app(config: FacadeConfig | None = None, data_dir: str | Path | None =
     @app.middleware("http")
     async def observe(request: Request, call_next):
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        app.state.metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        app.state.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-        return response
+        status = 500  # unless a response comes back
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            endpoint = getattr(request.scope.get("route"), "path", "unmatched")
+            app.state.metrics.requests.labels(endpoint, str(status)).inc()
+            app.state.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
     return app
 

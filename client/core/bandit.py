@@ -25,7 +25,9 @@ def thompson_pick(items: list[int], shows: dict[int, float], rewards: dict[int, 
     """
     if not items or count <= 0:
         return []
-    wins = np.array([rewards.get(i, 0.0) for i in items])
-    losses = np.maximum(np.array([shows.get(i, 0.0) for i in items]) - wins, 0.0)
+    trials = np.array([shows.get(i, 0.0) for i in items])
+    # Clicks that came from elsewhere (search, similar items) would push the rate past 1: cap them at the shows.
+    wins = np.minimum(np.array([rewards.get(i, 0.0) for i in items]), trials)
+    losses = trials - wins
     draws = rng.beta(1.0 + wins, 1.0 + losses)
     return [items[i] for i in np.argsort(-draws, kind="stable")[:count]]

@@ -39,6 +39,10 @@ class CircuitBreaker:
             return True
         return False
 
+    def release(self) -> None:
+        """End a call that is neither a success nor a failure (cancelled, or refused for its own input)."""
+        self.trial_running = False
+
     def record(self, success: bool) -> None:
         self.trial_running = False
         if success:

@@ -21,6 +21,8 @@ class FacadeConfig:
     breaker_failures: int = 3  # consecutive Triton failures that open the circuit
     breaker_reset_s: float = 5.0  # how long an open circuit skips Triton before one trial request
     redis_url: str | None = None
+    store_timeout_ms: float = 100.0  # budget of a store read; past it the answer goes on without live data
+    live_min_count: float = 5.0  # weighted events an item needs before live counts move it up the lists
     session_length: int = 200  # live events kept per user
     max_batch_events: int = 1000
     max_limit: int = 100

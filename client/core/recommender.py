@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +35,23 @@ class TritonUnavailable(RuntimeError):
     """Triton failed, timed out, or the circuit is open."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The session store could not record what was posted."""
+
+
+MAX_TRITON_LIMIT = 1000  # the python models' own bound on limit
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether Triton answered and refused the request (bad input), as opposed to failing or timing out."""
+    from tritonclient.utils import InferenceServerException
+
+    if not isinstance(exc, InferenceServerException):
+        return False
+    status = str(exc.status() or "")
+    return any(code in status for code in ("INVALID_ARGUMENT", "NOT_FOUND", "400", "404"))
+
+
 @dataclass
 class Served:
     items: list[dict]  # item_id, score, reason, model_version
@@ -57,13 +75,34 @@ class Recommender:
 
     # -- building blocks -------------------------------------------------------------------------------------
 
+    async def _store(self, what: str, make_call, default):
+        """A store read or best-effort write within ``store_timeout_ms``; an unreachable or slow store degrades
+        the answer (no live session, no live counts) instead of failing it."""
+        start = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(make_call(), self.config.store_timeout_ms / 1000)
+        except Exception as exc:  # noqa: BLE001 - connection, timeout and protocol errors alike
+            log.warning("session store %s failed: %s: %s", what, type(exc).__name__, exc)
+            self.metrics.fallbacks.labels("store").inc()
+            return default
+        self.metrics.stage.labels("store").observe(time.perf_counter() - start)
+        return result
+
+    def _indices(self, item_ids) -> list[int]:
+        """Item indices of raw ids this process knows (ids from a newer catalog are left out)."""
+        return [i for i in (self.shop.item_index(item) for item in item_ids) if i is not None]
+
     async def history(self, user_id: str) -> np.ndarray:
         """The user's known sequence followed by the events posted since (the live session)."""
-        start = time.perf_counter()
-        live = await self.store.recent(user_id)
-        self.metrics.stage.labels("store").observe(time.perf_counter() - start)
+        live = self._indices(await self._store("read", lambda: self.store.recent(user_id), []))
         base = self.shop.histories.get(user_id, np.empty(0, dtype=np.int64))
         return np.concatenate([base, np.asarray(live, dtype=np.int64)]) if live else base
+
+    async def _live_counts(self, limit: int) -> list[tuple[int, float]]:
+        """Items with at least ``live_min_count`` weighted events posted, most first."""
+        pairs = await self._store("read", lambda: self.store.popular(limit), [])
+        known = [(self.shop.item_index(item), count) for item, count in pairs if count >= self.config.live_min_count]
+        return [(index, count) for index, count in known if index is not None]
 
     def item_index(self, item_id: str) -> int:
         index = self.shop.item_index(item_id)
@@ -72,16 +111,23 @@ class Recommender:
         return index
 
     async def _triton(self, model: str, make_call):
-        """Run a Triton call within the time budget; failures count towards opening the circuit."""
+        """Run a Triton call within the time budget. Timeouts and transport failures count towards opening the
+        circuit; a request Triton refuses as invalid (e.g. an item it does not serve yet) falls back alone."""
         if self.triton is None or not self.breaker.allow():
             raise TritonUnavailable("circuit open" if self.triton else "no Triton configured")
         start = time.perf_counter()
         try:
             result = await asyncio.wait_for(make_call(), self.config.timeout_ms / 1000)
         except Exception as exc:  # noqa: BLE001 - timeouts, transport and model errors all fall back
-            self.breaker.record(False)
             self.metrics.triton_errors.labels(model).inc()
+            if _refused(exc):
+                self.breaker.release()
+            else:
+                self.breaker.record(False)
             raise TritonUnavailable(f"{model}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:  # cancelled: neither a success nor a failure, but the trial slot must be freed
+            self.breaker.release()
+            raise
         self.breaker.record(True)
         self.metrics.stage.labels(f"triton_{model}").observe(time.perf_counter() - start)
         return result
@@ -92,7 +138,7 @@ class Recommender:
 
     async def _popular(self, limit: int, category: str = "", skip: set[int] = frozenset()) -> list[dict]:
         """Live popularity (posted events) first, then the dataset's recent popularity."""
-        live = [item for item, _ in await self.store.popular(4 * limit + len(skip))]
+        live = [item for item, _ in await self._live_counts(4 * limit + len(skip))]
         chosen: list[int] = []
         for item in live + self.shop.popular_items(limit + len(skip) + len(live), category, skip):
             if item not in skip and item not in chosen and (not category or self.shop.categories[item] == category):
@@ -133,11 +179,12 @@ class Recommender:
             except Exception:  # a bug must not cost the shop its list: logged, counted, answered with popular items
                 log.exception("personalized recommendations failed for user %r", user_id)
                 served.items, served.degraded = await self._fallback("error", limit, category, skip), True
-        await self.store.log_exposure({"request_id": served.request_id, "user_id": user_id, "context": context,
-                                       "experiment_id": served.experiment_id, "variant": served.variant,
-                                       "items": [i["item_id"] for i in served.items],
-                                       "teams": [i.pop("team") for i in served.items if "team" in i] or None,
-                                       "degraded": served.degraded, "at": time.time()})
+        record = {"request_id": served.request_id, "user_id": user_id, "context": context,
+                  "experiment_id": served.experiment_id, "variant": served.variant,
+                  "items": [i["item_id"] for i in served.items],
+                  "teams": [i.pop("team") for i in served.items if "team" in i] or None,
+                  "degraded": served.degraded, "at": time.time()}
+        await self._store("exposure log", lambda: self.store.log_exposure(record), None)
         return served
 
     async def _explore(self, items: list[dict], skip: set[int], limit: int, category: str) -> list[dict]:
@@ -145,17 +192,20 @@ class Recommender:
         listed = {self.shop.item_index(i["item_id"]) for i in items}
         arms = [i for i in self.new_items if i not in skip and i not in listed
                 and (not category or self.shop.categories[i] == category)]
-        slots = min(self.config.exploration_slots, limit)
+        # Short lists stay the models' own: the slot is at exploration_position or not at all.
+        slots = min(self.config.exploration_slots, limit - self.config.exploration_position)
         if not arms or slots <= 0:
             return items
-        shows, rewards = await self.store.bandit_stats(arms)
-        picked = thompson_pick(arms, shows, rewards, slots, self.rng)
+        ids = [self.shop.item_ids[i] for i in arms]
+        shows, rewards = await self._store("read", lambda: self.store.bandit_stats(ids), ({}, {}))
+        picked = [self.shop.item_index(i) for i in thompson_pick(ids, shows, rewards, slots, self.rng)]
         kept = items[: limit - len(picked)]
         for offset, item in enumerate(picked):
             position = min(self.config.exploration_position + offset, len(kept))
             kept.insert(position, {"item_id": self.shop.item_ids[item], "score": 0.0, "reason": EXPLORATION_REASON,
                                    "model_version": "bandit-thompson"})
-        await self.store.bandit_record(picked, [])
+        shown = [self.shop.item_ids[i] for i in picked]
+        await self._store("bandit", lambda: self.store.bandit_record(shown, []), None)
         return kept
 
     async def _model_list(self, history: np.ndarray, excluded: list[int], limit: int, category: str,
@@ -191,8 +241,9 @@ class Recommender:
         return [{**by_id[item], "team": names[team]} for item, team in merged]
 
     async def _trending_items(self, limit: int, category: str, skip: set[int]) -> list[dict]:
+        fetch = min(limit + len(skip), MAX_TRITON_LIMIT)
         try:
-            result = await self._triton("trending", lambda: self.triton.trending(limit + len(skip), category))
+            result = await self._triton("trending", lambda: self.triton.trending(fetch, category))
         except TritonUnavailable:
             return await self._fallback("triton", limit, category, skip)
         items = [i for i in self._items(result) if self.shop.item_index(i["item_id"]) not in skip]
@@ -205,7 +256,7 @@ class Recommender:
     async def _with_live_counts(self, items: list[dict], limit: int, category: str, skip: set[int]) -> list[dict]:
         """Trending as built (recent popularity of the dataset) blended with the events posted since: each list's
         scores scaled to [0, 1] and added, so what is hot right now rises without a rebuild."""
-        live = [(i, c) for i, c in await self.store.popular(4 * limit) if i not in skip
+        live = [(i, c) for i, c in await self._live_counts(4 * limit) if i not in skip
                 and (not category or self.shop.categories[i] == category)]
         if not live:
             return items
@@ -259,20 +310,26 @@ class Recommender:
         file that the next ``recstack build-repo --new-items`` embeds and indexes for Triton."""
         self.config.ingest_file.parent.mkdir(parents=True, exist_ok=True)
         with self.config.ingest_file.open("a") as out:
-            for row in rows:
-                out.write(json.dumps(row, default=str) + "\n")
+            out.write("".join(json.dumps(row, default=str) + "\n" for row in rows))
+            out.flush()
+            os.fsync(out.fileno())  # an accepted item survives a crash
         indices = self.shop.add_items(rows)
         self.new_items += indices
         self.new_item_set.update(indices)
         return indices
 
     async def post_events(self, events: list[dict]) -> None:
+        """Record events; raises :class:`StoreUnavailable` when the store cannot take them (nothing half-done
+        is reported as accepted)."""
         start = time.perf_counter()
-        await self.store.append(events)
-        rewarded = [e["item_idx"] for e in events if e["event_type"] in REWARDING_EVENTS
+        try:
+            await asyncio.wait_for(self.store.append(events), max(1.0, self.config.store_timeout_ms / 100))
+        except Exception as exc:  # noqa: BLE001
+            raise StoreUnavailable(f"the session store did not take the events: {type(exc).__name__}") from exc
+        rewarded = [e["item_id"] for e in events if e["event_type"] in REWARDING_EVENTS
                     and e["item_idx"] in self.new_item_set]
         if rewarded:
-            await self.store.bandit_record([], rewarded)
+            await self._store("bandit", lambda: self.store.bandit_record([], rewarded), None)
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
 
     async def ready(self) -> dict[str, bool]:

@@ -40,8 +40,13 @@ def experiment_report(exposures: list[dict], events: list[dict], window_s: float
     for event in events:
         by_user[event["user_id"]].append((_seconds(event["timestamp"]), event["item_id"], event["event_type"]))
     table: dict[tuple[str, str], dict] = defaultdict(lambda: {"lists": 0, "clicked": 0, "converted": 0})
+    wins: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    skipped = 0
     for exposure in exposures:
         if not exposure.get("experiment_id"):
+            continue
+        if exposure.get("degraded"):  # the fallback answered, not the variant
+            skipped += 1
             continue
         row = table[exposure["experiment_id"], exposure["variant"]]
         row["lists"] += 1
@@ -50,18 +55,33 @@ def experiment_report(exposures: list[dict], events: list[dict], window_s: float
                  if start <= at <= start + window_s and item in shown]
         row["clicked"] += any(kind in CLICKS for kind, _ in later)
         row["converted"] += any(kind == "purchase" for kind, _ in later)
+        if exposure.get("teams"):
+            # Interleaving credit: the team whose items drew more clicks wins the impression.
+            team_of = dict(zip(exposure["items"], exposure["teams"], strict=True))
+            clicks = defaultdict(int)
+            for kind, item in later:
+                if kind in CLICKS:
+                    clicks[team_of[item]] += 1
+            if clicks:
+                ranked = sorted(clicks.items(), key=lambda kv: -kv[1])
+                winner = "tie" if len(ranked) > 1 and ranked[0][1] == ranked[1][1] else ranked[0][0]
+                wins[exposure["experiment_id"]][winner] += 1
     out = []
     for (experiment, variant), row in sorted(table.items()):
         ctr, conversion = (row["clicked"] / row["lists"], row["converted"] / row["lists"])
         out.append({"experiment_id": experiment, "variant": variant, **row, "ctr": ctr,
                     "ctr_ci95": wilson(row["clicked"], row["lists"]), "conversion": conversion,
                     "conversion_ci95": wilson(row["converted"], row["lists"])})
-    return {"window_s": window_s, "variants": out}
+    return {"window_s": window_s, "variants": out, "degraded_lists_left_out": skipped,
+            "interleaving_wins": {experiment: dict(counts) for experiment, counts in wins.items()}}
 
 
 def format_report(report: dict) -> str:
     lines = ["| experiment | variant | lists | CTR | 95% CI | conversion | 95% CI |",
              "|---|---|---:|---:|---|---:|---|"]
+    for experiment, counts in report.get("interleaving_wins", {}).items():
+        lines.insert(0, f"interleaving {experiment}: impressions won " + ", ".join(
+            f"{team} {n}" for team, n in sorted(counts.items())))
     for r in report["variants"]:
         lines.append(f"| {r['experiment_id']} | {r['variant']} | {r['lists']} | {r['ctr']:.3f} | "
                      f"{r['ctr_ci95'][0]:.3f}–{r['ctr_ci95'][1]:.3f} | {r['conversion']:.3f} | "

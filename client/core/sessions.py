@@ -1,5 +1,6 @@
 """Where posted events live: each user's recent items (capped), an event stream for downstream training,
-live popularity counters, and the exposure log of served lists.
+live popularity counters, and the exposure log of served lists. Items are kept by raw id, never by index, so
+facade processes that know different catalog versions can share one store.
 
 Two implementations of one interface: :class:`RedisStore` (shared by workers, survives restarts) and
 :class:`MemoryStore` (in-process, the default when no ``REDIS_URL`` is configured). :func:`open_store` picks.
@@ -16,20 +17,20 @@ STREAM_MAXLEN = 1_000_000
 
 class SessionStore(Protocol):
     async def append(self, events: list[dict]) -> None:
-        """Record valid events (with ``item_idx`` resolved): session, stream and popularity."""
+        """Record valid events: session, stream and popularity."""
 
-    async def recent(self, user_id: str) -> list[int]:
-        """The user's live items, oldest first."""
+    async def recent(self, user_id: str) -> list[str]:
+        """The user's live items (raw ids), oldest first."""
 
-    async def popular(self, limit: int) -> list[tuple[int, float]]:
+    async def popular(self, limit: int) -> list[tuple[str, float]]:
         """Items with the most weighted events posted since start (or ever, in Redis)."""
 
     async def log_exposure(self, record: dict) -> None: ...
 
-    async def bandit_record(self, shown: list[int], rewarded: list[int]) -> None:
+    async def bandit_record(self, shown: list[str], rewarded: list[str]) -> None:
         """Count exploration shows and rewards of new items."""
 
-    async def bandit_stats(self, items: list[int]) -> tuple[dict[int, float], dict[int, float]]:
+    async def bandit_stats(self, items: list[str]) -> tuple[dict[str, float], dict[str, float]]:
         """Shows and rewards of these items."""
 
     async def exposures(self) -> list[dict]: ...
@@ -45,34 +46,34 @@ class MemoryStore:
     """In-process store; nothing is shared between processes or kept across restarts."""
 
     def __init__(self, session_length: int = 200, weights: dict[str, float] | None = None):
-        self.sessions: dict[str, deque[int]] = defaultdict(lambda: deque(maxlen=session_length))
+        self.sessions: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=session_length))
         self.stream: deque[dict] = deque(maxlen=STREAM_MAXLEN)
         self.exposure_log: deque[dict] = deque(maxlen=STREAM_MAXLEN)
-        self.counts: Counter[int] = Counter()
-        self.shows: Counter[int] = Counter()
-        self.rewards: Counter[int] = Counter()
+        self.counts: Counter[str] = Counter()
+        self.shows: Counter[str] = Counter()
+        self.rewards: Counter[str] = Counter()
         self.weights = weights or {}
 
     async def append(self, events: list[dict]) -> None:
         for event in events:
-            self.sessions[event["user_id"]].append(int(event["item_idx"]))
+            self.sessions[event["user_id"]].append(event["item_id"])
             self.stream.append(event)
-            self.counts[int(event["item_idx"])] += self.weights.get(event["event_type"], 1.0)
+            self.counts[event["item_id"]] += self.weights.get(event["event_type"], 1.0)
 
-    async def recent(self, user_id: str) -> list[int]:
+    async def recent(self, user_id: str) -> list[str]:
         return list(self.sessions.get(user_id, ()))
 
-    async def popular(self, limit: int) -> list[tuple[int, float]]:
+    async def popular(self, limit: int) -> list[tuple[str, float]]:
         return self.counts.most_common(limit)
 
     async def log_exposure(self, record: dict) -> None:
         self.exposure_log.append(record)
 
-    async def bandit_record(self, shown: list[int], rewarded: list[int]) -> None:
+    async def bandit_record(self, shown: list[str], rewarded: list[str]) -> None:
         self.shows.update(shown)
         self.rewards.update(rewarded)
 
-    async def bandit_stats(self, items: list[int]) -> tuple[dict[int, float], dict[int, float]]:
+    async def bandit_stats(self, items: list[str]) -> tuple[dict[str, float], dict[str, float]]:
         return {i: self.shows[i] for i in items}, {i: self.rewards[i] for i in items}
 
     async def exposures(self) -> list[dict]:
@@ -114,37 +115,35 @@ class RedisStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             for event in events:
                 key = self._key(f"session:{event['user_id']}")
-                pipe.rpush(key, int(event["item_idx"]))
+                pipe.rpush(key, event["item_id"])
                 pipe.ltrim(key, -self.session_length, -1)
                 pipe.xadd(self._key("events"), {"event": json.dumps(event)}, maxlen=STREAM_MAXLEN, approximate=True)
-                pipe.zincrby(self._key("popularity"), self.weights.get(event["event_type"], 1.0),
-                             int(event["item_idx"]))
+                pipe.zincrby(self._key("popularity"), self.weights.get(event["event_type"], 1.0), event["item_id"])
             await pipe.execute()
 
-    async def recent(self, user_id: str) -> list[int]:
-        return [int(i) for i in await self.redis.lrange(self._key(f"session:{user_id}"), 0, -1)]
+    async def recent(self, user_id: str) -> list[str]:
+        return await self.redis.lrange(self._key(f"session:{user_id}"), 0, -1)
 
-    async def popular(self, limit: int) -> list[tuple[int, float]]:
+    async def popular(self, limit: int) -> list[tuple[str, float]]:
         pairs = await self.redis.zrevrange(self._key("popularity"), 0, limit - 1, withscores=True)
-        return [(int(item), float(score)) for item, score in pairs]
+        return [(item, float(score)) for item, score in pairs]
 
     async def log_exposure(self, record: dict) -> None:
         await self.redis.xadd(self._key("exposures"), {"exposure": json.dumps(record)}, maxlen=STREAM_MAXLEN,
                               approximate=True)
 
-    async def bandit_record(self, shown: list[int], rewarded: list[int]) -> None:
+    async def bandit_record(self, shown: list[str], rewarded: list[str]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for name, items in (("bandit:shows", shown), ("bandit:rewards", rewarded)):
                 for item in items:
-                    pipe.hincrby(self._key(name), str(item), 1)
+                    pipe.hincrby(self._key(name), item, 1)
             await pipe.execute()
 
-    async def bandit_stats(self, items: list[int]) -> tuple[dict[int, float], dict[int, float]]:
+    async def bandit_stats(self, items: list[str]) -> tuple[dict[str, float], dict[str, float]]:
         if not items:
             return {}, {}
-        fields = [str(i) for i in items]
-        shows = await self.redis.hmget(self._key("bandit:shows"), fields)
-        rewards = await self.redis.hmget(self._key("bandit:rewards"), fields)
+        shows = await self.redis.hmget(self._key("bandit:shows"), items)
+        rewards = await self.redis.hmget(self._key("bandit:rewards"), items)
         return ({i: float(v or 0) for i, v in zip(items, shows, strict=True)},
                 {i: float(v or 0) for i, v in zip(items, rewards, strict=True)})
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, HTTPException, Request
 from client.api.batches import validate_batch
 from client.api.deps import MetricsDep, RecommenderDep
 from client.api.schemas import Event, EventsResponse, RejectedEvent
+from client.core.recommender import StoreUnavailable
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 EventsBody = Annotated[dict | list, Body(examples=[{"user_id": "u1", "item_id": "i0000658", "event_type": "view"}])]
@@ -35,7 +36,10 @@ async def post_events(request: Request, recommender: RecommenderDep, metrics: Me
     if not accepted:
         metrics.events.labels("rejected").inc(len(rejected))
         raise HTTPException(422, {"message": "no valid event", "rejected": [r.model_dump() for r in rejected]})
-    await recommender.post_events(accepted)
+    try:
+        await recommender.post_events(accepted)
+    except StoreUnavailable as exc:
+        raise HTTPException(503, f"{exc}; nothing was recorded, send them again") from exc
     metrics.events.labels("accepted").inc(len(accepted))
     metrics.events.labels("rejected").inc(len(rejected))
     return EventsResponse(accepted=len(accepted), rejected=rejected)

@@ -34,7 +34,10 @@ async def add_items(request: Request, recommender: RecommenderDep, body: ItemsBo
     rejected.sort(key=lambda r: r.index)
     if not accepted:
         raise HTTPException(422, {"message": "no valid item", "rejected": [r.model_dump() for r in rejected]})
-    recommender.add_items(accepted)
+    try:
+        recommender.add_items(accepted)
+    except OSError as exc:
+        raise HTTPException(503, f"cannot write the ingest file: {exc}; nothing was added") from exc
     ingest = recommender.config.ingest_file
     return ItemsResponse(accepted=len(accepted), rejected=rejected,
                          publish=f"recstack build-repo --new-items {ingest} --reload <triton-host:http-port>")

@@ -26,14 +26,15 @@ def test_new_items_get_a_slot_and_the_bandit_learns_from_clicks(api, trained_sho
     clicks = [{"user_id": f"fan{i}", "item_id": favourite, "event_type": "click"} for i in range(60)]
     assert api.post("/api/v1/events", json=clicks).json()["accepted"] == 60
     store = redis.Redis.from_url(flush_redis, decode_responses=True)
-    index = str(shop.item_index(favourite))
-    assert store.hget("recstack:bandit:rewards", index) == "60"
+    assert store.hget("recstack:bandit:rewards", favourite) == "60"
     picks = Counter()
     for _ in range(30):
         recs = api.get(f"/api/v1/recommendations/{user}", params={"limit": 8}).json()["recommendations"]
         picks.update(r["item_id"] for r in recs if r["model_version"] == "bandit-thompson")
     assert picks.most_common(1)[0][0] == favourite
-    assert int(store.hget("recstack:bandit:shows", index)) >= picks[favourite]
+    assert int(store.hget("recstack:bandit:shows", favourite)) >= picks[favourite]
+    short = api.get(f"/api/v1/recommendations/{user}", params={"limit": 3}).json()["recommendations"]
+    assert "bandit-thompson" not in {r["model_version"] for r in short}  # the slot is position 3 or nothing
 
 
 def test_report_reads_exposures_and_events_from_redis(trained_shop, triton_server, flush_redis, known_user,

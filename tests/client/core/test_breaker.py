@@ -39,3 +39,13 @@ def test_a_success_resets_the_count():
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         CircuitBreaker(failures=0)
+
+
+def test_a_released_trial_lets_the_next_call_try():
+    clock = Clock()
+    breaker = CircuitBreaker(failures=1, reset_s=1, clock=clock)
+    breaker.record(False)
+    clock.now = 1.0
+    assert breaker.allow() and not breaker.allow()
+    breaker.release()  # the trial was cancelled: no verdict
+    assert breaker.allow()

@@ -32,3 +32,23 @@ def test_report_counts_clicks_and_purchases_after_exposure_within_the_window():
     late = experiment_report(exposures, events, window_s=50)
     assert {r["variant"]: r["clicked"] for r in late["variants"]} == {"a": 0, "b": 0}
     assert "| e | a | 2 | 0.500 |" in format_report(report)
+
+
+def test_interleaving_credits_the_team_that_drew_the_clicks_and_degraded_lists_are_left_out():
+    exposures = [
+        {"experiment_id": "il", "variant": "interleaved", "user_id": "u1", "items": ["a", "b", "c"],
+         "teams": ["model", "popular", "model"], "at": 0.0},
+        {"experiment_id": "il", "variant": "interleaved", "user_id": "u2", "items": ["a", "b"],
+         "teams": ["popular", "model"], "at": 0.0},
+        {"experiment_id": "il", "variant": "interleaved", "user_id": "u3", "items": ["a"], "teams": ["model"],
+         "at": 0.0, "degraded": True},
+    ]
+    events = [{"user_id": "u1", "item_id": "a", "event_type": "click", "timestamp": 1.0},
+              {"user_id": "u1", "item_id": "c", "event_type": "click", "timestamp": 2.0},
+              {"user_id": "u1", "item_id": "b", "event_type": "click", "timestamp": 3.0},
+              {"user_id": "u2", "item_id": "a", "event_type": "purchase", "timestamp": 1.0},
+              {"user_id": "u3", "item_id": "a", "event_type": "click", "timestamp": 1.0}]
+    report = experiment_report(exposures, events)
+    assert report["interleaving_wins"] == {"il": {"model": 1, "popular": 1}}
+    assert report["degraded_lists_left_out"] == 1 and report["variants"][0]["lists"] == 2
+    assert format_report(report).startswith("interleaving il: impressions won model 1, popular 1")
