@@ -41,6 +41,12 @@ def _serve(argv: list[str]) -> int:
     return servers[argv[0]](argv[1:])
 
 
+def _score(argv: list[str]) -> int:
+    from client.scoring import main
+
+    return main(argv)
+
+
 def _report(argv: list[str]) -> int:
     from client.core.report import main
 
@@ -66,6 +72,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (_train, "train, evaluate and export models on a prepared dataset (python -m training)"),
     "build-repo": (_build_repo, "assemble the Triton model repository from trained models (python -m ensemble build)"),
     "serve": (_serve, "serve triton|api: run Triton over the model repository, or the FastAPI facade"),
+    "score": (_score, "batch scoring: top-K with reasons for every user, to parquet and CSV"),
     "report": (_report, "experiment report: CTR and conversion per variant with 95% intervals"),
     "bench": (_bench, "benchmarks (python -m benchmarks)"),
 }
