@@ -15,6 +15,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -63,6 +64,8 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
     """
     from recstack.settings import Settings
 
+    if mode not in ("in-process", "triton"):
+        raise ValueError(f"mode must be 'in-process' or 'triton'; got {mode!r}")
     data_dir, out = Path(data_dir), Path(out)
     shop = Shop.load(data_dir)
     everyone = sorted(shop.histories)
@@ -81,26 +84,26 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
         raise ValueError(f"{out} holds a run for other users, K, exclusions or data: use another folder or delete it")
     state.write_text(json.dumps({"identity": identity, "users": len(chosen), "k": k, "mode": mode}))
 
-    recommend = _recommender(mode, repository or Settings().model_repository, triton_url, batch, in_flight)
     chunks = [chosen[i:i + chunk_users] for i in range(0, len(chosen), chunk_users)]
-    started, scored_now, new_chunks = time.perf_counter(), 0, 0
-    bar = tqdm(total=len(chosen), unit="user", disable=not progress, desc=f"scoring ({mode})")
-    for number, user_ids in enumerate(chunks):
-        path = parts / f"part-{number:05d}.parquet"
-        if path.exists():  # done by an earlier run
+    with _recommender(mode, repository or Settings().model_repository, triton_url, batch, in_flight) as recommend:
+        started, scored_now, new_chunks = time.perf_counter(), 0, 0
+        bar = tqdm(total=len(chosen), unit="user", disable=not progress, desc=f"scoring ({mode})")
+        for number, user_ids in enumerate(chunks):
+            path = parts / f"part-{number:05d}.parquet"
+            if path.exists():  # done by an earlier run
+                bar.update(len(user_ids))
+                continue
+            if max_chunks is not None and new_chunks >= max_chunks:
+                break
+            histories = [shop.histories[u] for u in user_ids]
+            frame = _rows(user_ids, recommend(histories, excluded, k))
+            tmp = path.with_suffix(".tmp")
+            frame.write_parquet(tmp)
+            os.replace(tmp, path)  # a chunk is there whole or not at all
+            scored_now += len(user_ids)
+            new_chunks += 1
             bar.update(len(user_ids))
-            continue
-        if max_chunks is not None and new_chunks >= max_chunks:
-            break
-        histories = [shop.histories[u] for u in user_ids]
-        frame = _rows(user_ids, recommend(histories, excluded, k))
-        tmp = path.with_suffix(".tmp")
-        frame.write_parquet(tmp)
-        os.replace(tmp, path)  # a chunk is there whole or not at all
-        scored_now += len(user_ids)
-        new_chunks += 1
-        bar.update(len(user_ids))
-    bar.close()
+        bar.close()
     seconds = time.perf_counter() - started
     done = sorted(parts.glob("part-*.parquet"))
     summary = {"users": len(chosen), "chunks": len(chunks), "chunks_done": len(done), "scored_now": scored_now,
@@ -114,8 +117,9 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
     return summary
 
 
+@contextmanager
 def _recommender(mode: Mode, repository: Path, triton_url: str | None, batch: int, in_flight: int):
-    """``f(histories, excluded, k) -> output tensors`` for a chunk, in batches of ``batch`` users."""
+    """Yield ``f(histories, excluded, k) -> output tensors`` for a chunk, in batches of ``batch`` users."""
     if mode == "in-process":
         from ensemble.funnel import Funnel
 
@@ -126,20 +130,19 @@ def _recommender(mode: Mode, repository: Path, triton_url: str | None, batch: in
                      for i in range(0, len(histories), batch)]
             return _stack(parts)
 
-        return run
-    if mode == "triton":
+        yield run
+    else:
         from client.triton import TritonRecommender
 
-        client = TritonRecommender(triton_url or "127.0.0.1:8001", "grpc")  # gRPC clients are thread-safe
-        pool = ThreadPoolExecutor(in_flight)
+        # One gRPC client serves every thread; several batches are in flight at once.
+        with TritonRecommender(triton_url or "127.0.0.1:8001", "grpc") as client, \
+                ThreadPoolExecutor(in_flight) as pool:
 
-        def run(histories, excluded, k):
-            batches = [histories[i:i + batch] for i in range(0, len(histories), batch)]
-            parts = list(pool.map(lambda h: client.recommend_arrays(h, [excluded] * len(h), k), batches))
-            return _stack(parts)
+            def run(histories, excluded, k):
+                batches = [histories[i:i + batch] for i in range(0, len(histories), batch)]
+                return _stack(list(pool.map(lambda h: client.recommend_arrays(h, [excluded] * len(h), k), batches)))
 
-        return run
-    raise ValueError(f"mode must be 'in-process' or 'triton'; got {mode!r}")
+            yield run
 
 
 def _stack(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -119,7 +119,7 @@ class Catalog:
         lookup = getattr(self, "_lookup", None)
         if lookup is None:
             lookup = {item: i for i, item in enumerate(self.item_ids) if item is not None}
-            object.__setattr__(self, "_lookup", lookup)
+            self._lookup = lookup
         return np.array([lookup.get(str(i), -1) for i in item_ids], dtype=np.int64)
 
     def title_of(self, item: int) -> str:
@@ -201,7 +201,7 @@ class Catalog:
         self.vectors = np.ascontiguousarray(np.concatenate([self.vectors, vectors.astype(np.float32)]))
         for co in self.covisitation.values():
             co.indptr = np.concatenate([co.indptr, np.full(len(ids), co.indptr[-1])])
-        object.__setattr__(self, "_lookup", None)
+        self._lookup = None  # rebuilt on the next lookup
         self.apply_rules()
 
     def apply_rules(self) -> None:

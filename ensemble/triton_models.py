@@ -8,6 +8,7 @@ funnel (:mod:`ensemble.funnel`) runs.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,11 @@ def _pb():
     return pb_utils
 
 
-class _Model:
-    """Shared plumbing: the version folder, its settings, tensors in and out, per-request errors."""
+class _Model(ABC):
+    """Shared plumbing: the version folder, its settings, tensors in and out, per-request errors. Each model
+    names its ``inputs``, loads its artifacts in :meth:`setup` and answers one request's arrays in :meth:`run`."""
+
+    inputs: tuple[str, ...] = ()
 
     def initialize(self, args: dict) -> None:
         self.folder = Path(args["model_repository"]) / args["model_version"]
@@ -36,13 +40,13 @@ class _Model:
         self.gpu = args.get("model_instance_kind") == "GPU"
         self.setup()
 
+    @abstractmethod
     def setup(self) -> None:
-        raise NotImplementedError
+        """Load this version's artifacts from ``self.folder``."""
 
+    @abstractmethod
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    inputs: tuple[str, ...] = ()
+        """Output tensors for one request's input tensors; ``ValueError`` for bad input."""
 
     def execute(self, requests):
         pb_utils = _pb()

@@ -28,6 +28,7 @@ class FacadeConfig:
     max_limit: int = 100
     exploration_slots: int = 1  # positions of a personalised list the new-item bandit fills
     exploration_position: int = 3  # where the first of them goes (0-based)
+    exploration_arms: int = 200  # newest new items the bandit chooses among per request
     freshness_days: float = 14.0  # items created this recently are arms of the bandit
     data: Path | None = None  # prepared dataset (id maps, known histories) [build/data/synthetic]
     ingest_file: Path | None = None  # items added through the API, for build-repo --new-items [build/ingest/...]

@@ -21,6 +21,7 @@ from client.core.metrics import Metrics
 from client.core.sessions import SessionStore
 from client.core.shop import Shop
 from client.triton import AsyncTritonRecommender, RecommendationList
+from ensemble.triton_models import MAX_LIMIT
 
 log = logging.getLogger(__name__)
 FALLBACK_REASON = "popular right now"
@@ -37,9 +38,6 @@ class TritonUnavailable(RuntimeError):
 
 class StoreUnavailable(RuntimeError):
     """The session store could not record what was posted."""
-
-
-MAX_TRITON_LIMIT = 1000  # the python models' own bound on limit
 
 
 def _refused(exc: Exception) -> bool:
@@ -190,8 +188,9 @@ class Recommender:
     async def _explore(self, items: list[dict], skip: set[int], limit: int, category: str) -> list[dict]:
         """Give the bandit's new items their slots (from ``exploration_position`` on) and count the shows."""
         listed = {self.shop.item_index(i["item_id"]) for i in items}
+        # The newest eligible items only: bandit statistics are read per request, so the arm count stays bounded.
         arms = [i for i in self.new_items if i not in skip and i not in listed
-                and (not category or self.shop.categories[i] == category)]
+                and (not category or self.shop.categories[i] == category)][: self.config.exploration_arms]
         # Short lists stay the models' own: the slot is at exploration_position or not at all.
         slots = min(self.config.exploration_slots, limit - self.config.exploration_position)
         if not arms or slots <= 0:
@@ -241,7 +240,7 @@ class Recommender:
         return [{**by_id[item], "team": names[team]} for item, team in merged]
 
     async def _trending_items(self, limit: int, category: str, skip: set[int]) -> list[dict]:
-        fetch = min(limit + len(skip), MAX_TRITON_LIMIT)
+        fetch = min(limit + len(skip), MAX_LIMIT)  # the python models' bound
         try:
             result = await self._triton("trending", lambda: self.triton.trending(fetch, category))
         except TritonUnavailable:
@@ -314,7 +313,7 @@ class Recommender:
             out.flush()
             os.fsync(out.fileno())  # an accepted item survives a crash
         indices = self.shop.add_items(rows)
-        self.new_items += indices
+        self.new_items[:0] = indices  # the newest of all
         self.new_item_set.update(indices)
         return indices
 

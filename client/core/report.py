@@ -8,7 +8,7 @@ import asyncio
 import json
 import math
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 
 CLICKS = ("click", "add_to_cart", "purchase")
 
@@ -30,7 +30,11 @@ def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def _seconds(value) -> float:
-    return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else float(value)
+    """Unix seconds of an event time; an ISO time without an offset is UTC, as the facade records it."""
+    if not isinstance(value, str):
+        return float(value)
+    moment = datetime.fromisoformat(value)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def experiment_report(exposures: list[dict], events: list[dict], window_s: float = 86_400.0) -> dict:

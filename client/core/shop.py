@@ -82,8 +82,10 @@ class Shop:
         return indices
 
     def new_items(self, freshness_days: float) -> list[int]:
-        """Items created within ``freshness_days`` of the dataset's end."""
-        return [int(i) for i in np.flatnonzero(self.age_days <= freshness_days) if self.item_ids[i] is not None]
+        """Items created within ``freshness_days`` of the dataset's end, newest first."""
+        fresh = np.flatnonzero(self.age_days <= freshness_days)
+        fresh = fresh[np.argsort(self.age_days[fresh], kind="stable")]
+        return [int(i) for i in fresh if self.item_ids[i] is not None]
 
     @property
     def category_names(self) -> set[str]:

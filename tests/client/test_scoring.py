@@ -50,5 +50,7 @@ def test_a_killed_run_resumes_where_it_stopped(trained_shop, model_repository, u
     assert resumed["user_id"].n_unique() == len(users) and whole["rows"] == resumed.height
     with pytest.raises(ValueError, match="holds a run for other users"):
         score_users(data, tmp_path / "run", "in-process", 7, model_repository, users=users, progress=False)
+    with pytest.raises(ValueError, match="mode must be"):
+        score_users(data, tmp_path / "other", "carrier-pigeon", 5, model_repository, users=users, progress=False)
     with pytest.raises(ValueError, match="not in"):
         score_users(data, tmp_path / "other", "in-process", 5, model_repository, users=["nobody"], progress=False)

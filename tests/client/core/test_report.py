@@ -52,3 +52,10 @@ def test_interleaving_credits_the_team_that_drew_the_clicks_and_degraded_lists_a
     assert report["interleaving_wins"] == {"il": {"model": 1, "popular": 1}}
     assert report["degraded_lists_left_out"] == 1 and report["variants"][0]["lists"] == 2
     assert format_report(report).startswith("interleaving il: impressions won model 1, popular 1")
+
+
+def test_event_times_without_an_offset_are_utc():
+    exposures = [{"experiment_id": "e", "variant": "a", "user_id": "u", "items": ["i"], "at": 1_700_000_000.0}]
+    events = [{"user_id": "u", "item_id": "i", "event_type": "click", "timestamp": "2023-11-14T22:13:30"}]
+    # 2023-11-14T22:13:30Z is 10 s after the exposure; read as another zone it would fall outside the window.
+    assert experiment_report(exposures, events, window_s=60)["variants"][0]["clicked"] == 1

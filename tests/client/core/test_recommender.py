@@ -1,0 +1,78 @@
+"""The recommender's guard around Triton calls, without a server: what a call's outcome does to the breaker."""
+
+import asyncio
+
+import pytest
+
+from client.core.config import FacadeConfig
+from client.core.metrics import Metrics
+from client.core.recommender import Recommender, TritonUnavailable
+from client.core.sessions import MemoryStore
+from client.core.shop import Shop
+
+
+@pytest.fixture
+def recommender(trained_shop, tmp_path):
+    shop = Shop.load(trained_shop[0])
+    config = FacadeConfig(breaker_failures=1, breaker_reset_s=0.01, timeout_ms=50,
+                          ingest_file=tmp_path / "new_items.jsonl")
+    return Recommender(shop, MemoryStore(weights=shop.event_weights), triton=object(), config=config,
+                       metrics=Metrics())
+
+
+def test_a_cancelled_trial_frees_the_breaker(recommender):
+    async def fail():
+        raise ConnectionError("down")
+
+    async def cancelled():
+        raise asyncio.CancelledError
+
+    async def scenario():
+        with pytest.raises(TritonUnavailable):
+            await recommender._triton("recommend", fail)  # opens the circuit
+        await asyncio.sleep(0.02)  # half-open: the next call is the trial
+        with pytest.raises(asyncio.CancelledError):
+            await recommender._triton("recommend", cancelled)
+        return recommender.breaker.allow()
+
+    assert asyncio.run(scenario()) is True
+
+
+def test_a_timeout_counts_against_triton(recommender):
+    async def slow():
+        await asyncio.sleep(1)
+
+    async def scenario():
+        with pytest.raises(TritonUnavailable, match="TimeoutError"):
+            await recommender._triton("recommend", slow)
+        return recommender.breaker.state
+
+    assert asyncio.run(scenario()) == "open"
+
+
+def test_live_counts_below_the_threshold_do_not_move_lists(recommender):
+    shop = recommender.shop
+    item = shop.item_ids[int(shop.popular[-1])]  # the least popular item
+
+    async def scenario():
+        await recommender.store.append([{"user_id": "u", "item_id": item, "item_idx": 0, "event_type": "view"}])
+        once = [i for i, _ in await recommender._live_counts(10)]
+        await recommender.store.append([{"user_id": "u", "item_id": item, "item_idx": 0, "event_type": "purchase"}])
+        return once, [i for i, _ in await recommender._live_counts(10)]
+
+    once, after_purchase = asyncio.run(scenario())
+    assert once == [] and after_purchase == [shop.item_index(item)]
+
+
+def test_exploration_chooses_among_the_newest_items_only(recommender):
+    recommender.config.exploration_arms = 1
+    newest = recommender.new_items[0]
+    ages = recommender.shop.age_days[recommender.new_items]
+    assert list(ages) == sorted(ages)
+    items = [{"item_id": recommender.shop.item_ids[i], "score": 1.0, "reason": "r", "model_version": "m"}
+             for i in range(2, 8)]
+    for _ in range(5):
+        served = asyncio.run(recommender._explore(list(items), set(), 6, ""))
+        assert served[3]["item_id"] == recommender.shop.item_ids[newest]
+    added = recommender.add_items([{"item_id": "brand-new", "title": "B"}])
+    assert recommender.new_items[0] == added[0]
