@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint redis bench-preprocessing clean venv
+.PHONY: demo test test-all lint system-deps bench-preprocessing clean venv
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "recstack needs Python 3.11 (found " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11")'
@@ -22,15 +22,18 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/recstack demo
 
-test: $(STAMP) redis
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Tests start their own redis-server on a free port; install Debian's package when it is missing.
-redis:
+# Debian packages the tests use, installed when missing: redis-server (tests start their own on a free port)
+# and libb64-0d (perf_analyzer, taken from the tritonclient 2.51 wheel, links it).
+system-deps:
 	@command -v redis-server >/dev/null || (echo "redis-server is missing: installing it" && \
 		(apt-get install -y -qq redis-server || (apt-get update -qq && apt-get install -y -qq redis-server)))
+	@ldconfig -p | grep -q libb64.so.0d || (echo "libb64-0d is missing: installing it" && \
+		(apt-get install -y -qq libb64-0d || (apt-get update -qq && apt-get install -y -qq libb64-0d)))
 
-test-all: $(STAMP) redis
+test-all: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

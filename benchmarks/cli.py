@@ -23,9 +23,24 @@ def _serving(argv: list[str]) -> int:
     return main(argv)
 
 
+def _perf_analyzer(argv: list[str]) -> int:
+    from benchmarks.perf_analyzer import main
+
+    return main(argv)
+
+
+def _scoring(argv: list[str]) -> int:
+    from benchmarks.batch_scoring import main
+
+    return main(argv)
+
+
 BENCHMARKS = {"preprocessing": (_preprocessing, "preprocessing throughput, polars vs plain pandas"),
               "accuracy": (_accuracy, "models beside baselines, full-ranking metrics per dataset"),
-              "serving": (_serving, "funnel latency on Triton (HTTP, gRPC) and in-process, per catalog size")}
+              "serving": (_serving, "funnel latency and throughput under load: Triton (HTTP, gRPC), the facade on "
+                                    "Triton and in-process, per catalog size and candidate count"),
+              "perf-analyzer": (_perf_analyzer, "the recommend ensemble driven by NVIDIA's perf_analyzer"),
+              "scoring": (_scoring, "batch scoring throughput (users/s), in-process and through Triton")}
 
 
 def main(argv: list[str] | None = None) -> int:

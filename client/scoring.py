@@ -110,11 +110,24 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
                "seconds": round(seconds, 2), "users_per_second": round(scored_now / seconds, 1) if seconds else 0.0,
                "mode": mode, "k": k}
     if len(done) == len(chunks):
-        result = pl.concat([pl.read_parquet(p) for p in done]) if done else pl.DataFrame(schema=OUTPUT_SCHEMA)
-        result.write_parquet(out / "recommendations.parquet")
-        result.write_csv(out / "recommendations.csv")
-        summary["rows"] = result.height
+        summary["rows"] = _join(done, out)
     return summary
+
+
+def _join(parts: list[Path], out: Path) -> int:
+    """Join the parts into ``recommendations.parquet`` and ``.csv`` streaming, so 1M users' lists (50M rows at
+    K = 50) never sit in memory at once; returns the row count."""
+    if not parts:
+        pl.DataFrame(schema=OUTPUT_SCHEMA).write_parquet(out / "recommendations.parquet")
+        pl.DataFrame(schema=OUTPUT_SCHEMA).write_csv(out / "recommendations.csv")
+        return 0
+    lazy = pl.scan_parquet(parts)
+    for target, sink in ((out / "recommendations.parquet", lazy.sink_parquet), (out / "recommendations.csv",
+                                                                                  lazy.sink_csv)):
+        tmp = target.with_name(f".{target.name}.tmp")
+        sink(tmp)
+        os.replace(tmp, target)
+    return pl.scan_parquet(out / "recommendations.parquet").select(pl.len()).collect().item()
 
 
 @contextmanager

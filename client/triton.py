@@ -18,7 +18,7 @@ import tritonclient.grpc.aio as grpcaio
 import tritonclient.http as httpclient
 import tritonclient.http.aio as httpaio
 
-from ensemble.funnel import request_arrays
+from ensemble.funnel import request_arrays, window_width
 from training.data import pad_left
 
 Protocol = Literal["http", "grpc"]
@@ -69,7 +69,7 @@ def rank_inputs(module, history: Sequence[int], candidates: Sequence[int], seq_l
     """The ``rank`` model's inputs: one user's history and the items to score."""
     if not len(candidates):
         raise ValueError("at least one candidate is needed")
-    seq = pad_left([np.asarray(history, dtype=np.int64)], seq_len)
+    seq = pad_left([np.asarray(history, dtype=np.int64)], window_width([len(history)], seq_len))
     return [_tensor(module, "item_seq", seq, "INT64"),
             _tensor(module, "candidates", np.asarray([candidates], dtype=np.int64), "INT64")]
 

@@ -16,12 +16,15 @@ COPY benchmarks/ benchmarks/
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
     && pip install --no-cache-dir .
 
+# One compute thread per worker (the in-process engine's FAISS and numpy): scale with workers and replicas.
 ENV RECSTACK_FACADE__HOST=0.0.0.0 \
     RECSTACK_FACADE__PORT=8080 \
     RECSTACK_FACADE__TRITON_URL=triton:8001 \
     RECSTACK_FACADE__REDIS_URL=redis://redis:6379/0 \
     RECSTACK_FACADE__DATA=/data \
-    RECSTACK_FACADE__INGEST_FILE=/ingest/new_items.jsonl
+    RECSTACK_FACADE__INGEST_FILE=/ingest/new_items.jsonl \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1
 EXPOSE 8080
 USER 65534:65534
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \

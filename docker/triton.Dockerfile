@@ -19,7 +19,13 @@ WORKDIR /opt/recstack
 COPY ensemble/ ensemble/
 COPY preprocessing/__init__.py preprocessing/vocabulary.py preprocessing/
 COPY model_repository/ model_repository/
-ENV PYTHONPATH=/opt/recstack
+# One compute thread per python-model stub (FAISS's OpenMP, numpy's OpenBLAS): idle threads of several stubs spin
+# on the cores the others need (measured: 2.4x the throughput at 16 concurrent requests on 2 cores). More
+# throughput comes from instance_group counts. The GPU does the heavy lifting on this image anyway.
+ENV PYTHONPATH=/opt/recstack \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    MKL_NUM_THREADS=1
 
 EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s \

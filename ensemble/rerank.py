@@ -82,6 +82,8 @@ class Reranker:
                     if pos < limit and catalog.available[item] and item not in blocked}
         vectors = catalog.vectors[items]
         categories = catalog.category_idx[items]
+        # One product for the whole pool: a matrix-vector product per chosen item cost more than the MMR itself.
+        similarity = vectors @ vectors.T
         closest = np.zeros(len(items))  # max cosine to the chosen items (0 until one is chosen)
         open_ = ~np.isin(items, list(promoted.values()))  # promoted items appear in their slots only
         chosen: list[tuple[int, float, int]] = []  # (item, score, row in candidates or -1 for promoted)
@@ -93,7 +95,7 @@ class Reranker:
                 score = float(relevance[inside[0]]) if len(inside) else 0.0
                 open_[inside] = False
                 chosen.append((item, score, -1))
-                picked_vector, picked_category = catalog.vectors[item], int(catalog.category_idx[item])
+                picked_similarity, picked_category = vectors @ catalog.vectors[item], int(catalog.category_idx[item])
             else:
                 if not open_.any():
                     break
@@ -107,8 +109,8 @@ class Reranker:
                 best = int(np.argmax(mmr))
                 open_[best] = False
                 chosen.append((int(items[best]), float(relevance[best]), int(rows[best])))
-                picked_vector, picked_category = vectors[best], int(categories[best])
-            closest = np.maximum(closest, vectors @ picked_vector)
+                picked_similarity, picked_category = similarity[best], int(categories[best])
+            closest = np.maximum(closest, picked_similarity)
             chosen_categories.append(picked_category)
         # Promoted slots past the end of a short list still show their items, in slot order.
         chosen += [(item, 0.0, -1) for pos, item in sorted(promoted.items()) if pos >= len(chosen)]

@@ -85,10 +85,19 @@ def _copy_if_changed(src: Path, dest: Path) -> None:
     shutil.copy2(src, dest)
 
 
+# Each python-model stub is a process of its own: with OpenMP (FAISS) and OpenBLAS (numpy) threads per stub, the
+# stubs' idle threads spin on the cores the others need. One compute thread per model instance, unless the
+# environment says otherwise; parallelism comes from instances and concurrent requests.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def server_environment(install: TritonInstall) -> dict[str, str]:
-    """This environment's ``bin`` first on ``PATH`` (the stub runs ``python`` modules from there) and the
-    wheel's libraries on ``LD_LIBRARY_PATH``."""
+    """This environment's ``bin`` first on ``PATH`` (the stub runs ``python`` modules from there), the wheel's
+    libraries on ``LD_LIBRARY_PATH`` and one compute thread per model instance (:data:`THREAD_VARIABLES`, where
+    not already set)."""
     env = dict(os.environ)
+    for name in THREAD_VARIABLES:
+        env.setdefault(name, "1")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     libs = [str(p) for p in install.library_paths] + [p for p in env.get("LD_LIBRARY_PATH", "").split(":") if p]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)

@@ -6,12 +6,14 @@ import argparse
 
 import polars as pl
 
+from benchmarks.machine import describe_machine
 from client.triton import TritonRecommender
 from ensemble.build import build_repository
 from ensemble.server import TritonServer
 from preprocessing.datasets import SyntheticConfig, generate_synthetic
 from preprocessing.pipeline import format_summary, preprocess
 from recstack.demo_facade import show_facade
+from recstack.demo_latency import latency_summary
 from recstack.settings import Settings
 from training.cli import parser as train_parser
 from training.cli import run as train
@@ -73,4 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_recommendations(out, client))
         print("5/5 the recommendation API (FastAPI facade) in front of Triton")
         print(show_facade(out, server.grpc_url))
+        print(f"latency on this machine ({describe_machine()['summary']}), 20 items per answer; "
+              "full sweeps: recstack bench serving")
+        print(latency_summary(out, repository, server.grpc_url, settings.build_dir / "demo"))
     return 0

@@ -39,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder [build/models/<dataset>]")
     p.add_argument("--epochs", type=int, help="upper bound on epochs (early stopping usually ends sooner)")
     p.add_argument("--max-minutes", type=float, help="training time budget per model")
+    p.add_argument("--finish-epochs", type=int,
+                   help="after early stopping, this many epochs on training + validation events with the learning "
+                        "rate decaying to 0 (the final model; see training/README.md) [0]")
     p.add_argument("--device", help="auto (default), cpu or cuda")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     p.add_argument("--sampled", action="store_true", help="also report the sampled-100-negatives metrics")
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> dict:
     data = load_prepared(args.data or settings.data_output("synthetic"))
     out = Path(args.out or settings.models_output(data.name))
     train_config = settings.train
-    overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "device": args.device}
+    overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "device": args.device,
+                 "finish_epochs": args.finish_epochs}
     train_config = replace(train_config, **{k: v for k, v in overrides.items() if v is not None})
     chosen = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(chosen) - set(MODELS))

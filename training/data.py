@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from preprocessing.pipeline import read_manifest
+from preprocessing.vocabulary import OOV
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,14 @@ class PreparedData:
     @property
     def fingerprint(self) -> str:
         return self.manifest["fingerprint"]
+
+    def train_and_valid_sequences(self) -> list[np.ndarray]:
+        """Each training user's sequence followed by their validation targets: the data of the finishing
+        epochs (``TrainConfig.finish_epochs``). Test targets stay unseen; users without validation events, and
+        users sharing the OOV index, keep their training sequence."""
+        targets = {int(u): t for u, t in zip(self.valid.user_idx, self.valid.targets, strict=True) if u > OOV}
+        return [np.concatenate([seq, targets[int(u)]]) if int(u) in targets else seq
+                for u, seq in zip(self.train_user_idx, self.train_sequences, strict=True)]
 
     def train_interactions(self) -> tuple[np.ndarray, np.ndarray]:
         """(user row, item index) of every training event, untruncated; user rows are dense from 0.

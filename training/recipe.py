@@ -23,14 +23,19 @@ def validation_subset(valid: EvalSet, config: TrainConfig) -> EvalSet:
 
 
 def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData, output_dir: Path,
-                   train_config: TrainConfig, batches, n_batches: int,
+                   train_config: TrainConfig, make_batches: Callable[[list[np.ndarray]], tuple[Callable, int]],
                    scorer: Callable[[nn.Module, torch.device], Scorer], resume: bool, progress: bool,
                    test_ks: tuple[int, ...] = KS) -> Trained:
-    """Train ``model`` with early stopping on validation NDCG@10 and evaluate its best checkpoint on test.
+    """Train ``model`` with early stopping on validation NDCG@10 and evaluate its final model on test.
 
+    ``make_batches(sequences)`` gives ``(batches, n_batches)`` for the training sequences and, with
+    ``finish_epochs``, for the training + validation sequences of the finishing epochs; the final model is then
+    the finished one and the best checkpoint's test metrics are kept beside its own (``test_best_checkpoint``).
     The report holds the test metrics (main process only), best epoch, time, device, precision, the
-    per-epoch history and the model version ``<name>-<dataset fingerprint>-<config hash>-e<best epoch>``.
+    per-epoch history and the model version ``<name>-<dataset fingerprint>-<config hash>-e<best epoch>``
+    (``-f<finish epochs>`` appended when finished).
     """
+    batches, n_batches = make_batches(data.train_sequences)
     valid = validation_subset(data.valid, train_config)
     identity = {"model": name, "dataset": data.fingerprint, "config": config_hash(model_config, train_config)}
     trainer = Trainer(model, train_config, output_dir, batches, n_batches,
@@ -45,9 +50,18 @@ def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData
               "version": f"{name}-{data.fingerprint[:8]}-{identity['config']}-e{state.best_epoch}",
               "device": str(trainer.device), "precision": str(trainer.dtype).replace("torch.", ""),
               "history": state.history}
-    best = None
+    final = None
     if trainer.dist.is_main:
-        best = trainer.load_best()
+        final = trainer.load_best()
+        if train_config.finish_epochs:
+            with torch.no_grad():
+                report["test_best_checkpoint"] = evaluate(scorer(final, trainer.device), data, data.test,
+                                                          ks=test_ks, progress=progress)
+    if train_config.finish_epochs:
+        final = trainer.finish(*make_batches(data.train_and_valid_sequences()))
+        report["finish_epochs"], report["finish_seconds"] = train_config.finish_epochs, round(trainer.finish_seconds, 1)
+        report["version"] += f"-f{train_config.finish_epochs}"
+    if trainer.dist.is_main:
         with torch.no_grad():
-            report["test"] = evaluate(scorer(best, trainer.device), data, data.test, ks=test_ks, progress=progress)
-    return Trained(best, report)
+            report["test"] = evaluate(scorer(final, trainer.device), data, data.test, ks=test_ks, progress=progress)
+    return Trained(final if trainer.dist.is_main else None, report)

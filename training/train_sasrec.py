@@ -44,7 +44,7 @@ def sequence_scorer(model: SASRec, device: torch.device) -> Scorer:
 
 def train_sasrec(data: PreparedData, output_dir: Path, model_config: SASRecConfig | None = None,
                  train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True) -> Trained:
-    """Train with early stopping on validation NDCG@10; evaluate the best checkpoint on the test set.
+    """Train with early stopping on validation NDCG@10 (then `finish_epochs`, if set); evaluate the final model on test.
 
     Returns the best model (on the main process) and its report: test metrics, best epoch, time,
     model version and the per-epoch history.
@@ -52,7 +52,10 @@ def train_sasrec(data: PreparedData, output_dir: Path, model_config: SASRecConfi
     model_config, train_config = model_config or SASRecConfig(), train_config or TrainConfig()
     seed_everything(train_config.seed)  # the initial weights are part of the reproducible run
     model = SASRec(data.n_items, model_config)
-    inputs, labels = next_item_pairs(data.train_sequences, model_config.max_length)
-    batches, n_batches = epoch_batches(inputs, labels, train_config.batch_size, train_config.seed)
-    return train_and_test("sasrec", model, model_config, data, output_dir, train_config, batches, n_batches,
+
+    def make_batches(sequences):
+        inputs, labels = next_item_pairs(sequences, model_config.max_length)
+        return epoch_batches(inputs, labels, train_config.batch_size, train_config.seed)
+
+    return train_and_test("sasrec", model, model_config, data, output_dir, train_config, make_batches,
                           sequence_scorer, resume, progress)

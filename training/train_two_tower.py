@@ -104,8 +104,8 @@ def two_tower_scorer(model: TwoTower, features: ItemFeatures, device: torch.devi
 def train_two_tower(data: PreparedData, output_dir: Path, model_config: TwoTowerConfig | None = None,
                     train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True
                     ) -> Trained:
-    """Train with early stopping on validation NDCG@10; evaluate the best checkpoint on the test set
-    (``ks`` 10, 20, 100 and 500: the deep cut-offs are what retrieval feeds the ranker).
+    """Train with early stopping on validation NDCG@10 (and ``finish_epochs`` if set); evaluate the final model on
+    the test set (``ks`` 10, 20, 100 and 500: the deep cut-offs are what retrieval feeds the ranker).
 
     Returns the best model (on the main process) and the report: test metrics, best epoch, time,
     history and model version.
@@ -125,6 +125,11 @@ def train_two_tower(data: PreparedData, output_dir: Path, model_config: TwoTower
     features = ItemFeatures.from_prepared(data)
     seed_everything(train_config.seed)  # the initial weights too must not depend on what ran before
     model = TwoTower(features, model_config, popularity=examples.positive_counts(data.n_items))
-    batches, n_batches = example_batches(examples, train_config.batch_size, train_config.seed)
-    return train_and_test("two_tower", model, model_config, data, output_dir, train_config, batches, n_batches,
+
+    def make_batches(sequences):
+        cuts = examples if sequences is data.train_sequences else NextItemExamples(
+            sequences, model_config.history_length, model_config.cuts_per_user)
+        return example_batches(cuts, train_config.batch_size, train_config.seed)
+
+    return train_and_test("two_tower", model, model_config, data, output_dir, train_config, make_batches,
                           lambda m, device: two_tower_scorer(m, features, device), resume, progress, TEST_KS)

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from training.runtime import Distributed, Precision, autocast, pick_device, resolve_precision, seed_everything
 
-LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+LAST, BEST, FINAL = "checkpoint_last.pt", "checkpoint_best.pt", "checkpoint_final.pt"
+FINISH_EPOCH_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class TrainConfig:
     validate_every: int = 2  # epochs
     validation_users: int = 4096  # a fixed random subset keeps validation cheap on large datasets
     max_minutes: float | None = None  # stop (keeping the best checkpoint) after this much training time
+    # After early stopping: this many more epochs from the best checkpoint on training + validation events, the
+    # learning rate decaying linearly to 0. Validation can no longer pick among them, so the count is chosen
+    # beforehand (see training/README.md); 0 leaves the best checkpoint as the final model.
+    finish_epochs: int = 0
     seed: int = 42
     device: str = "auto"
     precision: Precision = "auto"
@@ -50,7 +55,7 @@ class TrainState:
 
 
 # Settings that do not change the training trajectory: a run may resume with other values.
-_RESUMABLE_FIELDS = ("epochs", "max_minutes", "device", "patience")
+_RESUMABLE_FIELDS = ("epochs", "max_minutes", "device", "patience", "finish_epochs")
 
 
 def config_hash(*configs) -> str:
@@ -120,6 +125,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
                                            weight_decay=self.config.weight_decay)
         self.state = TrainState()
+        self.finish_seconds = 0.0
 
     # -- checkpoints --------------------------------------------------------------------------------
     def _save(self, name: str) -> None:
@@ -164,18 +170,7 @@ class Trainer:
         stop = self.state.stale_validations >= cfg.patience or self._out_of_time()
         while self.state.epoch < cfg.epochs and not stop:
             epoch = self.state.epoch
-            # Each process draws its own negatives and dropout masks.
-            generator.manual_seed((cfg.seed * 1_000_003 + epoch) * 1_009 + self.dist.rank)
-            self.model.train()
-            losses = []
-            for batch in self.batches(epoch, self.dist.rank, self.dist.world_size):
-                batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
-                with autocast(self.device, self.dtype):
-                    loss = self.objective(*batch, generator=generator)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                losses.append(float(loss.detach()))
+            losses = self._epoch(self.batches, epoch, generator)
             self.state.epoch = epoch + 1
             self.state.seconds = time.perf_counter() - started
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
@@ -203,6 +198,59 @@ class Trainer:
         bar.close()
         self.dist.barrier()
         return self.state
+
+    def _epoch(self, batches, epoch: int, generator: torch.Generator, schedule=None) -> list[float]:
+        """One pass over ``batches(epoch, ...)``; returns the batch losses."""
+        # Each process draws its own negatives and dropout masks.
+        generator.manual_seed((self.config.seed * 1_000_003 + epoch) * 1_009 + self.dist.rank)
+        self.model.train()
+        losses = []
+        for batch in batches(epoch, self.dist.rank, self.dist.world_size):
+            batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+            with autocast(self.device, self.dtype):
+                loss = self.objective(*batch, generator=generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            losses.append(float(loss.detach()))
+        return losses
+
+    def finish(self, batches: Callable[[int, int, int], Iterator[tuple[torch.Tensor, ...]]], n_batches: int
+               ) -> nn.Module:
+        """``config.finish_epochs`` epochs over ``batches`` from the best checkpoint (weights and optimizer),
+        the learning rate decaying linearly to 0; saved as ``checkpoint_final.pt``. A finished stage is loaded,
+        not run again; an interrupted one starts over from the best checkpoint."""
+        cfg = self.config
+        path = self.output_dir / FINAL
+        if path.exists():
+            payload = torch.load(path, map_location=self.device, weights_only=False)
+            if payload["identity"] == {**self.identity, "finish_epochs": cfg.finish_epochs}:
+                self.model.load_state_dict(payload["model"])
+                return self.model.eval()
+        payload = torch.load(self.output_dir / BEST, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        steps = max(1, cfg.finish_epochs * len(process_batches(n_batches, self.dist.rank, self.dist.world_size)))
+        schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: max(0.0, 1 - step / steps))
+        generator = torch.Generator(device=self.device)
+        bar = tqdm(total=cfg.finish_epochs, desc="finish", unit="epoch", disable=not (self.progress and
+                                                                                     self.dist.is_main))
+        started = time.perf_counter()
+        for epoch in range(cfg.finish_epochs):
+            # Epoch numbers past the main run's give this stage shuffles and masks of its own.
+            losses = self._epoch(batches, FINISH_EPOCH_OFFSET + epoch, generator, schedule)
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        bar.close()
+        self.finish_seconds = time.perf_counter() - started
+        if self.dist.is_main:
+            torch.save({"identity": {**self.identity, "finish_epochs": cfg.finish_epochs},
+                        "model": self.model.state_dict()}, path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)
+        self.dist.barrier()
+        return self.model.eval()
 
     def _out_of_time(self) -> bool:
         return self.config.max_minutes is not None and self.state.seconds > self.config.max_minutes * 60

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from client.api.routes import events, health, items, ranking, recommendations
 from client.core.config import FacadeConfig
 from client.core.experiments import Experiments
+from client.core.in_process import InProcessRecommender
 from client.core.metrics import Metrics
 from client.core.recommender import Recommender
 from client.core.sessions import open_store
@@ -20,7 +21,8 @@ from client.triton import AsyncTritonRecommender
 
 
 def create_app(config: FacadeConfig | None = None, data_dir: str | Path | None = None) -> FastAPI:
-    """The facade over Triton (``config.triton_url``) and the session store (``config.redis_url``, or in-process).
+    """The facade over Triton (``config.triton_url``; or the funnel in this process with ``config.engine =
+    "in-process"``) and the session store (``config.redis_url``, or in-process).
 
     Examples
     --------
@@ -41,7 +43,10 @@ def create_app(config: FacadeConfig | None = None, data_dir: str | Path | None =
     async def lifespan(app: FastAPI):
         shop = Shop.load(data_dir, config.ingest_file)
         store = open_store(config.redis_url, config.session_length, shop.event_weights)
-        triton = AsyncTritonRecommender(config.triton_url, config.protocol)
+        if config.engine == "in-process":
+            triton = InProcessRecommender(config.repository or settings.model_repository)
+        else:
+            triton = AsyncTritonRecommender(config.triton_url, config.protocol)
         app.state.recommender = Recommender(shop, store, triton, config, app.state.metrics,
                                             Experiments.load(config.experiments_file))
         try:
@@ -81,12 +86,15 @@ def serve_main(argv: list[str] | None = None, prog: str = "recstack serve api") 
     parser = argparse.ArgumentParser(prog=prog, description="Run the FastAPI facade (docs at /docs).")
     parser.add_argument("--data", type=Path, help="prepared dataset [build/data/synthetic]")
     parser.add_argument("--triton-url", help="Triton gRPC address [127.0.0.1:8001]")
+    parser.add_argument("--engine", choices=["triton", "in-process"],
+                        help="where the funnel runs: Triton, or in this worker without Triton [triton]")
+    parser.add_argument("--repository", type=Path, help="built model repository (in-process engine)")
     parser.add_argument("--redis-url", help="Redis URL; in-process store when unset")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)
     config = Settings().facade
-    for name in ("triton_url", "redis_url", "host", "port"):
+    for name in ("engine", "repository", "triton_url", "redis_url", "host", "port"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     uvicorn.run(create_app(config, args.data), host=config.host, port=config.port, log_level="warning")

@@ -9,12 +9,15 @@ from typing import Literal
 
 @dataclass
 class FacadeConfig:
-    """Where the facade finds Triton and the session store, and how it protects itself.
+    """Where the facade finds Triton (or the repository it runs in-process) and the session store, and how it
+    protects itself.
 
     ``redis_url`` unset means an in-process store (the demo's default); set it (``RECSTACK_FACADE__REDIS_URL=
     redis://127.0.0.1:6379/0``) to share sessions and events between workers and keep them across restarts.
     """
 
+    engine: Literal["triton", "in-process"] = "triton"  # in-process: the funnel inside this worker, no Triton
+    repository: Path | None = None  # built model repository the in-process engine reads [build/model_repository]
     triton_url: str = "127.0.0.1:8001"
     protocol: Literal["http", "grpc"] = "grpc"
     timeout_ms: float = 250.0  # budget for the Triton call of one request; past it the fallback answers

@@ -41,9 +41,12 @@ class StoreUnavailable(RuntimeError):
 
 
 def _refused(exc: Exception) -> bool:
-    """Whether Triton answered and refused the request (bad input), as opposed to failing or timing out."""
+    """Whether the engine answered and refused the request (bad input), as opposed to failing or timing out:
+    Triton's INVALID_ARGUMENT, or the in-process engine's ``ValueError`` (what Triton's python models map to it)."""
     from tritonclient.utils import InferenceServerException
 
+    if isinstance(exc, ValueError):
+        return True
     if not isinstance(exc, InferenceServerException):
         return False
     status = str(exc.status() or "")

@@ -2,27 +2,59 @@ import json
 
 import pytest
 
-from benchmarks.serving_latency import latency_stats, main
+from benchmarks.serving_latency import STAGES, TARGETS, check_targets, compare, main, saturated
 
 pytestmark = pytest.mark.triton
 
 
-def test_latency_stats_are_percentiles_of_the_timings():
-    stats = latency_stats([0.001] * 98 + [0.010, 0.020])
-    assert stats["requests"] == 100 and stats["p50_ms"] == pytest.approx(1.0)
-    assert stats["max_ms"] == pytest.approx(20.0) and stats["p99_ms"] > 9.0
-    assert stats["qps"] == pytest.approx(100 / 0.128)
+def point(mode, load, p50, p99, qps, errors=0):
+    key = "concurrency" if mode == "closed" else "offered_rps"
+    return {"mode": mode, key: load, "p50_ms": p50, "p99_ms": p99, "qps": qps, "errors": errors, "requests": 100}
 
 
-def test_smoke_run_writes_json_and_plot(tmp_path):
+def test_saturation_is_errors_falling_behind_or_timing_out():
+    assert not saturated(point("open", 100, 5, 10, 99), timeout_s=2)
+    assert saturated(point("open", 100, 5, 10, 80), timeout_s=2)
+    assert saturated(point("open", 100, 5, 10, 99, errors=5), timeout_s=2)
+    assert saturated(point("open", 100, 5, 1500, 99), timeout_s=2)
+
+
+def test_targets_read_the_facade_at_one_million_items():
+    facade = [point("open", 200, 8, 18, 199), point("open", 300, 10, 45, 299), point("open", 400, 90, 900, 310)]
+    index = {"recall": 0.97, "ms_per_query": 1.5}
+    results = [{"n_items": 1_000_002, "candidates": 1000, "index": index, "targets": {"facade": {"points": facade}}}]
+    met = {t["target"]: (t["met"], t["measured"]) for t in check_targets(results)}
+    assert met["facade p99 <= 20 ms at 200 req/s"] == (True, 18)
+    assert met[">= 300 req/s sustained with p99 <= 50 ms"] == (True, 300)
+    assert met["FAISS recall@1000 >= 0.95 within 2 ms/query (batch 1)"][0]
+    assert check_targets([{**results[0], "n_items": 10_002}]) == []
+
+
+def test_comparison_is_triton_over_in_process():
+    targets = {"facade": {"points": [point("closed", 1, 10, 20, 100)]},
+               "facade-in-process": {"points": [point("closed", 1, 5, 10, 200)]}}
+    comparison = compare(targets)
+    assert comparison["triton_over_in_process"] == [{"mode": "closed", "load": 1, "p50_ratio": 2.0,
+                                                     "p99_ratio": 2.0}]
+    assert comparison["max_qps_ratio"] == 0.5
+
+
+def test_smoke_run_measures_every_target_and_writes_json_and_plots(tmp_path):
     out = tmp_path / "results"
-    assert main(["--items", "2000", "--candidates", "100", "--requests", "5", "--warmup", "1",
-                 "--work", str(tmp_path / "work"), "--out", str(out), "--quiet"]) == 0
+    assert main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(out), "--quiet"]) == 0
     payload = json.loads((out / "serving_latency.json").read_text())
     (result,) = payload["results"]
-    assert result["n_items"] == 2002 and result["candidates"] == 100
-    for mode in ("in_process", "http", "grpc"):
-        assert result[mode]["requests"] == 5 and 0 < result[mode]["p50_ms"] <= result[mode]["max_ms"]
-    assert set(result["grpc"]["stages_ms"]) == {"query_encoder", "retrieve", "rank", "rerank"}
+    assert result["n_items"] == 3002 and result["candidates"] == 100
+    assert set(result["targets"]) == set(TARGETS)
+    for target, entry in result["targets"].items():
+        loads = [(p["mode"], p.get("concurrency") or p.get("offered_rps")) for p in entry["points"]]
+        assert loads == [("closed", 1), ("closed", 2), ("open", 20)], target
+        for p in entry["points"]:
+            assert p["errors"] == 0 and p["requests"] > 0 and 0 < p["p50_ms"] <= p["p99_ms"] <= p["max_ms"]
+            assert p["client_cores"] > 0 and p["server_cores"] > 0
+    assert set(result["targets"]["triton-grpc"]["stages"]) == set(STAGES)
+    assert "stages" not in result["targets"]["facade-in-process"]
+    assert result["comparison"]["max_qps_ratio"] > 0
     assert payload["machine"]["cores"] >= 1
-    assert (out / "serving_latency.png").stat().st_size > 0
+    for png in ("serving_latency.png", "serving_stages.png"):
+        assert (out / png).stat().st_size > 0

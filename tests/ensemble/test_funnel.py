@@ -2,7 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ensemble.funnel import Funnel
+from ensemble.funnel import Funnel, request_arrays, window_width
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +66,22 @@ def test_similar_and_trending(funnel):
     assert similar["item_idx"].shape == (1, 5) and 5 not in similar["item_idx"][0]
     top = funnel.trending(5)
     assert np.all(np.diff(funnel.catalog.popularity[top["item_idx"][0]]) <= 0)
+
+
+def test_the_window_is_the_longest_history_rounded_up_to_a_power_of_two():
+    assert [window_width([n], 200) for n in (0, 1, 8, 9, 16, 17, 100, 129, 500)] == [8, 8, 8, 16, 16, 32, 128,
+                                                                                     200, 200]
+    assert window_width([3, 40, 7], 200) == 64
+    seq, excluded, limits = request_arrays([[5, 6, 7], list(range(2, 302))], None, 10, 200)
+    assert seq.shape == (2, 200) and excluded[1].tolist() == list(range(2, 102))
+    assert request_arrays([[5, 6, 7]], None, 10, 200)[0].tolist() == [[0, 0, 0, 0, 0, 5, 6, 7]]
+
+
+def test_a_narrower_window_gives_the_same_lists_and_scores(funnel, histories):
+    short = [h[-6:] for h in histories[:8]]
+    narrow = funnel.recommend(*request_arrays(short, None, 20, funnel.max_length))
+    wide = funnel.recommend(np.stack([np.pad(h, (funnel.max_length - len(h), 0)) for h in short]),
+                            np.zeros((len(short), 1), dtype=np.int64), np.full(len(short), 20))
+    assert request_arrays(short, None, 20, funnel.max_length)[0].shape[1] == 8
+    assert (narrow["item_idx"] == wide["item_idx"]).all()
+    np.testing.assert_allclose(narrow["scores"], wide["scores"], atol=1e-5)

@@ -9,7 +9,7 @@ from training.data import load_prepared
 from training.evaluate import evaluate
 from training.models.sasrec import SASRec, SASRecConfig
 from training.train_sasrec import next_item_pairs, train_sasrec
-from training.trainer import LAST, TrainConfig
+from training.trainer import BEST, FINAL, LAST, TrainConfig
 
 TINY = SASRecConfig(max_length=20, hidden=32, blocks=1, heads=2, dropout=0.0)
 FAST = TrainConfig(epochs=2, batch_size=64, lr=3e-3, validate_every=1, precision="fp32", device="cpu")
@@ -95,3 +95,31 @@ def test_a_run_that_ran_out_of_time_is_not_continued_on_resume(prepared, tmp_pat
     first = train_sasrec(prepared, tmp_path, TINY, config, progress=False).report
     again = train_sasrec(prepared, tmp_path, TINY, config, progress=False).report
     assert first["epochs"] == 1 and again["resumed"] and again["epochs"] == 1
+
+
+def test_finishing_epochs_train_on_validation_events_and_give_the_final_model(prepared, tmp_path):
+    config = replace(FAST, epochs=2, finish_epochs=2)
+    trained = train_sasrec(prepared, tmp_path, TINY, config, progress=False)
+    report = trained.report
+    assert report["version"].endswith("-f2") and report["finish_epochs"] == 2 and report["finish_seconds"] > 0
+    assert report["test"] != report["test_best_checkpoint"]  # the final model is the finished one
+    final = torch.load(tmp_path / FINAL, weights_only=False)["model"]
+    best = torch.load(tmp_path / BEST, weights_only=False)["model"]
+    assert all(torch.equal(final[k], v) for k, v in trained.model.state_dict().items())
+    assert not all(torch.equal(final[k], best[k]) for k in best)
+    # A finished run is loaded, not finished again.
+    again = train_sasrec(prepared, tmp_path, TINY, config, progress=False).report
+    assert again["test"] == report["test"] and again["finish_seconds"] == 0
+
+
+def test_finishing_sequences_add_validation_targets_never_test_targets(prepared):
+    sequences = prepared.train_and_valid_sequences()
+    position = {int(u): i for i, u in enumerate(prepared.train_user_idx)}
+    for user, targets in zip(prepared.valid.user_idx[:50], prepared.valid.targets[:50], strict=True):
+        row = position[int(user)]
+        train = prepared.train_sequences[row]
+        assert np.array_equal(sequences[row], np.concatenate([train, targets]))
+    # Leave-one-out: training + validation is the test history (its newest steps), without the test target.
+    for user, history in zip(prepared.test.user_idx[:50], prepared.test.histories[:50], strict=True):
+        finishing = sequences[position[int(user)]]
+        assert np.array_equal(finishing, history[-len(finishing):])
