@@ -74,7 +74,7 @@ def prepare_shop(n_items: int, out: Path, seed: int = 7, events: int | None = No
     if not (models_dir / "onnx" / "two_tower" / "manifest.json").exists():
         if train_minutes > 0:
             trained = train_two_tower(data, models_dir / "two_tower", settings.two_tower,
-                                      TrainConfig(max_minutes=train_minutes, validation_users=1024),
+                                      TrainConfig(max_minutes=train_minutes, validation_users=1024, test_users=1024),
                                       progress=verbose)
             two_tower, version = trained.model.eval(), trained.report["version"]
         else:
@@ -304,14 +304,13 @@ def check_targets(results: list[dict]) -> list[dict]:
     facade = {p.get("offered_rps"): p for p in config["targets"].get("facade", {}).get("points", [])
               if p["mode"] == "open"}
     at_200 = facade.get(200)
-    sustained = [rate for rate, p in facade.items() if rate and rate >= 300 and p["errors"] == 0
-                 and p["p99_ms"] <= 50 and p["qps"] >= 0.97 * rate]
+    sustained = sustained_rate(list(facade.values()))
     index = config["index"]
     return [
         {"target": "facade p99 <= 20 ms at 200 req/s", "measured": at_200 and round(at_200["p99_ms"], 1),
          "met": bool(at_200 and at_200["p99_ms"] <= 20 and at_200["errors"] == 0)},
-        {"target": ">= 300 req/s sustained with p99 <= 50 ms", "measured": max(sustained, default=None),
-         "met": bool(sustained)},
+        {"target": ">= 300 req/s sustained with p99 <= 50 ms", "measured": sustained,
+         "met": bool(sustained and sustained >= 300)},
         {"target": "FAISS recall@1000 >= 0.95 within 2 ms/query (batch 1)",
          "measured": f"recall {index['recall']:.3f}, {index['ms_per_query']:.2f} ms",
          "met": index["recall"] >= 0.95 and index["ms_per_query"] <= 2.0},
@@ -369,6 +368,42 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def sustained_rate(points: list[dict], p99_ms: float = 50.0) -> float | None:
+    """The highest open-loop rate answered in full (no errors, ≥ 97 % of the offered rate) with p99 ≤ ``p99_ms``."""
+    rates = [p["offered_rps"] for p in points if p["mode"] == "open" and p["errors"] == 0
+             and p["qps"] >= 0.97 * p["offered_rps"] and p["p99_ms"] <= p99_ms]
+    return max(rates, default=None)
+
+
+def _p99_cell(point: dict | None) -> str:
+    if point is None:
+        return "–"
+    if point["requests"] == 0:  # requests counts the answered ones
+        return f"all {point['errors']} failed"
+    return f"{point['p99_ms']:.1f}" + (f" ({point['errors']} err.)" if point["errors"] else "")
+
+
+def headline_table(results: list[dict], rates: tuple[float, ...] = (100, 200, 300)) -> str:
+    """One row per catalog size, candidate count and target: latency at c=1, best closed-loop throughput, p99 at
+    a few offered rates (– where not reached: the sweep stopped at a saturated rate) and the highest rate
+    sustained with p99 ≤ 50 ms."""
+    lines = ["| items | cand. | target | c=1 p50 / p99 ms | best closed-loop req/s | "
+             + " | ".join(f"p99 ms at {r:.0f}/s" for r in rates) + " | sustained at p99 ≤ 50 ms |",
+             "|---:|---:|---|---:|---:|" + "---:|" * len(rates) + "---:|"]
+    for r in results:
+        for target, entry in r["targets"].items():
+            points = entry["points"]
+            first = next(p for p in points if p["mode"] == "closed")
+            best = max(p["qps"] for p in points if p["mode"] == "closed")
+            by_rate = {p["offered_rps"]: p for p in points if p["mode"] == "open"}
+            sustained = sustained_rate(points)
+            lines.append(f"| {r['n_items']:,} | {r['candidates']} | {target} | {first['p50_ms']:.1f} / "
+                         f"{first['p99_ms']:.1f} | {best:.0f} | " + " | ".join(_p99_cell(by_rate.get(rate))
+                                                                               for rate in rates)
+                         + f" | {'–' if sustained is None else f'{sustained:.0f}/s'} |")
+    return "\n".join(lines)
+
+
 def summary(results: list[dict]) -> str:
     """One line per catalog size and target: the best throughput and the latency at the lightest load."""
     lines = []
@@ -423,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     plot_latency(results, args.out / "serving_latency.png")
     plot_stages(results, args.out / "serving_stages.png")
     print(format_table(results))
+    print(headline_table(results))
     print(summary(results))
     for t in payload["targets"]:
         print(f"target: {t['target']}: measured {t['measured']} -> {'met' if t['met'] else 'NOT met'}")

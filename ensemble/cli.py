@@ -22,7 +22,7 @@ def build_parser(prog: str = "recstack build-repo") -> argparse.ArgumentParser:
     p.add_argument("--rules", type=Path, help="business rules JSON: {\"unavailable\": [ids], "
                    "\"promoted\": [{\"item_id\": id, \"position\": 0-based}]}")
     p.add_argument("--candidates", type=int, help="candidates retrieved per user [500]")
-    p.add_argument("--index", choices=["auto", "flat", "ivf", "hnsw"], help="retrieval index kind [auto]")
+    p.add_argument("--index", choices=["auto", "flat", "ivf", "ivfpq", "hnsw"], help="retrieval index kind [auto]")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], help="instance groups: KIND_GPU or KIND_CPU [auto]")
     p.add_argument("--new-items", type=Path, help="items added since training (JSON lines, CSV or parquet: item_id, "
                    "title, category, brand, price, created_at), e.g. the facade's build/ingest/new_items.jsonl")

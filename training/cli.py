@@ -18,6 +18,7 @@ from training.baselines import BASELINES
 from training.data import load_prepared
 from training.evaluate import evaluate, evaluate_sampled
 from training.export import ParityError, export_sasrec, export_two_tower
+from training.recipe import user_subset
 from training.runtime import Distributed, pick_device
 from training.train_sasrec import sequence_scorer, train_sasrec
 from training.train_two_tower import train_two_tower, two_tower_scorer
@@ -39,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder [build/models/<dataset>]")
     p.add_argument("--epochs", type=int, help="upper bound on epochs (early stopping usually ends sooner)")
     p.add_argument("--max-minutes", type=float, help="training time budget per model")
+    p.add_argument("--test-users", type=int,
+                   help="test on a fixed random subset of this many users [all]: full ranking of a huge catalog")
     p.add_argument("--finish-epochs", type=int,
                    help="after early stopping, this many epochs on training + validation events with the learning "
                         "rate decaying to 0 (the final model; see training/README.md) [0]")
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out or settings.models_output(data.name))
     train_config = settings.train
     overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "device": args.device,
-                 "finish_epochs": args.finish_epochs}
+                 "finish_epochs": args.finish_epochs, "test_users": args.test_users}
     train_config = replace(train_config, **{k: v for k, v in overrides.items() if v is not None})
     chosen = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(chosen) - set(MODELS))
@@ -87,7 +90,8 @@ def run(args: argparse.Namespace) -> dict:
             continue
         if args.sampled:
             device = next(trained.model.parameters()).device
-            trained.report["test"].update(evaluate_sampled(scorer(trained.model, device), data, data.test))
+            test_set = user_subset(data.test, train_config.test_users, train_config.seed)
+            trained.report["test"].update(evaluate_sampled(scorer(trained.model, device), data, test_set))
         if not args.no_export:
             extra = {"model_version": trained.report["version"], "dataset": data.name,
                      "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report["test"]}
@@ -106,10 +110,12 @@ def run(args: argparse.Namespace) -> dict:
                 print(f"skipping baseline {name}: {exc}", file=sys.stderr)
                 continue
             fit_seconds = time.perf_counter() - started
-            test = evaluate(model, data, data.test, progress=not args.quiet)
+            test_set = user_subset(data.test, train_config.test_users, train_config.seed)  # as the models'
+            test = evaluate(model, data, test_set, progress=not args.quiet)
             if args.sampled:
-                test.update(evaluate_sampled(model, data, data.test))
-            reports[name] = {"model": name, "train_seconds": round(fit_seconds, 1), "test": test}
+                test.update(evaluate_sampled(model, data, test_set))
+            reports[name] = {"model": name, "train_seconds": round(fit_seconds, 1), "test": test,
+                             "test_users": len(test_set)}
     if not dist.is_main:
         return {}
     summary = save(reports)

@@ -15,11 +15,12 @@ from training.evaluate import KS, Scorer, evaluate
 from training.trainer import TrainConfig, Trained, Trainer, config_hash
 
 
-def validation_subset(valid: EvalSet, config: TrainConfig) -> EvalSet:
-    """A fixed, seeded subset of validation users: validation stays cheap on large datasets."""
-    rng = np.random.default_rng(config.seed)
-    size = min(config.validation_users, len(valid))
-    return valid.subset(np.sort(rng.choice(len(valid), size, replace=False)))
+def user_subset(eval_set: EvalSet, size: int | None, seed: int) -> EvalSet:
+    """A fixed, seeded subset of ``size`` users (all of them when ``size`` is None or not smaller)."""
+    if size is None or size >= len(eval_set):
+        return eval_set
+    rng = np.random.default_rng(seed)
+    return eval_set.subset(np.sort(rng.choice(len(eval_set), size, replace=False)))
 
 
 def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData, output_dir: Path,
@@ -36,7 +37,8 @@ def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData
     (``-f<finish epochs>`` appended when finished).
     """
     batches, n_batches = make_batches(data.train_sequences)
-    valid = validation_subset(data.valid, train_config)
+    valid = user_subset(data.valid, train_config.validation_users, train_config.seed)
+    test = user_subset(data.test, train_config.test_users, train_config.seed)
     identity = {"model": name, "dataset": data.fingerprint, "config": config_hash(model_config, train_config)}
     trainer = Trainer(model, train_config, output_dir, batches, n_batches,
                       validate=lambda m: evaluate(scorer(m, trainer.device), data, valid),
@@ -49,13 +51,13 @@ def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData
               "train_seconds": round(state.seconds, 1), "session_seconds": round(time.perf_counter() - started, 1),
               "version": f"{name}-{data.fingerprint[:8]}-{identity['config']}-e{state.best_epoch}",
               "device": str(trainer.device), "precision": str(trainer.dtype).replace("torch.", ""),
-              "history": state.history}
+              "test_users": len(test), "history": state.history}
     final = None
     if trainer.dist.is_main:
         final = trainer.load_best()
         if train_config.finish_epochs:
             with torch.no_grad():
-                report["test_best_checkpoint"] = evaluate(scorer(final, trainer.device), data, data.test,
+                report["test_best_checkpoint"] = evaluate(scorer(final, trainer.device), data, test,
                                                           ks=test_ks, progress=progress)
     if train_config.finish_epochs:
         final = trainer.finish(*make_batches(data.train_and_valid_sequences()))
@@ -63,5 +65,5 @@ def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData
         report["version"] += f"-f{train_config.finish_epochs}"
     if trainer.dist.is_main:
         with torch.no_grad():
-            report["test"] = evaluate(scorer(final, trainer.device), data, data.test, ks=test_ks, progress=progress)
+            report["test"] = evaluate(scorer(final, trainer.device), data, test, ks=test_ks, progress=progress)
     return Trained(final if trainer.dist.is_main else None, report)

@@ -32,6 +32,9 @@ class TrainConfig:
     patience: int = 10  # validations without improvement before stopping
     validate_every: int = 2  # epochs
     validation_users: int = 4096  # a fixed random subset keeps validation cheap on large datasets
+    # None: every test user. Full ranking costs users × items (~30 min for every user of a 1M-item shop on 2
+    # cores), so a fixed random subset can stand in; the report says how many users the test metrics cover.
+    test_users: int | None = None
     max_minutes: float | None = None  # stop (keeping the best checkpoint) after this much training time
     # After early stopping: this many more epochs from the best checkpoint on training + validation events, the
     # learning rate decaying linearly to 0. Validation can no longer pick among them, so the count is chosen
@@ -54,8 +57,9 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
+BUDGET_CHECK_BATCHES = 8  # batches between checks of the time budget inside an epoch (a broadcast under DDP)
 # Settings that do not change the training trajectory: a run may resume with other values.
-_RESUMABLE_FIELDS = ("epochs", "max_minutes", "device", "patience", "finish_epochs")
+_RESUMABLE_FIELDS = ("epochs", "max_minutes", "device", "patience", "finish_epochs", "test_users")
 
 
 def config_hash(*configs) -> str:
@@ -170,7 +174,8 @@ class Trainer:
         stop = self.state.stale_validations >= cfg.patience or self._out_of_time()
         while self.state.epoch < cfg.epochs and not stop:
             epoch = self.state.epoch
-            losses = self._epoch(self.batches, epoch, generator)
+            deadline = started + cfg.max_minutes * 60 if cfg.max_minutes is not None else None
+            losses = self._epoch(self.batches, epoch, generator, deadline=deadline)
             self.state.epoch = epoch + 1
             self.state.seconds = time.perf_counter() - started
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
@@ -199,13 +204,19 @@ class Trainer:
         self.dist.barrier()
         return self.state
 
-    def _epoch(self, batches, epoch: int, generator: torch.Generator, schedule=None) -> list[float]:
-        """One pass over ``batches(epoch, ...)``; returns the batch losses."""
+    def _epoch(self, batches, epoch: int, generator: torch.Generator, schedule=None,
+               deadline: float | None = None) -> list[float]:
+        """One pass over ``batches(epoch, ...)``, cut short once ``time.perf_counter()`` passes ``deadline`` (an
+        epoch over a 1M-item catalog takes longer than a whole time budget); returns the batch losses."""
         # Each process draws its own negatives and dropout masks.
         generator.manual_seed((self.config.seed * 1_000_003 + epoch) * 1_009 + self.dist.rank)
         self.model.train()
         losses = []
-        for batch in batches(epoch, self.dist.rank, self.dist.world_size):
+        for step, batch in enumerate(batches(epoch, self.dist.rank, self.dist.world_size)):
+            # Every process must stop at the same batch: the main process decides, every few batches.
+            if deadline is not None and step and step % BUDGET_CHECK_BATCHES == 0 \
+                    and self.dist.broadcast_flag(time.perf_counter() > deadline):
+                break
             batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
             with autocast(self.device, self.dtype):
                 loss = self.objective(*batch, generator=generator)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from benchmarks.serving_latency import STAGES, TARGETS, check_targets, compare, main, saturated
+from benchmarks.serving_latency import STAGES, TARGETS, check_targets, compare, headline_table, main, saturated
 
 pytestmark = pytest.mark.triton
 
@@ -28,6 +28,14 @@ def test_targets_read_the_facade_at_one_million_items():
     assert met[">= 300 req/s sustained with p99 <= 50 ms"] == (True, 300)
     assert met["FAISS recall@1000 >= 0.95 within 2 ms/query (batch 1)"][0]
     assert check_targets([{**results[0], "n_items": 10_002}]) == []
+
+
+def test_headline_rows_show_the_highest_rate_sustained_under_50_ms():
+    points = [point("closed", 1, 5, 7, 180), point("closed", 4, 9, 15, 400), point("open", 100, 6, 9, 100),
+              point("open", 200, 8, 45, 199), point("open", 300, 60, 400, 250, errors=3)]
+    results = [{"n_items": 10_002, "candidates": 200, "targets": {"triton-grpc": {"points": points}}}]
+    row = headline_table(results).splitlines()[-1]
+    assert row == "| 10,002 | 200 | triton-grpc | 5.0 / 7.0 | 400 | 9.0 | 45.0 | 400.0 (3 err.) | 200/s |"
 
 
 def test_comparison_is_triton_over_in_process():

@@ -19,7 +19,7 @@ def test_auto_is_exact_for_a_small_catalog():
     assert found[:, 0].tolist() == [0, 1, 2]
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["ivf", "ivfpq", "hnsw"])
 def test_approximate_index_reaches_the_target_recall(kind, tmp_path):
     vectors = clustered(6000)
     queries = clustered(200, seed=1)

@@ -9,7 +9,7 @@ from training.data import load_prepared
 from training.evaluate import evaluate
 from training.models.sasrec import SASRec, SASRecConfig
 from training.train_sasrec import next_item_pairs, train_sasrec
-from training.trainer import BEST, FINAL, LAST, TrainConfig
+from training.trainer import BEST, BUDGET_CHECK_BATCHES, FINAL, LAST, TrainConfig
 
 TINY = SASRecConfig(max_length=20, hidden=32, blocks=1, heads=2, dropout=0.0)
 FAST = TrainConfig(epochs=2, batch_size=64, lr=3e-3, validate_every=1, precision="fp32", device="cpu")
@@ -97,6 +97,15 @@ def test_a_run_that_ran_out_of_time_is_not_continued_on_resume(prepared, tmp_pat
     assert first["epochs"] == 1 and again["resumed"] and again["epochs"] == 1
 
 
+def test_the_time_budget_cuts_an_epoch_short(prepared, tmp_path):
+    whole = train_sasrec(prepared, tmp_path / "whole", TINY, replace(FAST, epochs=1), progress=False).report
+    cut = train_sasrec(prepared, tmp_path / "cut", TINY, replace(FAST, epochs=1, max_minutes=1e-6),
+                       progress=False).report
+    assert whole["history"][0]["batches"] > BUDGET_CHECK_BATCHES
+    assert cut["history"][0]["batches"] == BUDGET_CHECK_BATCHES
+    assert (tmp_path / "cut" / BEST).exists()  # the partial epoch is validated and kept
+
+
 def test_finishing_epochs_train_on_validation_events_and_give_the_final_model(prepared, tmp_path):
     config = replace(FAST, epochs=2, finish_epochs=2)
     trained = train_sasrec(prepared, tmp_path, TINY, config, progress=False)
@@ -123,3 +132,13 @@ def test_finishing_sequences_add_validation_targets_never_test_targets(prepared)
     for user, history in zip(prepared.test.user_idx[:50], prepared.test.histories[:50], strict=True):
         finishing = sequences[position[int(user)]]
         assert np.array_equal(finishing, history[-len(finishing):])
+
+
+def test_test_users_evaluate_a_fixed_subset_and_keep_the_model_version(prepared, tmp_path):
+    config = replace(FAST, epochs=1)
+    everyone = train_sasrec(prepared, tmp_path / "all", TINY, config, progress=False).report
+    subset = train_sasrec(prepared, tmp_path / "some", TINY, replace(config, test_users=50), progress=False).report
+    again = train_sasrec(prepared, tmp_path / "again", TINY, replace(config, test_users=50), progress=False).report
+    assert everyone["test_users"] == len(prepared.test) > 50 and subset["test_users"] == 50
+    assert subset["test"]["users"] == 50 and subset["test"] == again["test"]  # the same users every time
+    assert subset["version"] == everyone["version"]  # a test-only setting does not make another model
