@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> dict:
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     dist = Distributed.from_environment(pick_device(train_config.device))
+    test_set = user_subset(data.test, train_config.test_users, train_config.seed)  # the models' test users too
     reports: dict[str, dict] = {}
 
     def save(reports: dict[str, dict]) -> dict:
@@ -90,7 +91,6 @@ def run(args: argparse.Namespace) -> dict:
             continue
         if args.sampled:
             device = next(trained.model.parameters()).device
-            test_set = user_subset(data.test, train_config.test_users, train_config.seed)
             trained.report["test"].update(evaluate_sampled(scorer(trained.model, device), data, test_set))
         if not args.no_export:
             extra = {"model_version": trained.report["version"], "dataset": data.name,
@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> dict:
                 print(f"skipping baseline {name}: {exc}", file=sys.stderr)
                 continue
             fit_seconds = time.perf_counter() - started
-            test_set = user_subset(data.test, train_config.test_users, train_config.seed)  # as the models'
             test = evaluate(model, data, test_set, progress=not args.quiet)
             if args.sampled:
                 test.update(evaluate_sampled(model, data, test_set))

@@ -44,6 +44,19 @@ class TrainConfig:
     device: str = "auto"
     precision: Precision = "auto"
 
+    def __post_init__(self):
+        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience,
+                  "validate_every": self.validate_every, "validation_users": self.validation_users}
+        if self.test_users is not None:
+            counts["test_users"] = self.test_users
+        bad = {name: value for name, value in counts.items() if value < 1}
+        if bad:
+            raise ValueError(f"these training settings must be at least 1: {bad}")
+        if self.finish_epochs < 0:
+            raise ValueError(f"finish_epochs must not be negative; got {self.finish_epochs}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be positive; got {self.max_minutes}")
+
 
 @dataclass
 class TrainState:
@@ -172,9 +185,9 @@ class Trainer:
         generator = torch.Generator(device=self.device)
         # A resumed run that had already stopped (patience or time budget) stays stopped.
         stop = self.state.stale_validations >= cfg.patience or self._out_of_time()
+        deadline = started + cfg.max_minutes * 60 if cfg.max_minutes is not None else None
         while self.state.epoch < cfg.epochs and not stop:
             epoch = self.state.epoch
-            deadline = started + cfg.max_minutes * 60 if cfg.max_minutes is not None else None
             losses = self._epoch(self.batches, epoch, generator, deadline=deadline)
             self.state.epoch = epoch + 1
             self.state.seconds = time.perf_counter() - started

@@ -102,7 +102,8 @@ def perf_analyzer():
     try:
         return install()
     except RuntimeError as exc:
-        pytest.skip(f"perf_analyzer cannot be installed here: {exc}")
+        pytest.skip("perf_analyzer could not be installed (it needs PyPI for tritonclient 2.51.0 and Debian's "
+                    f"libb64-0d, which make test installs): {str(exc).splitlines()[0]}")
 
 
 @pytest.fixture(scope="module")

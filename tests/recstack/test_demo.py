@@ -29,3 +29,7 @@ def test_demo_runs_every_stage_and_prints_summaries(tmp_path, monkeypatch, capsy
     assert "Triton ready" in out and "-> model sasrec-" in out
     assert "$ curl -s 'http://127.0.0.1:" in out and '{"accepted": 4, "rejected": []}' in out
     assert out.count('"degraded": false') >= 4 and "5/5" in out
+    # It ends with a latency table: both targets, one client and a fixed rate, each with answers.
+    table = out[out.index("latency on this machine"):].splitlines()[2:6]
+    assert [line[:16].strip() for line in table] == ["Triton gRPC"] * 2 + ["facade → Triton"] * 2
+    assert all(float(line.split()[-5]) > 0 for line in table)  # req/s

@@ -142,3 +142,9 @@ def test_test_users_evaluate_a_fixed_subset_and_keep_the_model_version(prepared,
     assert everyone["test_users"] == len(prepared.test) > 50 and subset["test_users"] == 50
     assert subset["test"]["users"] == 50 and subset["test"] == again["test"]  # the same users every time
     assert subset["version"] == everyone["version"]  # a test-only setting does not make another model
+
+
+@pytest.mark.parametrize("bad", [{"test_users": 0}, {"epochs": 0}, {"finish_epochs": -1}, {"max_minutes": 0}])
+def test_impossible_training_settings_are_refused_with_their_names(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        replace(FAST, **bad)
