@@ -17,6 +17,12 @@ def _accuracy(argv: list[str]) -> int:
     return main(argv)
 
 
+def _sweep(argv: list[str]) -> int:
+    from benchmarks.sasrec_sweep import main
+
+    return main(argv)
+
+
 def _serving(argv: list[str]) -> int:
     from benchmarks.serving_latency import main
 
@@ -37,6 +43,8 @@ def _scoring(argv: list[str]) -> int:
 
 BENCHMARKS = {"preprocessing": (_preprocessing, "preprocessing throughput, polars vs plain pandas"),
               "accuracy": (_accuracy, "models beside baselines, full-ranking metrics per dataset"),
+              "sweep": (_sweep, "how the ranker's defaults were chosen: its settings side by side on a split "
+                                "that never holds a test target"),
               "serving": (_serving, "funnel latency and throughput under load: Triton (HTTP, gRPC), the facade on "
                                     "Triton and in-process, per catalog size and candidate count"),
               "perf-analyzer": (_perf_analyzer, "the recommend ensemble driven by NVIDIA's perf_analyzer"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,27 @@ class PreparedData:
         targets = {int(u): t for u, t in zip(self.valid.user_idx, self.valid.targets, strict=True) if u > OOV}
         return [np.concatenate([seq, targets[int(u)]]) if int(u) in targets else seq
                 for u, seq in zip(self.train_user_idx, self.train_sequences, strict=True)]
+
+    def shifted_back(self) -> PreparedData:
+        """The same users one event earlier, for choosing settings without ever touching a test target.
+
+        The validation targets become the test targets and each validated user's last training event becomes
+        the validation target (training sequences lose it). Settings picked by test metrics on this split were
+        picked without the real test split; users without a validation event keep their training sequence.
+
+        Examples
+        --------
+        >>> data = load_prepared(Path("build/data/synthetic")).shifted_back()  # doctest: +SKIP
+        """
+        keep = np.array([len(h) >= 2 for h in self.valid.histories], dtype=bool)
+        valid = self.valid.subset(np.flatnonzero(keep))
+        validated = {int(u) for u in valid.user_idx if u > OOV}
+        return replace(
+            self,
+            train_sequences=[seq[:-1] if int(u) in validated and len(seq) >= 2 else seq
+                             for u, seq in zip(self.train_user_idx, self.train_sequences, strict=True)],
+            valid=EvalSet(valid.user_idx, [h[:-1] for h in valid.histories], [h[-1:] for h in valid.histories]),
+            test=valid)
 
     def train_interactions(self) -> tuple[np.ndarray, np.ndarray]:
         """(user row, item index) of every training event, untruncated; user rows are dense from 0.

@@ -12,7 +12,7 @@ from torch import nn
 
 from training.data import EvalSet, PreparedData
 from training.evaluate import KS, Scorer, evaluate
-from training.trainer import TrainConfig, Trained, Trainer, config_hash
+from training.trainer import TrainConfig, Trained, Trainer, config_hash, with_model_lr
 
 
 def user_subset(eval_set: EvalSet, size: int | None, seed: int) -> EvalSet:
@@ -36,6 +36,7 @@ def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData
     per-epoch history and the model version ``<name>-<dataset fingerprint>-<config hash>-e<best epoch>``
     (``-f<finish epochs>`` appended when finished).
     """
+    train_config = with_model_lr(train_config, model_config)
     batches, n_batches = make_batches(data.train_sequences)
     valid = user_subset(data.valid, train_config.validation_users, train_config.seed)
     test = user_subset(data.test, train_config.test_users, train_config.seed)

@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ class TrainConfig:
 
     epochs: int = 200
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float | None = None  # None: the model's own default (``lr`` of its config)
     weight_decay: float = 0.0
     patience: int = 10  # validations without improvement before stopping
     validate_every: int = 2  # epochs
@@ -56,6 +56,8 @@ class TrainConfig:
             raise ValueError(f"finish_epochs must not be negative; got {self.finish_epochs}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be positive; got {self.max_minutes}")
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError(f"lr must be positive; got {self.lr}")
 
 
 @dataclass
@@ -73,6 +75,11 @@ class TrainState:
 BUDGET_CHECK_BATCHES = 8  # batches between checks of the time budget inside an epoch (a broadcast under DDP)
 # Settings that do not change the training trajectory: a run may resume with other values.
 _RESUMABLE_FIELDS = ("epochs", "max_minutes", "device", "patience", "finish_epochs", "test_users")
+
+
+def with_model_lr(train_config: TrainConfig, model_config) -> TrainConfig:
+    """``train_config`` with its learning rate, the model config's ``lr`` unless the training settings set one."""
+    return train_config if train_config.lr is not None else replace(train_config, lr=model_config.lr)
 
 
 def config_hash(*configs) -> str:
@@ -139,6 +146,8 @@ class Trainer:
         if self.dist.world_size > 1:
             self.objective = DistributedDataParallel(
                 self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.config.lr is None:
+            raise ValueError("TrainConfig.lr is None: resolve it with the model's default first (with_model_lr)")
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
                                            weight_decay=self.config.weight_decay)
         self.state = TrainState()

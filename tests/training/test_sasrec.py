@@ -144,7 +144,18 @@ def test_test_users_evaluate_a_fixed_subset_and_keep_the_model_version(prepared,
     assert subset["version"] == everyone["version"]  # a test-only setting does not make another model
 
 
-@pytest.mark.parametrize("bad", [{"test_users": 0}, {"epochs": 0}, {"finish_epochs": -1}, {"max_minutes": 0}])
+@pytest.mark.parametrize("bad", [{"test_users": 0}, {"epochs": 0}, {"finish_epochs": -1}, {"max_minutes": 0},
+                                 {"lr": 0.0}])
 def test_impossible_training_settings_are_refused_with_their_names(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         replace(FAST, **bad)
+
+
+def test_the_learning_rate_is_the_models_own_unless_the_training_settings_set_one(prepared, tmp_path):
+    own = replace(FAST, epochs=1, lr=None)
+    train_sasrec(prepared, tmp_path / "own", replace(TINY, lr=4e-3), own, progress=False)
+    train_sasrec(prepared, tmp_path / "set", replace(TINY, lr=4e-3), replace(own, lr=5e-4), progress=False)
+    used = {name: torch.load(tmp_path / name / LAST, weights_only=False)["optimizer"]["param_groups"][0]["lr"]
+            for name in ("own", "set")}
+    assert used == {"own": 4e-3, "set": 5e-4}
+    assert SASRecConfig().lr == 2e-3 and TrainConfig().lr is None

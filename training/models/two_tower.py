@@ -31,6 +31,7 @@ class TwoTowerConfig:
     negatives: int = 256  # uniform mixed negatives per batch, shared by every row
     logq_correction: bool = True
     cuts_per_user: int = 8  # (history, next item) examples drawn per user and epoch by the training recipe
+    lr: float = 1e-3  # unless TrainConfig.lr sets one
 
 
 @dataclass(frozen=True)
