@@ -6,8 +6,10 @@ shifted-back split (``PreparedData.shifted_back``: the validation targets are it
 training event its validation target) and is then finished with each ``--finish-epochs`` count from its best
 checkpoint; its "test" metrics are therefore validation metrics of the real split. ``--splits shifted test``
 also trains every variant on the real split: for reference only, never to choose. Variants run in ``--jobs``
-processes side by side (on a GPU they share it). Records are appended to ``<stem>.jsonl`` as they finish, so an
-interrupted sweep keeps what it measured; ``--report`` redraws the table and figure from such a file.
+processes side by side (on a GPU they share it). Records are appended to ``<stem>.jsonl`` as they finish; run
+again, a sweep skips what its journal holds and resumes each variant's run from its folder (named after the
+variant), unless ``--no-resume``. A variant that fails is reported and the others go on. ``--report`` redraws
+the table and figure from a journal.
 
     python -m benchmarks sweep --data build/bench/prepared/ml-1m --jobs 9 --max-minutes 5 --device cuda
 """
@@ -17,7 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import sys
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import fields, replace
 from multiprocessing import get_context
@@ -37,7 +42,9 @@ METRICS = ("ndcg@10", "hr@10", "ndcg@20", "hr@20")
 
 def run_variant(data_folder: str, name: str, split: str, overrides: dict, finishes: list[int],
                 max_minutes: float | None, device: str, threads: int, out_dir: str, journal: str) -> list[dict]:
-    """Train one variant on one split, finish it with each count, append a record per count to ``journal``."""
+    """Train one variant on one split, finish it with each count, append a record per count to ``journal``.
+
+    ``lr`` overrides go to ``TrainConfig``, which takes precedence over the model's own learning rate."""
     import torch
 
     from recstack.settings import Settings
@@ -47,7 +54,7 @@ def run_variant(data_folder: str, name: str, split: str, overrides: dict, finish
 
     torch.set_num_threads(threads)
     settings = Settings()
-    model_fields = {f.name for f in fields(SASRecConfig)}
+    model_fields = {f.name for f in fields(SASRecConfig)} - {"lr"}
     model_config = replace(settings.sasrec, **{k: v for k, v in overrides.items() if k in model_fields})
     train_config = replace(settings.train, device=device, max_minutes=max_minutes,
                            **{k: v for k, v in overrides.items() if k not in model_fields})
@@ -59,7 +66,7 @@ def run_variant(data_folder: str, name: str, split: str, overrides: dict, finish
         report = train_sasrec(data, Path(out_dir), model_config, replace(train_config, finish_epochs=finish),
                               resume=True, progress=False).report
         best = report.get("test_best_checkpoint", report["test"])
-        record = {"name": name, "split": split, "overrides": overrides, "finish": finish,
+        record = {"name": name, "split": split, "overrides": overrides, "finish": finish, "resumed": report["resumed"],
                   "epochs": report["epochs"], "best_epoch": report["best_epoch"], "train_s": report["train_seconds"],
                   "finish_s": report.get("finish_seconds"),
                   "best_valid": max(h.get("valid_ndcg@10", 0.0) for h in report["history"]),
@@ -113,8 +120,8 @@ def plot(records: list[dict], path: Path, title: str) -> None:
                                            float("nan")))
                 ax.bar([i + j * width for i in range(len(names))], values, width, label=label)
             ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=35, ha="right")
-            low = min(r["test_best"]["ndcg@10"] for r in mine)
-            ax.set_ylim(low * 0.95, max(r["test"]["ndcg@10"] for r in mine) * 1.02)
+            shown = [v for r in mine for v in (r["test_best"]["ndcg@10"], r["test"]["ndcg@10"])]
+            ax.set_ylim(min(shown) * 0.95, max(shown) * 1.02)
             target = "validation targets (shifted-back split)" if split == "shifted" else "real test (reference)"
             ax.set_title(f"NDCG@10 on {target}")
             ax.legend(fontsize=8)
@@ -127,11 +134,11 @@ def report(journal: Path, title: str, summary: dict | None = None) -> str:
     if not records:
         raise ValueError(f"{journal} holds no finished variant")
     markdown = f"{title}\n\n{table(records)}\n"
-    stem = journal.with_suffix("")
-    stem.with_suffix(".md").write_text(markdown)
-    plot(records, stem.with_suffix(".png"), title)
+    stem = journal.parent / journal.name.removesuffix(".jsonl")
+    Path(f"{stem}.md").write_text(markdown)
+    plot(records, Path(f"{stem}.png"), title)
     if summary is not None:
-        stem.with_suffix(".json").write_text(json.dumps({**summary, "records": records}, indent=2))
+        Path(f"{stem}.json").write_text(json.dumps({**summary, "records": records}, indent=2))
     return markdown
 
 
@@ -148,10 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--stem", default="sasrec_sweep", help="file name stem of the results")
     p.add_argument("--results-dir", type=Path, default=RESULTS)
+    p.add_argument("--no-resume", action="store_true", help="start over: clear the journal and the variants' runs")
     p.add_argument("--report", type=Path, help="only redraw the table and figure from this .jsonl")
     p.add_argument("--title", help="title of the table and figure [the machine]")
     args = p.parse_args(argv)
     if args.report:
+        if not args.report.is_file() or not args.report.read_text().strip():
+            p.error(f"--report needs a journal of finished variants; {args.report} is missing or empty")
         print(report(args.report, args.title or args.report.stem))
         return 0
     if args.data is None or not (args.data / "manifest.json").exists():
@@ -161,25 +171,45 @@ def main(argv: list[str] | None = None) -> int:
     machine = describe_machine()
     args.results_dir.mkdir(parents=True, exist_ok=True)
     journal = args.results_dir / f"{args.stem}.jsonl"
-    journal.write_text("")
     from recstack.settings import Settings
 
-    work = Settings().build_dir / "bench" / "sweep" / args.data.name
+    work = Settings().build_dir / "bench" / "sweep" / args.data.name / args.stem
+    if args.no_resume:
+        journal.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    done = {(r["name"], r["split"], r["finish"]) for r in
+            (json.loads(line) for line in (journal.read_text().splitlines() if journal.exists() else []) if line)}
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    tasks = [(str(args.data), name, split, overrides, sorted(args.finish_epochs), args.max_minutes, args.device,
-              threads, str(work / f"{split}-{i}"), str(journal))
-             for split in args.splits for i, (name, overrides) in enumerate(args.variants.items())]
+    tasks = []
+    for split in args.splits:
+        for name, overrides in args.variants.items():
+            finishes = sorted(f for f in set(args.finish_epochs) if (name, split, f) not in done)
+            if finishes:
+                folder = work / f"{split}-{re.sub(r'[^A-Za-z0-9.-]+', '_', name)}"
+                tasks.append((str(args.data), name, split, overrides, finishes, args.max_minutes, args.device,
+                              threads, str(folder), str(journal)))
+    failed = []
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(run_variant, *task): task[1:3] for task in tasks}
-        for done, future in enumerate(as_completed(futures), 1):
-            records = future.result()
-            print(f"[{done}/{len(tasks)}] {' on '.join(futures[future])}: test ndcg@10 "
+        for n, future in enumerate(as_completed(futures), 1):
+            label = " on ".join(futures[future])
+            try:
+                records = future.result()
+            except Exception:  # one broken variant must not cost the others' results
+                failed.append(label)
+                print(f"[{n}/{len(tasks)}] {label} FAILED:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+                continue
+            print(f"[{n}/{len(tasks)}] {label}: test ndcg@10 "
                   + ", ".join(f"+{r['finish']} {r['test']['ndcg@10']:.4f}" for r in records), flush=True)
-    title = (f"SASRec settings sweep on {args.data.name}, {machine['summary']}, {args.jobs} side by side, "
-             f"budget {args.max_minutes} min each")
+    budget = f"budget {args.max_minutes} min each" if args.max_minutes else "no time budget"
+    title = f"SASRec settings sweep on {args.data.name}, {machine['summary']}, {args.jobs} side by side, {budget}"
     command = "python -m benchmarks sweep " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(report(journal, title, {"benchmark": "sasrec_sweep", "machine": machine, "command": command}))
-    return 0
+    if journal.exists() and journal.read_text().strip():
+        print(report(journal, title, {"benchmark": "sasrec_sweep", "machine": machine, "command": command,
+                                      "failed": failed}))
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -72,17 +73,27 @@ class PreparedData:
 
         The validation targets become the test targets and each validated user's last training event becomes
         the validation target (training sequences lose it). Settings picked by test metrics on this split were
-        picked without the real test split; users without a validation event keep their training sequence.
+        picked without the real test split. Users without a validation event keep their training sequence;
+        users sharing the OOV index are left out of validation and test (their sequences cannot be told apart).
+        The fingerprint changes, so a run on this split never resumes or versions as one on the real split. Item
+        statistics and the raw training events (popularity, the baselines' input) still describe the real
+        training split: this split is for choosing the sequence models' settings. Leave-one-out splits only.
 
         Examples
         --------
         >>> data = load_prepared(Path("build/data/synthetic")).shifted_back()  # doctest: +SKIP
         """
-        keep = np.array([len(h) >= 2 for h in self.valid.histories], dtype=bool)
+        strategy = self.manifest.get("split", {}).get("strategy")
+        if strategy != "leave_one_out":
+            raise ValueError(f"shifted_back needs a leave-one-out split; {self.name} has {strategy!r}")
+        keep = np.array([u > OOV and len(h) >= 2 for u, h in zip(self.valid.user_idx, self.valid.histories,
+                                                                  strict=True)], dtype=bool)
         valid = self.valid.subset(np.flatnonzero(keep))
-        validated = {int(u) for u in valid.user_idx if u > OOV}
+        validated = {int(u) for u in valid.user_idx}
+        fingerprint = hashlib.sha256(f"{self.fingerprint}:shifted_back".encode()).hexdigest()[:16]
         return replace(
             self,
+            manifest={**self.manifest, "fingerprint": fingerprint},
             train_sequences=[seq[:-1] if int(u) in validated and len(seq) >= 2 else seq
                              for u, seq in zip(self.train_user_idx, self.train_sequences, strict=True)],
             valid=EvalSet(valid.user_idx, [h[:-1] for h in valid.histories], [h[-1:] for h in valid.histories]),

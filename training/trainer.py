@@ -79,7 +79,11 @@ _RESUMABLE_FIELDS = ("epochs", "max_minutes", "device", "patience", "finish_epoc
 
 def with_model_lr(train_config: TrainConfig, model_config) -> TrainConfig:
     """``train_config`` with its learning rate, the model config's ``lr`` unless the training settings set one."""
-    return train_config if train_config.lr is not None else replace(train_config, lr=model_config.lr)
+    if train_config.lr is not None:
+        return train_config
+    if model_config.lr <= 0:
+        raise ValueError(f"lr must be positive; {type(model_config).__name__} has {model_config.lr}")
+    return replace(train_config, lr=model_config.lr)
 
 
 def config_hash(*configs) -> str:
@@ -136,6 +140,8 @@ class Trainer:
     progress: bool = True
 
     def __post_init__(self):
+        if self.config.lr is None:
+            raise ValueError("TrainConfig.lr is None: resolve it with the model's default first (with_model_lr)")
         self.device = pick_device(self.config.device)
         self.dtype = resolve_precision(self.config.precision, self.device)
         self.dist = Distributed.from_environment(self.device)
@@ -146,8 +152,6 @@ class Trainer:
         if self.dist.world_size > 1:
             self.objective = DistributedDataParallel(
                 self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if self.config.lr is None:
-            raise ValueError("TrainConfig.lr is None: resolve it with the model's default first (with_model_lr)")
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.config.lr,
                                            weight_decay=self.config.weight_decay)
         self.state = TrainState()
