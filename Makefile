@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/hadolint docker/*.Dockerfile
 
 bench-preprocessing: $(STAMP)
-	$(BIN)/python -m benchmarks.preprocessing_throughput
+	$(BIN)/recstack bench preprocessing
 
 clean:
 	rm -rf build $(VENV)

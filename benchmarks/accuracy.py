@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.machine import describe_machine
-from preprocessing.datasets import load_dataset
-from preprocessing.pipeline import MANIFEST, preprocess
+from recstack.benchmarks.machine import describe_machine
+from recstack.preprocessing.datasets import load_dataset
+from recstack.preprocessing.pipeline import MANIFEST, preprocess
+from recstack.training.accuracy import accuracy_table
+from recstack.training.train_models import METRICS_FILE, train_models
+
 from recstack.settings import Settings
-from training.accuracy import accuracy_table
-from training.cli import main as train_main
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -33,25 +34,23 @@ def _prepared(name: str, settings: Settings, synthetic_events: int) -> Path:
 
 
 def run(datasets: list[str], max_minutes: float | None, epochs: int | None, synthetic_events: int,
-        results_dir: Path, models: str) -> dict:
-    settings = Settings()
+        results_dir: Path, models: str, settings: Settings) -> dict:
     report = {"benchmark": "accuracy", "machine": describe_machine(), "datasets": {}}
     tables = []
     for name in datasets:
         folder = _prepared(name, settings, synthetic_events)
         out = settings.build_dir / "bench" / "models" / name
-        argv = ["--data", str(folder), "--out", str(out), "--models", models, "--quiet", "--sampled"]
-        argv += ["--max-minutes", str(max_minutes)] if max_minutes else []
-        argv += ["--epochs", str(epochs)] if epochs else []
+        budget = {"max_minutes": max_minutes, "epochs": epochs}
+        train = replace(settings.train, **{k: v for k, v in budget.items() if v})
         print(f"== {name}: training {models}", flush=True)
-        if train_main(argv) != 0:
-            raise RuntimeError(f"training failed on {name}")
-        summary = json.loads((out / "metrics.json").read_text())
+        train_models(folder, out, tuple(models.split(",")), train, settings.sasrec, settings.two_tower,
+                     progress=False, sampled=True)
+        summary = json.loads((out / METRICS_FILE).read_text())
         for r in summary["reports"].values():
             r.pop("history", None)
         report["datasets"][name] = summary
         tables.append(f"### {name}\n\n" + accuracy_table(name, summary["reports"]))
-    report["command"] = "python -m benchmarks accuracy " + " ".join(
+    report["command"] = "recstack bench accuracy " + " ".join(
         ["--datasets", *datasets] + (["--max-minutes", str(max_minutes)] if max_minutes else [])
         + (["--epochs", str(epochs)] if epochs else []))
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -62,19 +61,15 @@ def run(datasets: list[str], max_minutes: float | None, epochs: int | None, synt
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], settings: Settings) -> int:
     p = argparse.ArgumentParser(prog="recstack bench accuracy", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["synthetic", "ml-1m", "beauty"])
     p.add_argument("--models", default="sasrec,baselines")
     p.add_argument("--max-minutes", type=float, help="training budget per model")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--synthetic-events", type=int, default=Settings().synthetic_events)
+    p.add_argument("--synthetic-events", type=int, default=settings.synthetic_events)
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = p.parse_args(argv)
-    run(args.datasets, args.max_minutes, args.epochs, args.synthetic_events, args.results_dir, args.models)
+    run(args.datasets, args.max_minutes, args.epochs, args.synthetic_events, args.results_dir, args.models, settings)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

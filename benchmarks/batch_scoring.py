@@ -20,10 +20,11 @@ from pathlib import Path
 
 import polars as pl
 import psutil
+from recstack.benchmarks.machine import describe_machine
+from recstack.benchmarks.plots import figure
+from recstack.benchmarks.serving_latency import prepare_shop
 
-from benchmarks.machine import describe_machine
-from benchmarks.plots import figure
-from benchmarks.serving_latency import prepare_shop
+from recstack.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 MODES = ("in-process", "triton")
@@ -61,10 +62,10 @@ class PeakMemory:
 
 
 def run_users(n_users: int, args, say) -> dict:
-    from client.core.shop import Shop
-    from client.scoring import score_users
-    from ensemble.build import build_repository
-    from ensemble.server import TritonServer
+    from recstack.client.core.shop import Shop
+    from recstack.client.scoring import score_users
+    from recstack.ensemble.build import build_repository
+    from recstack.ensemble.server import TritonServer
 
     shop = args.work / f"users_{n_users}"
     started = time.perf_counter()
@@ -129,7 +130,7 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], settings: Settings) -> int:
     parser = argparse.ArgumentParser(prog="recstack bench scoring", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000], help="users per shop")

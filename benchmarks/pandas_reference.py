@@ -1,6 +1,6 @@
 """Plain-pandas reimplementation of the leave-one-out preprocessing, kept only as a benchmark baseline.
 
-The production pipeline is :func:`preprocessing.pipeline.preprocess`, written as polars lazy plans
+The production pipeline is :func:`recstack.preprocessing.pipeline.preprocess`, written as polars lazy plans
 (which also run on cuDF). This module redoes the same transformations with pandas and numpy so
 that a benchmark can compare throughput side by side on identical work. It is not used by training
 or serving, and it only covers what the comparison needs:
@@ -10,9 +10,9 @@ or serving, and it only covers what the comparison needs:
   ``item_stats`` and ``cooccurrence`` of the documented layout, with the same file names;
 * no item features, no saved workflow and no manifest.
 
-Semantics follow the polars modules step by step (:mod:`preprocessing.vocabulary`,
-:meth:`preprocessing.workflow.Workflow.transform_plan`, :mod:`preprocessing.splits`,
-:mod:`preprocessing.sequences`, :mod:`preprocessing.item_stats`), and
+Semantics follow the polars modules step by step (:mod:`recstack.preprocessing.vocabulary`,
+:meth:`recstack.preprocessing.workflow.Workflow.transform_plan`, :mod:`recstack.preprocessing.splits`,
+:mod:`recstack.preprocessing.sequences`, :mod:`recstack.preprocessing.item_stats`), and
 ``tests/benchmarks/test_pandas_reference.py`` checks that both write equal tables. The code is
 vectorised, idiomatic pandas (sorts, ``shift`` / ``cumsum`` over contiguous groups, ``groupby``
 aggregations), the baseline a competent pandas user would write, not a strawman: rows sorted by
@@ -22,7 +22,7 @@ comparing a row with the previous one instead of from hashing.
 Examples
 --------
 >>> from pathlib import Path
->>> from preprocessing.config import WorkflowConfig
+>>> from recstack.preprocessing.config import WorkflowConfig
 >>> counts = preprocess_pandas(events.to_pandas(), None, WorkflowConfig(), Path("build/pandas"))  # doctest: +SKIP
 >>> sorted(counts)  # doctest: +SKIP
 ['cooccurrence_pairs', 'test_events', 'test_users', 'train_events', 'train_users', 'valid_events', 'valid_users']
@@ -37,12 +37,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from preprocessing.config import WorkflowConfig
-from preprocessing.item_stats import BASKET_EVENTS
-from preprocessing.schema import EVENT_TYPES
-from preprocessing.splits import SPLITS
-from preprocessing.vocabulary import FIRST_INDEX, OOV
+from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.item_stats import BASKET_EVENTS
+from recstack.preprocessing.schema import EVENT_TYPES
+from recstack.preprocessing.splits import SPLITS
+from recstack.preprocessing.vocabulary import FIRST_INDEX, OOV
 
 EVENT_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "weight")
 

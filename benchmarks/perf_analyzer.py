@@ -28,8 +28,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from benchmarks.machine import describe_machine
-from benchmarks.plots import figure
+from recstack.benchmarks.machine import describe_machine
+from recstack.benchmarks.plots import figure
+
+from recstack.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 TRITONCLIENT = "tritonclient==2.51.0"
@@ -66,12 +68,6 @@ class PerfAnalyzerError(RuntimeError):
         self.output = output
 
 
-def default_tools_dir() -> Path:
-    from recstack.settings import Settings
-
-    return Settings().build_dir / "tools"
-
-
 def environment(perf_analyzer: Path) -> dict[str, str]:
     """This process's environment with the CUDA runtime installed beside ``perf_analyzer`` (``../lib``) first
     on ``LD_LIBRARY_PATH``; an SDK image's binary finds its own and is unaffected."""
@@ -99,17 +95,17 @@ def version(perf_analyzer: Path) -> str:
     return found[1] if found else output.strip()
 
 
-def install(tools_dir: Path | None = None) -> Path:
+def install(tools_dir: Path) -> Path:
     """perf_analyzer under ``tools_dir/perf_analyzer/bin``, its CUDA runtime under ``.../lib``; the wheels are
     downloaded into ``tools_dir/wheels`` only when missing. Returns the binary, checked to run.
 
     Examples
     --------
-    >>> binary = install()  # doctest: +SKIP
+    >>> binary = install(Path("build/tools"))  # doctest: +SKIP
     >>> version(binary)  # doctest: +SKIP
     '2.51.0'
     """
-    tools_dir = Path(tools_dir) if tools_dir else default_tools_dir()
+    tools_dir = Path(tools_dir)
     root = tools_dir / "perf_analyzer"
     for requirement, (member, target) in WHEEL_MEMBERS.items():
         if not (root / target).exists():
@@ -149,15 +145,15 @@ def _extract(wheel: Path, member: str, target: Path) -> None:
 
 def max_length(repository: Path) -> int:
     """The ranker's window (``item_seq`` width) of the newest version of a built repository."""
-    from ensemble.funnel import latest
-    from ensemble.triton_models import FUNNEL_FILE
+    from recstack.ensemble.funnel import latest
+    from recstack.ensemble.triton_models import FUNNEL_FILE
 
     return int(json.loads((latest(Path(repository), "retrieve") / FUNNEL_FILE).read_text())["max_length"])
 
 
 def write_input_data(histories, path: Path, seq_len: int, limit: int = 20, exclude=None) -> Path:
     """perf_analyzer's ``--input-data`` file: one batch-1 ``recommend`` request per user, built by
-    :func:`ensemble.funnel.request_arrays` as the clients build theirs; perf_analyzer sends them in turn and
+    :func:`recstack.ensemble.funnel.request_arrays` as the clients build theirs; perf_analyzer sends them in turn and
     starts over. Every input carries its shape: the widths of ``item_seq`` and ``exclude`` vary between users.
 
     Examples
@@ -166,7 +162,7 @@ def write_input_data(histories, path: Path, seq_len: int, limit: int = 20, exclu
     >>> json.loads(path.read_text())["data"][0]  # doctest: +SKIP
     {'item_seq': {'content': [6, 7], 'shape': [2]}, 'exclude': {'content': [5], 'shape': [1]}, 'limit': ...}
     """
-    from ensemble.funnel import request_arrays
+    from recstack.ensemble.funnel import request_arrays
 
     if not len(histories):
         raise ValueError("at least one history is needed")
@@ -353,10 +349,7 @@ def plot(results: list[dict], path: Path) -> None:
                 axis.text(0.5, 0.5, "no points measured", ha="center", va="center", transform=axis.transAxes)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from recstack.settings import Settings
-
-    settings = Settings()
+def main(argv: list[str], settings: Settings) -> int:
     parser = argparse.ArgumentParser(prog="recstack bench perf-analyzer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repository", type=Path, default=settings.model_repository,
@@ -387,8 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     say = print if not args.quiet else (lambda *_: None)
 
     import polars as pl
-
-    from ensemble.server import TritonServer
+    from recstack.ensemble.server import TritonServer
 
     binary = install(args.tools)
     test_users = args.data / "eval_test.parquet"

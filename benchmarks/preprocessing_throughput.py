@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 import polars as pl
+from recstack.benchmarks.machine import describe_machine
+from recstack.benchmarks.plots import figure
+from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.datasets import SyntheticConfig, generate_synthetic
+from recstack.preprocessing.schema import RawDataset
 
-from benchmarks.machine import describe_machine
-from benchmarks.plots import figure
-from preprocessing.config import WorkflowConfig
-from preprocessing.datasets import SyntheticConfig, generate_synthetic
-from preprocessing.schema import RawDataset
 from recstack.settings import Settings
 
 IMPLEMENTATIONS = ("polars", "pandas")
@@ -51,15 +51,14 @@ def _worker(implementation: str, events: Path, items: Path, out: Path) -> dict:
     started = time.perf_counter()
     config = WorkflowConfig()
     if implementation == "polars":
-        from preprocessing.pipeline import preprocess
+        from recstack.preprocessing.pipeline import preprocess
 
         data = RawDataset("bench", pl.read_parquet(events), pl.read_parquet(items))
         manifest = preprocess(data, out, config, engine="cpu", progress=False)
         counts = manifest["counts"]
     else:
         import pandas as pd
-
-        from benchmarks.pandas_reference import preprocess_pandas
+        from recstack.benchmarks.pandas_reference import preprocess_pandas
 
         counts = preprocess_pandas(pd.read_parquet(events), pd.read_parquet(items), config, out)
     return {"seconds": time.perf_counter() - started, "counts": counts}
@@ -68,7 +67,7 @@ def _worker(implementation: str, events: Path, items: Path, out: Path) -> dict:
 def _run_isolated(implementation: str, events: Path, items: Path) -> dict:
     """Run the worker in a child process and read its peak RSS from the kernel's accounting."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{implementation}-") as out:
-        cmd = [sys.executable, "-m", "benchmarks.preprocessing_throughput", "--worker", implementation,
+        cmd = [sys.executable, "-m", "recstack", "bench", "preprocessing", "--worker", implementation,
                "--events", str(events), "--items", str(items), "--out", out]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         stdout = proc.stdout.read()
@@ -142,13 +141,13 @@ def plot(report: dict, path: Path) -> None:
         fig.suptitle(f"Preprocessing (leave-one-out pipeline) — {report['machine']['summary']}", fontsize=10)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], settings: Settings) -> int:
     p = argparse.ArgumentParser(prog="recstack bench preprocessing", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="events per run")
-    p.add_argument("--seed", type=int, default=Settings().seed)
+    p.add_argument("--seed", type=int, default=settings.seed)
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
-    p.add_argument("--cache", type=Path, default=Settings().build_dir / "bench", help="generated raw data")
+    p.add_argument("--cache", type=Path, default=settings.build_dir / "bench", help="generated raw data")
     p.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     p.add_argument("--events", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--items", type=Path, help=argparse.SUPPRESS)
@@ -159,7 +158,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     run(args.sizes, args.seed, args.cache, args.results_dir)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,8 +28,11 @@ from dataclasses import fields, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-from benchmarks.machine import describe_machine
-from benchmarks.plots import figure
+from recstack.benchmarks.machine import describe_machine
+from recstack.benchmarks.plots import figure
+from recstack.training.config import SASRecConfig, TrainConfig
+
+from recstack.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 # Relative to the current defaults (SASRecConfig, TrainConfig); "lr 1e-3" was the default before this sweep.
@@ -41,22 +44,19 @@ METRICS = ("ndcg@10", "hr@10", "ndcg@20", "hr@20")
 
 
 def run_variant(data_folder: str, name: str, split: str, overrides: dict, finishes: list[int],
-                max_minutes: float | None, device: str, threads: int, out_dir: str, journal: str) -> list[dict]:
+                max_minutes: float | None, device: str, threads: int, out_dir: str, journal: str,
+                sasrec: SASRecConfig = SASRecConfig(), train: TrainConfig = TrainConfig()) -> list[dict]:
     """Train one variant on one split, finish it with each count, append a record per count to ``journal``.
 
     ``lr`` overrides go to ``TrainConfig``, which takes precedence over the model's own learning rate."""
     import torch
-
-    from recstack.settings import Settings
-    from training.data import load_prepared
-    from training.models.sasrec import SASRecConfig
-    from training.train_sasrec import train_sasrec
+    from recstack.training.data import load_prepared
+    from recstack.training.train_sasrec import train_sasrec
 
     torch.set_num_threads(threads)
-    settings = Settings()
     model_fields = {f.name for f in fields(SASRecConfig)} - {"lr"}
-    model_config = replace(settings.sasrec, **{k: v for k, v in overrides.items() if k in model_fields})
-    train_config = replace(settings.train, device=device, max_minutes=max_minutes,
+    model_config = replace(sasrec, **{k: v for k, v in overrides.items() if k in model_fields})
+    train_config = replace(train, device=device, max_minutes=max_minutes,
                            **{k: v for k, v in overrides.items() if k not in model_fields})
     data = load_prepared(Path(data_folder))
     data = data.shifted_back() if split == "shifted" else data
@@ -142,7 +142,7 @@ def report(journal: Path, title: str, summary: dict | None = None) -> str:
     return markdown
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], settings: Settings) -> int:
     p = argparse.ArgumentParser(prog="recstack bench sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, help="prepared dataset folder (leave-one-out)")
@@ -171,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = describe_machine()
     args.results_dir.mkdir(parents=True, exist_ok=True)
     journal = args.results_dir / f"{args.stem}.jsonl"
-    from recstack.settings import Settings
-
-    work = Settings().build_dir / "bench" / "sweep" / args.data.name / args.stem
+    work = settings.build_dir / "bench" / "sweep" / args.data.name / args.stem
     if args.no_resume:
         journal.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
@@ -187,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             if finishes:
                 folder = work / f"{split}-{re.sub(r'[^A-Za-z0-9.-]+', '_', name)}"
                 tasks.append((str(args.data), name, split, overrides, finishes, args.max_minutes, args.device,
-                              threads, str(folder), str(journal)))
+                              threads, str(folder), str(journal), settings.sasrec, settings.train))
     failed = []
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(run_variant, *task): task[1:3] for task in tasks}
@@ -210,7 +208,3 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ Four targets, measured one after another in the same run with the same users:
 - ``facade-in-process``: the same facade running the same funnel inside its worker (onnxruntime + FAISS,
   no Triton): the comparison the ratios in the results are about.
 
-Each target gets a closed-loop concurrency sweep and open-loop fixed-rate runs (see :mod:`benchmarks.load`);
+Each target gets a closed-loop concurrency sweep and open-loop fixed-rate runs (see :mod:`recstack.benchmarks.load`);
 higher rates are skipped once a target saturates. A shop with ``n_items`` items is generated and preprocessed,
 the two-tower model is trained for ``--train-minutes`` (so the index is tuned on trained item vectors; 0 keeps
 initial weights) and the ranker exported with initial weights (latency depends on shapes, not on what weights
@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from recstack.benchmarks.load import CpuMeter, closed_loop, open_loop
+from recstack.benchmarks.machine import describe_machine
+from recstack.benchmarks.plots import figure
 
-from benchmarks.load import CpuMeter, closed_loop, open_loop
-from benchmarks.machine import describe_machine
-from benchmarks.plots import figure
+from recstack.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 STAGES = ("query_encoder", "retrieve", "rank", "rerank")
@@ -45,18 +46,16 @@ def prepare_shop(n_items: int, out: Path, seed: int = 7, events: int | None = No
                  verbose: bool = False, n_users: int | None = None) -> tuple[Path, Path]:
     """Synthetic shop with ``n_items`` items (and ``n_users`` users, or as many as the generator derives from
     ``events``), preprocessed; the ranker exported untrained, the two-tower model trained for ``train_minutes``
-    (0: untrained) and exported."""
+    (0: untrained) and exported; both with the default architectures."""
     import torch
-
-    from preprocessing.datasets import SyntheticConfig, generate_synthetic
-    from preprocessing.pipeline import preprocess
-    from recstack.settings import Settings
-    from training.data import load_prepared
-    from training.export import export_sasrec, export_two_tower
-    from training.models.sasrec import SASRec
-    from training.models.two_tower import ItemFeatures, TwoTower
-    from training.train_two_tower import train_two_tower
-    from training.trainer import TrainConfig
+    from recstack.preprocessing.datasets import SyntheticConfig, generate_synthetic
+    from recstack.preprocessing.pipeline import preprocess
+    from recstack.training.config import SASRecConfig, TrainConfig, TwoTowerConfig
+    from recstack.training.data import load_prepared
+    from recstack.training.export import export_sasrec, export_two_tower
+    from recstack.training.models.sasrec import SASRec
+    from recstack.training.models.two_tower import ItemFeatures, TwoTower
+    from recstack.training.train_two_tower import train_two_tower
 
     data_dir, models_dir = out / "data", out / "models"
     if not (data_dir / "manifest.json").exists():
@@ -64,21 +63,20 @@ def prepare_shop(n_items: int, out: Path, seed: int = 7, events: int | None = No
         preprocess(generate_synthetic(SyntheticConfig(n_events=events, n_items=n_items, n_users=n_users, seed=seed)),
                    data_dir, progress=False)
     data = load_prepared(data_dir)
-    settings = Settings()
     torch.manual_seed(seed)
     extra = {"dataset": data.name, "dataset_fingerprint": data.fingerprint}
     if not (models_dir / "onnx" / "sasrec" / "manifest.json").exists():
-        sasrec = SASRec(data.n_items, settings.sasrec).eval()
+        sasrec = SASRec(data.n_items, SASRecConfig()).eval()
         export_sasrec(sasrec, models_dir / "onnx" / "sasrec", data.test.histories[:64], n_checks=2,
                       extra={**extra, "model_version": f"sasrec-untrained-{data.fingerprint[:8]}"}, verbose=False)
     if not (models_dir / "onnx" / "two_tower" / "manifest.json").exists():
         if train_minutes > 0:
-            trained = train_two_tower(data, models_dir / "two_tower", settings.two_tower,
+            trained = train_two_tower(data, models_dir / "two_tower", TwoTowerConfig(),
                                       TrainConfig(max_minutes=train_minutes, validation_users=1024, test_users=1024),
                                       progress=verbose)
             two_tower, version = trained.model.eval(), trained.report["version"]
         else:
-            two_tower = TwoTower(ItemFeatures.from_prepared(data), settings.two_tower).eval()
+            two_tower = TwoTower(ItemFeatures.from_prepared(data), TwoTowerConfig()).eval()
             version = f"two_tower-untrained-{data.fingerprint[:8]}"
         export_two_tower(two_tower, models_dir / "onnx" / "two_tower", data.test.histories[:64], n_checks=2,
                          extra={**extra, "model_version": version}, verbose=False)
@@ -116,8 +114,7 @@ def stage_breakdown(before: dict, after: dict) -> dict:
 def facade_process(data_dir: Path, work: Path, engine: str, repository: Path, triton_grpc_url: str):
     """A facade (``recstack serve api``, one worker) on a free port; yields ``(url, pid)``."""
     import httpx
-
-    from ensemble.server import THREAD_VARIABLES, free_port
+    from recstack.ensemble.server import THREAD_VARIABLES, free_port
 
     port = free_port()
     env = {**os.environ, "RECSTACK_FACADE__INGEST_FILE": str(work / "ingest" / "new_items.jsonl"),
@@ -150,7 +147,7 @@ def facade_process(data_dir: Path, work: Path, engine: str, repository: Path, tr
 
 
 def triton_sender(url: str, protocol: str, histories: list):
-    from client.triton import AsyncTritonRecommender
+    from recstack.client.triton import AsyncTritonRecommender
 
     client = AsyncTritonRecommender(url, protocol)
 
@@ -222,10 +219,9 @@ async def sweep(send, cpu_pids: tuple[int, ...], concurrency: list[int], rates: 
 
 
 def run_config(n_items: int, candidates: int, args, say) -> dict:
-    from ensemble.build import build_repository
-    from ensemble.config import ServingConfig
-    from ensemble.retrieve import RetrieveConfig
-    from ensemble.server import TritonServer
+    from recstack.ensemble.build import build_repository
+    from recstack.ensemble.config import RetrieveConfig, ServingConfig
+    from recstack.ensemble.server import TritonServer
 
     shop = args.work / f"items_{n_items}"
     started = time.perf_counter()
@@ -443,7 +439,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], settings: Settings) -> int:
     args = parse_args(argv)
     say = (lambda *_: None) if args.quiet else (lambda *a: print(*a, flush=True))
     results = [run_config(n, c, args, say) for n in args.items for c in args.candidates]

@@ -1,6 +1,6 @@
-"""``recstack score``: top-K lists with reasons for every user (or a given list), for email and push campaigns.
+"""Batch scoring (``recstack score``): top-K lists with reasons for every user, for email and push campaigns.
 
-Runs the funnel in-process (onnxruntime + FAISS, :class:`ensemble.funnel.Funnel`) or through Triton (gRPC,
+Runs the funnel in-process (onnxruntime + FAISS, :class:`recstack.ensemble.funnel.Funnel`) or through Triton (gRPC,
 batched requests, several in flight); both give the same lists. Users are scored in chunks, each written to
 ``<out>/parts/part-NNNNN.parquet`` atomically, so a killed run continues where it stopped with no user scored twice
 or skipped; memory stays bounded by one chunk. At the end the parts are joined into ``recommendations.parquet`` and
@@ -9,7 +9,6 @@ or skipped; memory stays bounded by one chunk. At the end the parts are joined i
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -21,9 +20,8 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+from recstack.client.core.shop import Shop
 from tqdm import tqdm
-
-from client.core.shop import Shop
 
 Mode = Literal["in-process", "triton"]
 OUTPUT_SCHEMA = {"user_id": pl.String, "rank": pl.UInt16, "item_id": pl.String, "score": pl.Float32,
@@ -62,10 +60,10 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
     >>> score_users("build/data/synthetic", "build/scores", k=50, repository="build/model_repository")  # doctest: +SKIP
     {'users': 8000, 'chunks': 2, 'scored_now': 8000, 'seconds': 21.4, 'users_per_second': 373.8, ...}
     """
-    from recstack.settings import Settings
-
     if mode not in ("in-process", "triton"):
         raise ValueError(f"mode must be 'in-process' or 'triton'; got {mode!r}")
+    if (mode == "in-process" and repository is None) or (mode == "triton" and triton_url is None):
+        raise ValueError("the in-process mode needs a repository, the triton mode a triton_url")
     data_dir, out = Path(data_dir), Path(out)
     shop = Shop.load(data_dir)
     everyone = sorted(shop.histories)
@@ -85,7 +83,7 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
     state.write_text(json.dumps({"identity": identity, "users": len(chosen), "k": k, "mode": mode}))
 
     chunks = [chosen[i:i + chunk_users] for i in range(0, len(chosen), chunk_users)]
-    with _recommender(mode, repository or Settings().model_repository, triton_url, batch, in_flight) as recommend:
+    with _recommender(mode, repository, triton_url, batch, in_flight) as recommend:
         started, scored_now, new_chunks = time.perf_counter(), 0, 0
         bar = tqdm(total=len(chosen), unit="user", disable=not progress, desc=f"scoring ({mode})")
         for number, user_ids in enumerate(chunks):
@@ -134,7 +132,7 @@ def _join(parts: list[Path], out: Path) -> int:
 def _recommender(mode: Mode, repository: Path, triton_url: str | None, batch: int, in_flight: int):
     """Yield ``f(histories, excluded, k) -> output tensors`` for a chunk, in batches of ``batch`` users."""
     if mode == "in-process":
-        from ensemble.funnel import Funnel
+        from recstack.ensemble.funnel import Funnel
 
         funnel = Funnel(repository)
 
@@ -145,7 +143,7 @@ def _recommender(mode: Mode, repository: Path, triton_url: str | None, batch: in
 
         yield run
     else:
-        from client.triton import TritonRecommender
+        from recstack.client.triton import TritonRecommender
 
         # One gRPC client serves every thread; several batches are in flight at once.
         with TritonRecommender(triton_url or "127.0.0.1:8001", "grpc") as client, \
@@ -169,30 +167,3 @@ def _stack(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     out["model_version"] = np.concatenate([p["model_version"] for p in parts])
     return out
 
-
-def main(argv: list[str] | None = None) -> int:
-    from recstack.settings import Settings
-
-    settings = Settings()
-    parser = argparse.ArgumentParser(prog="recstack score", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=settings.data_output("synthetic"), help="prepared dataset")
-    parser.add_argument("--out", type=Path, default=settings.build_dir / "scores", help="output folder")
-    parser.add_argument("--mode", choices=["in-process", "triton"], default="in-process")
-    parser.add_argument("-k", type=int, default=50, help="items per user")
-    parser.add_argument("--repository", type=Path, help="model repository (in-process mode)")
-    parser.add_argument("--triton-url", default=settings.facade.triton_url, help="Triton gRPC address")
-    parser.add_argument("--users", type=Path, help="file with one user id per line (a segment); all users if unset")
-    parser.add_argument("--exclude", type=Path, help="file with one item id per line never to send")
-    parser.add_argument("--chunk-users", type=int, default=5000)
-    args = parser.parse_args(argv)
-    users = args.users.read_text().split() if args.users else None
-    exclude = args.exclude.read_text().split() if args.exclude else None
-    try:
-        summary = score_users(args.data, args.out, args.mode, args.k, args.repository, args.triton_url, users,
-                              exclude, args.chunk_users)
-    except ValueError as exc:
-        print(f"recstack score: {exc}")
-        return 1
-    print(json.dumps(summary))
-    return 0

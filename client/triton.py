@@ -17,9 +17,8 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 import tritonclient.http as httpclient
 import tritonclient.http.aio as httpaio
-
-from ensemble.funnel import request_arrays, window_width
-from training.data import pad_left
+from recstack.ensemble.funnel import request_arrays, window_width
+from recstack.training.data import pad_left
 
 Protocol = Literal["http", "grpc"]
 OUTPUTS = ("item_ids", "item_idx", "scores", "reasons", "model_version")
@@ -59,7 +58,8 @@ def _tensor(module, name: str, value: np.ndarray, datatype: str):
 
 def recommend_inputs(module, histories: Sequence[Sequence[int]], exclude: Sequence[Sequence[int]] | None,
                      limit: int, seq_len: int) -> list:
-    """The ``recommend`` ensemble's input tensors for a batch of users (see :func:`ensemble.funnel.request_arrays`)."""
+    """The ``recommend`` ensemble's input tensors for a batch of users
+    (see :func:`recstack.ensemble.funnel.request_arrays`)."""
     seq, excluded, limits = request_arrays(histories, exclude, limit, seq_len)
     return [_tensor(module, "item_seq", seq, "INT64"), _tensor(module, "exclude", excluded, "INT64"),
             _tensor(module, "limit", limits, "INT32")]

@@ -15,7 +15,7 @@ become one Triton repository::
 
 Items added to the catalog since training (``new_items``: the facade's ingest file) are embedded by the item tower
 and served from this version on. Building into an existing repository adds version ``v+1`` of every model beside
-the old ones (a running server picks it up with :func:`ensemble.server.reload_models`, without a restart) and
+the old ones (a running server picks it up with :func:`recstack.ensemble.server.reload_models`, without a restart) and
 deletes versions older than the last ``keep_versions``.
 """
 
@@ -33,13 +33,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import polars as pl
-
-from ensemble.catalog import BusinessRules, Catalog
-from ensemble.config import ServingConfig
-from ensemble.index import build_index, save_index
-from ensemble.new_items import embed_new_items, read_new_items
-from ensemble.triton_models import FUNNEL_FILE
-from training.data import pad_left
+from recstack.ensemble.catalog import BusinessRules, Catalog
+from recstack.ensemble.config import ServingConfig
+from recstack.ensemble.index import build_index, save_index
+from recstack.ensemble.new_items import embed_new_items, read_new_items
+from recstack.ensemble.triton_models import FUNNEL_FILE
+from recstack.training.data import pad_left
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "model_repository"
 ONNX_MODELS = {"query_encoder": ("two_tower", "query_tower"), "rank": ("sasrec", "ranker")}

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
-from preprocessing.vocabulary import FIRST_INDEX
+from recstack.preprocessing.vocabulary import FIRST_INDEX
 
 COVISITATION_KINDS = ("also_viewed", "bought_together")
 CATALOG_FILE = "catalog.parquet"
@@ -135,7 +134,7 @@ class Catalog:
     @classmethod
     def build(cls, data_dir: str | Path, vectors: np.ndarray, rules: BusinessRules = BusinessRules(),
               freshness_days: float = 14.0) -> Catalog:
-        """From a prepared dataset folder (:mod:`preprocessing.pipeline` layout) and item vectors."""
+        """From a prepared dataset folder (:mod:`recstack.preprocessing.pipeline` layout) and item vectors."""
         data_dir = Path(data_dir)
         items = pl.read_parquet(data_dir / "items.parquet").sort("item_idx")
         n = items.height

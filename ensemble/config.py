@@ -1,18 +1,52 @@
-"""Typed settings of the serving stage (part of :class:`recstack.settings.Settings` as ``serving``)."""
+"""Typed settings of the serving stage (part of :class:`recstack.settings.Settings` as ``serving``); light
+(no faiss, no onnxruntime), so every role imports them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ensemble.index import IndexKind
-from ensemble.rerank import RerankConfig
-from ensemble.retrieve import RetrieveConfig
-
 DeviceKind = Literal["auto", "cpu", "gpu"]
+IndexKind = Literal["auto", "flat", "ivf", "ivfpq", "hnsw"]
 
 
-@dataclass
+@dataclass(frozen=True)
+class RetrieveConfig:
+    """Candidate budget and how it is split between sources."""
+
+    candidates: int = 500
+    covisitation_share: float = 0.1
+    covisitation_anchors: int = 5  # latest history items whose co-visited items are used
+    trending: int = 20
+    exploration: int = 10
+
+    def __post_init__(self):
+        if self.candidates < 1:
+            raise ValueError("candidates must be positive")
+        if not 0 <= self.covisitation_share <= 1:
+            raise ValueError("covisitation_share must be within [0, 1]")
+        if min(self.trending, self.exploration, self.covisitation_anchors) < 0:
+            raise ValueError("trending, exploration and covisitation_anchors must not be negative")
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """Re-rank settings (the experiments of the facade vary these)."""
+
+    mmr_lambda: float = 0.8  # 1.0: pure relevance, lower: more diverse
+    max_category_run: int = 2  # no three items of one category in a row
+    freshness_boost: float = 0.05  # added to the relevance of new items
+    pool: int = 200  # best candidates MMR chooses from
+    reason_window: int = 20  # latest history items a "because you viewed" reason may name
+
+    def __post_init__(self):
+        if not 0 <= self.mmr_lambda <= 1:
+            raise ValueError("mmr_lambda must be within [0, 1]")
+        if self.max_category_run < 1 or self.pool < 1 or self.reason_window < 1:
+            raise ValueError("max_category_run, pool and reason_window must be positive")
+
+
+@dataclass(frozen=True)
 class ServingConfig:
     """How the model repository is built and where Triton listens.
 

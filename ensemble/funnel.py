@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-
-from ensemble.build import versions
-from ensemble.catalog import Catalog
-from ensemble.index import load_index
-from ensemble.lookups import SimilarItems, trending
-from ensemble.rerank import RerankConfig, Reranker, pack
-from ensemble.retrieve import RetrieveConfig, Retriever
-from ensemble.triton_models import FUNNEL_FILE, check_limit
-from training.data import pad_left
+from recstack.ensemble.build import versions
+from recstack.ensemble.catalog import Catalog
+from recstack.ensemble.config import RerankConfig, RetrieveConfig
+from recstack.ensemble.index import load_index
+from recstack.ensemble.lookups import SimilarItems, trending
+from recstack.ensemble.rerank import Reranker, pack
+from recstack.ensemble.retrieve import Retriever
+from recstack.ensemble.triton_models import FUNNEL_FILE, check_limit
+from recstack.training.data import pad_left
 
 
 def window_width(lengths, seq_len: int) -> int:

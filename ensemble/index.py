@@ -15,12 +15,11 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import faiss
 import numpy as np
+from recstack.ensemble.config import IndexKind
 
-IndexKind = Literal["auto", "flat", "ivf", "ivfpq", "hnsw"]
 INDEX_FILE = "items.faiss"
 INDEX_INFO_FILE = "index.json"
 EXACT_MAX_ITEMS = 50_000  # below this, exact search costs ~1 ms per query on two cores

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
-
-from ensemble.catalog import Catalog
-from ensemble.rerank import POPULAR_REASON, Recommendations
+from recstack.ensemble.catalog import Catalog
+from recstack.ensemble.rerank import POPULAR_REASON, Recommendations
 
 SIMILAR_KINDS = ("similar", "also_viewed", "bought_together")
 

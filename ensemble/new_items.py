@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import polars as pl
-
-from preprocessing.vocabulary import OOV
-from preprocessing.workflow import Workflow
+from recstack.preprocessing.vocabulary import OOV
+from recstack.preprocessing.workflow import Workflow
 
 log = logging.getLogger(__name__)
 COLUMNS = {"item_id": pl.String, "title": pl.String, "category": pl.String, "brand": pl.String,

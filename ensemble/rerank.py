@@ -12,29 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from ensemble.catalog import Catalog
-from ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, known_items
+from recstack.ensemble.catalog import Catalog
+from recstack.ensemble.config import RerankConfig
+from recstack.ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, known_items
 
 PROMOTED = 4
 POPULAR_REASON = "popular right now"
-
-
-@dataclass(frozen=True)
-class RerankConfig:
-    """Re-rank settings (the experiments of the facade vary these)."""
-
-    mmr_lambda: float = 0.8  # 1.0: pure relevance, lower: more diverse
-    max_category_run: int = 2  # no three items of one category in a row
-    freshness_boost: float = 0.05  # added to the relevance of new items
-    pool: int = 200  # best candidates MMR chooses from
-    reason_window: int = 20  # latest history items a "because you viewed" reason may name
-
-    def __post_init__(self):
-        if not 0 <= self.mmr_lambda <= 1:
-            raise ValueError("mmr_lambda must be within [0, 1]")
-        if self.max_category_run < 1 or self.pool < 1 or self.reason_window < 1:
-            raise ValueError("max_category_run, pool and reason_window must be positive")
 
 
 @dataclass

@@ -9,35 +9,14 @@ item that brought it (the re-rank stage turns both into a reason).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import faiss
 import numpy as np
-
-from ensemble.catalog import COVISITATION_KINDS, Catalog
-from preprocessing.vocabulary import OOV
+from recstack.ensemble.catalog import COVISITATION_KINDS, Catalog
+from recstack.ensemble.config import RetrieveConfig
+from recstack.preprocessing.vocabulary import OOV
 
 # Candidate sources (the ``sources`` tensor); PADDING marks unused slots of a short list.
 PADDING, ANN, COVISITED, TRENDING, EXPLORATION = -1, 0, 1, 2, 3
-
-
-@dataclass(frozen=True)
-class RetrieveConfig:
-    """Candidate budget and how it is split between sources."""
-
-    candidates: int = 500
-    covisitation_share: float = 0.1
-    covisitation_anchors: int = 5  # latest history items whose co-visited items are used
-    trending: int = 20
-    exploration: int = 10
-
-    def __post_init__(self):
-        if self.candidates < 1:
-            raise ValueError("candidates must be positive")
-        if not 0 <= self.covisitation_share <= 1:
-            raise ValueError("covisitation_share must be within [0, 1]")
-        if min(self.trending, self.exploration, self.covisitation_anchors) < 0:
-            raise ValueError("trending, exploration and covisitation_anchors must not be negative")
 
 
 def known_items(item_seq: np.ndarray, n_items: int) -> np.ndarray:

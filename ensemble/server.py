@@ -125,7 +125,7 @@ def _repository_call(http_url: str, path: str) -> None:
 def reload_models(http_url: str) -> None:
     """Make a running server (explicit model control) load the newest version of every model of the funnel,
     composing models before the ensemble; requests in flight finish on the old version."""
-    from ensemble.build import ENSEMBLES, MODELS
+    from recstack.ensemble.build import ENSEMBLES, MODELS
 
     for model in [m for m in MODELS if m not in ENSEMBLES] + list(ENSEMBLES):
         _repository_call(http_url, f"/v2/repository/models/{model}/load")

@@ -2,7 +2,7 @@
 
 Each reads its artifacts from its own version folder (``<repository>/<model>/<version>/``), so a new version
 loads with new data while the old one finishes its requests. The stage logic is the same code the in-process
-funnel (:mod:`ensemble.funnel`) runs.
+funnel (:mod:`recstack.ensemble.funnel`) runs.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
-
-from ensemble.catalog import Catalog
-from ensemble.index import load_index
-from ensemble.lookups import SimilarItems, trending
-from ensemble.rerank import RerankConfig, Reranker, pack
-from ensemble.retrieve import RetrieveConfig, Retriever
+from recstack.ensemble.catalog import Catalog
+from recstack.ensemble.config import RerankConfig, RetrieveConfig
+from recstack.ensemble.index import load_index
+from recstack.ensemble.lookups import SimilarItems, trending
+from recstack.ensemble.rerank import Reranker, pack
+from recstack.ensemble.retrieve import Retriever
 
 FUNNEL_FILE = "funnel.json"
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import polars as pl
-
-from preprocessing.schema import EVENT_TYPES
-from preprocessing.sequences import mark_steps
+from recstack.preprocessing.schema import EVENT_TYPES
+from recstack.preprocessing.sequences import mark_steps
 
 # Event types that signal intent to buy; their co-occurrence is "frequently bought together".
 BASKET_EVENTS = ("add_to_cart", "purchase")

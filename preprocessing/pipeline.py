@@ -26,16 +26,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+from recstack.preprocessing.config import SplitConfig, WorkflowConfig
+from recstack.preprocessing.engine import EngineName, collect, resolve_engine
+from recstack.preprocessing.item_stats import cooccurrence, item_popularity
+from recstack.preprocessing.schema import InputError, RawDataset
+from recstack.preprocessing.sequences import evaluation_set, user_sequences
+from recstack.preprocessing.splits import SPLITS, by_split, leave_one_out, temporal_split
+from recstack.preprocessing.vocabulary import OOV
+from recstack.preprocessing.workflow import Workflow
 from tqdm.auto import tqdm
-
-from preprocessing.config import SplitConfig, WorkflowConfig
-from preprocessing.engine import EngineName, collect, resolve_engine
-from preprocessing.item_stats import cooccurrence, item_popularity
-from preprocessing.schema import InputError, RawDataset
-from preprocessing.sequences import evaluation_set, user_sequences
-from preprocessing.splits import SPLITS, by_split, leave_one_out, temporal_split
-from preprocessing.vocabulary import OOV
-from preprocessing.workflow import Workflow
 
 MANIFEST = "manifest.json"
 WORKFLOW_DIR = "workflow"
@@ -74,7 +73,7 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
     Parameters
     ----------
     dataset : RawDataset
-        Input in the generic schema (see :mod:`preprocessing.datasets`).
+        Input in the generic schema (see :mod:`recstack.preprocessing.datasets`).
     output_dir : Path
         Created if missing; existing files of the layout are replaced.
     workflow, split : WorkflowConfig, SplitConfig
@@ -84,7 +83,7 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
 
     Examples
     --------
-    >>> from preprocessing.datasets import load_dataset
+    >>> from recstack.preprocessing.datasets import load_dataset
     >>> manifest = preprocess(load_dataset("synthetic", n_events=10_000), Path("build/data/tiny"),
     ...                       progress=False)
     >>> manifest["counts"]["test_users"] > 0
@@ -164,8 +163,8 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
         "fingerprint": dataset_fingerprint(dataset),
         "engine": engine_name,
         "polars_version": pl.__version__,
-        "workflow": workflow.model_dump(mode="json"),
-        "split": {**split.model_dump(mode="json"), **cutoffs},
+        "workflow": workflow.to_json(),
+        "split": {**split.to_json(), **cutoffs},
         "counts": {
             "raw_events": dataset.events.height,
             "raw_users": dataset.events["user_id"].n_unique(),

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import polars as pl
-
-from preprocessing.config import SplitConfig
-from preprocessing.sequences import mark_steps, steps_after
+from recstack.preprocessing.config import SplitConfig
+from recstack.preprocessing.sequences import mark_steps, steps_after
 
 SPLITS = ("train", "valid", "test")
 

@@ -1,9 +1,9 @@
 """The fitted preprocessing workflow: fit on training data, save, reload, apply to new data.
 
-Like an NVTabular ``Workflow``, the spec (:class:`~preprocessing.config.WorkflowConfig`) says what to
+Like an NVTabular ``Workflow``, the spec (:class:`~recstack.preprocessing.config.WorkflowConfig`) says what to
 compute, :meth:`Workflow.fit` learns the statistics that need data (vocabularies, price buckets,
 the reference time) and :meth:`Workflow.transform` applies them to any events. The spec knows
-nothing about the engine: transforms are polars lazy plans run by :mod:`preprocessing.engine`.
+nothing about the engine: transforms are polars lazy plans run by :mod:`recstack.preprocessing.engine`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
-
-from preprocessing.config import WorkflowConfig
-from preprocessing.engine import collect
-from preprocessing.schema import EVENT_TYPES
-from preprocessing.sequences import group_starts, rank_in_group
-from preprocessing.vocabulary import OOV, PAD, Vocabulary
+from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.engine import collect
+from recstack.preprocessing.schema import EVENT_TYPES
+from recstack.preprocessing.sequences import group_starts, rank_in_group
+from recstack.preprocessing.vocabulary import OOV, PAD, Vocabulary
 
 FORMAT_VERSION = 1
 VOCABULARIES = ("user_id", "item_id", "category", "brand", "title_token")
@@ -36,7 +35,7 @@ class Workflow:
 
     Examples
     --------
-    >>> from preprocessing.datasets import load_dataset
+    >>> from recstack.preprocessing.datasets import load_dataset
     >>> data = load_dataset("synthetic", n_events=10_000, seed=0)
     >>> wf = Workflow(WorkflowConfig()).fit(data.events, data.items)
     >>> encoded = wf.transform(data.events)
@@ -195,7 +194,7 @@ class Workflow:
             vocab.save(folder)
         state = {
             "format_version": FORMAT_VERSION,
-            "config": self.config.model_dump(mode="json"),
+            "config": self.config.to_json(),
             "price_edges": self.price_edges,
             "start_time": self.start_time.isoformat(),
             "reference_time": self.reference_time.isoformat(),

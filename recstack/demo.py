@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import polars as pl
 
-from benchmarks.machine import describe_machine
-from client.triton import TritonRecommender
-from ensemble.build import build_repository
-from ensemble.server import TritonServer
-from preprocessing.datasets import SyntheticConfig, generate_synthetic
-from preprocessing.pipeline import format_summary, preprocess
+from recstack.benchmarks.machine import describe_machine
+from recstack.client.triton import TritonRecommender
 from recstack.demo_facade import show_facade
 from recstack.demo_latency import latency_summary
+from recstack.ensemble.build import build_repository
+from recstack.ensemble.server import TritonServer
+from recstack.preprocessing.datasets import SyntheticConfig, generate_synthetic
+from recstack.preprocessing.pipeline import format_summary, preprocess
 from recstack.settings import Settings
-from training.cli import parser as train_parser
-from training.cli import run as train
+from recstack.training.train_models import train_models
 
 
 def _top_items(out) -> str:
@@ -43,13 +43,12 @@ def _recommendations(data, client: TritonRecommender, users: int = 3, limit: int
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], settings: Settings) -> int:
     parser = argparse.ArgumentParser(prog="recstack demo", description=__doc__)
     parser.add_argument("--events", type=int, help="synthetic dataset size [RECSTACK_SYNTHETIC_EVENTS]")
     parser.add_argument("--train-minutes", type=float, default=1.5,
                         help="training budget per model, so the demo ends in a few minutes")
     args = parser.parse_args(argv)
-    settings = Settings()
     config = SyntheticConfig(n_events=args.events or settings.synthetic_events, seed=settings.seed)
     print(f"1/5 generating synthetic data ({config.n_events:,} events, seed {config.seed})")
     data = generate_synthetic(config)
@@ -62,9 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     models = settings.models_output(data.name)
     print(f"3/5 training the ranker and the two-tower model ({args.train_minutes:g} min each at most), "
           f"the baselines, and exporting to ONNX into {models}")
-    train_args = train_parser().parse_args(["--data", str(out), "--out", str(models), "--max-minutes",
-                                            str(args.train_minutes), "--no-resume"])
-    train(train_args)
+    train_models(out, models, train=replace(settings.train, max_minutes=args.train_minutes), sasrec=settings.sasrec,
+                 two_tower=settings.two_tower, resume=False)
     repository = settings.model_repository
     print(f"4/5 building the Triton model repository in {repository}, starting Triton and asking it for "
           "recommendations")
@@ -74,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         with TritonRecommender(server.grpc_url, "grpc") as client:
             print(_recommendations(out, client))
         print("5/5 the recommendation API (FastAPI facade) in front of Triton")
-        print(show_facade(out, server.grpc_url))
+        print(show_facade(replace(settings.facade_config(), data=out, triton_url=server.grpc_url)))
         print(f"latency on this machine ({describe_machine()['summary']}), 20 items per answer; "
               "full sweeps: recstack bench serving")
         print(latency_summary(out, repository, server.grpc_url, settings.build_dir / "demo"))

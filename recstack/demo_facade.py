@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import polars as pl
 import uvicorn
 
-from client.api.main import create_app
-from client.core.config import FacadeConfig
-from ensemble.server import free_port
+from recstack.client.api.main import create_app
+from recstack.client.core.config import FacadeConfig
+from recstack.ensemble.server import free_port
 
 
 class BackgroundServer:
@@ -54,11 +53,13 @@ def _show(method: str, url: str, body=None, keep: int = 5) -> str:
     return "\n".join(lines)
 
 
-def show_facade(data_dir: Path, triton_grpc_url: str) -> str:
-    """Start the facade, make the example calls, stop it; returns the transcript."""
+def show_facade(config: FacadeConfig) -> str:
+    """Start the facade (on ``config.data`` and ``config.triton_url``), make the example calls, stop it; returns
+    the transcript."""
+    data_dir = config.data
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    app = create_app(FacadeConfig(triton_url=triton_grpc_url), data_dir)
+    app = create_app(config)
     user = pl.read_parquet(data_dir / "eval_test.parquet", columns=["user_id"])["user_id"][0]
     items = pl.read_parquet(data_dir / "items.parquet", columns=["item_id", "category_idx"]).drop_nulls("item_id")
     # A session in one category the user's list does not show yet, to see the list move towards it.

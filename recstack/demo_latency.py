@@ -10,8 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.load import closed_loop, open_loop
-from benchmarks.serving_latency import facade_process, facade_sender, triton_sender
+from recstack.benchmarks.load import closed_loop, open_loop
+from recstack.benchmarks.serving_latency import facade_process, facade_sender, triton_sender
 
 
 def latency_summary(data_dir: Path, repository: Path, triton_grpc_url: str, work: Path,

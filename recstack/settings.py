@@ -1,24 +1,24 @@
 """The one typed settings object: paths, engine and stage hyper-parameters.
 
-Every field can be set by an environment variable with the ``RECSTACK_`` prefix (nested fields
-with ``__``), e.g. ``RECSTACK_DATA_DIR=/data/shared``, ``RECSTACK_ENGINE=cpu`` or
+Built once, by the command line (:func:`recstack.cli.main`), which passes the parts down to the stages; library
+code never reads the environment itself. Every field can be set by an environment variable with the
+``RECSTACK_`` prefix (nested fields with ``__``), e.g. ``RECSTACK_DATA_DIR=/data/shared``, ``RECSTACK_ENGINE=cpu`` or
 ``RECSTACK_WORKFLOW__MIN_ITEM_COUNT=5``; command-line options override them.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from client.core.config import FacadeConfig
-from ensemble.config import ServingConfig
-from preprocessing.config import SplitConfig, WorkflowConfig
-from preprocessing.engine import EngineName
-from training.models.sasrec import SASRecConfig
-from training.models.two_tower import TwoTowerConfig
-from training.trainer import TrainConfig
+from recstack.client.core.config import FacadeConfig
+from recstack.ensemble.config import ServingConfig
+from recstack.preprocessing.config import SplitConfig, WorkflowConfig
+from recstack.preprocessing.engine import EngineName
+from recstack.training.config import SASRecConfig, TrainConfig, TwoTowerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,8 +48,21 @@ class Settings(BaseSettings):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     facade: FacadeConfig = Field(default_factory=FacadeConfig)
 
+    def facade_config(self) -> FacadeConfig:
+        """The facade's settings with the paths it leaves unset filled in from ``build_dir``.
+
+        Examples
+        --------
+        >>> Settings(build_dir=Path("/tmp/rs")).facade_config().ingest_file
+        PosixPath('/tmp/rs/ingest/new_items.jsonl')
+        """
+        facade = self.facade
+        return replace(facade, data=facade.data or self.data_output("synthetic"),
+                       repository=facade.repository or self.model_repository,
+                       ingest_file=facade.ingest_file or self.build_dir / "ingest" / "new_items.jsonl")
+
     def data_output(self, dataset: str) -> Path:
-        """Folder of a preprocessed dataset (the layout of :mod:`preprocessing.pipeline`)."""
+        """Folder of a preprocessed dataset (the layout of :mod:`recstack.preprocessing.pipeline`)."""
         return self.build_dir / "data" / dataset
 
     def models_output(self, dataset: str) -> Path:

@@ -25,7 +25,7 @@ def data_dir() -> Path:
 
 def pytest_collection_modifyitems(config, items):
     """GPU tests skip cleanly on machines without CUDA and cudf-polars."""
-    from preprocessing.engine import gpu_available
+    from recstack.preprocessing.engine import gpu_available
 
     if gpu_available():
         return
@@ -39,15 +39,15 @@ def pytest_collection_modifyitems(config, items):
 def trained_shop(tmp_path_factory) -> tuple[Path, Path]:
     """A small synthetic shop, preprocessed, with the ranker and the two-tower model trained for two epochs
     and exported to ONNX: (prepared data folder, models folder)."""
-    from preprocessing.datasets import load_dataset
-    from preprocessing.pipeline import preprocess
-    from training.cli import parser, run
+    from recstack.preprocessing.datasets import load_dataset
+    from recstack.preprocessing.pipeline import preprocess
+    from recstack.training.config import TrainConfig
+    from recstack.training.train_models import train_models
 
     root = tmp_path_factory.mktemp("shop")
     data, models = root / "data", root / "models"
     preprocess(load_dataset("synthetic", n_events=15_000, seed=3), data, progress=False)
-    run(parser().parse_args(["--data", str(data), "--out", str(models), "--models", "sasrec,two_tower",
-                             "--epochs", "2", "--no-resume", "--quiet"]))
+    train_models(data, models, ("sasrec", "two_tower"), TrainConfig(epochs=2), resume=False, progress=False)
     return data, models
 
 
@@ -71,7 +71,7 @@ def shop_rules(trained_shop, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def model_repository(trained_shop, shop_rules, tmp_path_factory) -> Path:
     """The small shop's Triton model repository (version 1)."""
-    from ensemble.build import build_repository
+    from recstack.ensemble.build import build_repository
 
     data, models = trained_shop
     out = tmp_path_factory.mktemp("serving") / "model_repository"
@@ -82,7 +82,7 @@ def model_repository(trained_shop, shop_rules, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def triton_server(model_repository):
     """A real Triton server over the small shop's repository, on free loopback ports, stopped by PID."""
-    from ensemble.server import TritonServer
+    from recstack.ensemble.server import TritonServer
 
     server = TritonServer(model_repository).start()
     yield server
@@ -97,8 +97,7 @@ def redis_url(tmp_path_factory):
     import time
 
     import redis
-
-    from ensemble.server import free_port
+    from recstack.ensemble.server import free_port
 
     binary = shutil.which("redis-server")
     if binary is None:

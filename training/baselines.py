@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-
-from training.data import PreparedData
+from recstack.training.data import PreparedData
 
 
 def interaction_matrix(data: PreparedData) -> sp.csr_matrix:

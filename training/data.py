@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
-from preprocessing.pipeline import read_manifest
-from preprocessing.vocabulary import OOV
+from recstack.preprocessing.pipeline import read_manifest
+from recstack.preprocessing.vocabulary import OOV
 
 
 @dataclass(frozen=True)

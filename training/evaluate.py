@@ -6,10 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from recstack.training.data import EvalSet, PreparedData
+from recstack.training.metrics import RankingAccumulator, sampled_ranks
 from tqdm.auto import tqdm
-
-from training.data import EvalSet, PreparedData
-from training.metrics import RankingAccumulator, sampled_ranks
 
 # (histories, user indices) -> scores of every item, users x n_items.
 Scorer = Callable[[list[np.ndarray], np.ndarray], torch.Tensor]
@@ -29,7 +28,7 @@ def item_side_info(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
 @torch.no_grad()
 def evaluate(scorer: Scorer, data: PreparedData, eval_set: EvalSet, ks: tuple[int, ...] = KS,
              batch_size: int = 256, progress: bool = False) -> dict[str, float]:
-    """Full-ranking metrics (see :mod:`training.metrics`) of ``scorer`` on ``eval_set``."""
+    """Full-ranking metrics (see :mod:`recstack.training.metrics`) of ``scorer`` on ``eval_set``."""
     category, share = item_side_info(data)
     acc = RankingAccumulator(ks=ks, n_items=data.n_items, item_category=category, item_user_share=share)
     for start in tqdm(range(0, len(eval_set), batch_size), desc="evaluate", disable=not progress, leave=False):

@@ -35,11 +35,10 @@ import onnx
 import onnx_ir as ir  # the exporter's graph representation (installed with onnxscript)
 import onnxruntime as ort
 import torch
+from recstack.preprocessing.vocabulary import FIRST_INDEX, OOV
+from recstack.training.data import pad_left
+from recstack.training.models.sasrec import SASRec
 from torch import nn
-
-from preprocessing.vocabulary import FIRST_INDEX, OOV
-from training.data import pad_left
-from training.models.sasrec import SASRec
 
 DEFAULT_OPSET = 18  # the exporter's native opset; lower ones go through a version converter
 MIN_OPSET = 17

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
-from preprocessing.vocabulary import FIRST_INDEX
+from recstack.preprocessing.vocabulary import FIRST_INDEX
 
 
 def mask_scores(scores: torch.Tensor, histories: list[np.ndarray], targets: list[np.ndarray]) -> torch.Tensor:

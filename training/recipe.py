@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from recstack.training.config import TrainConfig
+from recstack.training.data import EvalSet, PreparedData
+from recstack.training.evaluate import KS, Scorer, evaluate
+from recstack.training.trainer import Trained, Trainer, config_hash, with_model_lr
 from torch import nn
-
-from training.data import EvalSet, PreparedData
-from training.evaluate import KS, Scorer, evaluate
-from training.trainer import TrainConfig, Trained, Trainer, config_hash, with_model_lr
 
 
 def user_subset(eval_set: EvalSet, size: int | None, seed: int) -> EvalSet:

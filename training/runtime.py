@@ -6,13 +6,11 @@ import os
 import random
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.distributed as dist
-
-Precision = Literal["auto", "fp32", "bf16"]
+from recstack.training.config import Precision
 
 
 def pick_device(name: str = "auto") -> torch.device:

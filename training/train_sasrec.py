@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from training.data import PreparedData, pad_left
-from training.evaluate import Scorer
-from training.models.sasrec import SASRec, SASRecConfig
-from training.recipe import train_and_test
-from training.runtime import seed_everything
-from training.trainer import TrainConfig, Trained, process_batches
+from recstack.training.config import SASRecConfig, TrainConfig
+from recstack.training.data import PreparedData, pad_left
+from recstack.training.evaluate import Scorer
+from recstack.training.models.sasrec import SASRec
+from recstack.training.recipe import train_and_test
+from recstack.training.runtime import seed_everything
+from recstack.training.trainer import Trained, process_batches
 
 
 def next_item_pairs(sequences: list[np.ndarray], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:

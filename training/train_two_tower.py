@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from preprocessing.vocabulary import FIRST_INDEX
-from training.data import PreparedData, pad_left
-from training.evaluate import Scorer
-from training.models.two_tower import ItemFeatures, TwoTower, TwoTowerConfig
-from training.recipe import train_and_test
-from training.runtime import seed_everything
-from training.trainer import TrainConfig, Trained, process_batches
+from recstack.preprocessing.vocabulary import FIRST_INDEX
+from recstack.training.config import TrainConfig, TwoTowerConfig
+from recstack.training.data import PreparedData, pad_left
+from recstack.training.evaluate import Scorer
+from recstack.training.models.two_tower import ItemFeatures, TwoTower
+from recstack.training.recipe import train_and_test
+from recstack.training.runtime import seed_everything
+from recstack.training.trainer import Trained, process_batches
 
 TEST_KS = (10, 20, 100, 500)  # Recall@100/500 bound what the retrieval stage can hand to the ranker
 

@@ -11,53 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from recstack.training.config import TrainConfig
+from recstack.training.runtime import Distributed, autocast, pick_device, resolve_precision, seed_everything
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from training.runtime import Distributed, Precision, autocast, pick_device, resolve_precision, seed_everything
-
 LAST, BEST, FINAL = "checkpoint_last.pt", "checkpoint_best.pt", "checkpoint_final.pt"
 FINISH_EPOCH_OFFSET = 10_000
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings shared by the models; defaults need no per-dataset tuning."""
-
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float | None = None  # None: the model's own default (``lr`` of its config)
-    weight_decay: float = 0.0
-    patience: int = 10  # validations without improvement before stopping
-    validate_every: int = 2  # epochs
-    validation_users: int = 4096  # a fixed random subset keeps validation cheap on large datasets
-    # None: every test user. Full ranking costs users × items (~30 min for every user of a 1M-item shop on 2
-    # cores), so a fixed random subset can stand in; the report says how many users the test metrics cover.
-    test_users: int | None = None
-    max_minutes: float | None = None  # stop (keeping the best checkpoint) after this much training time
-    # After early stopping: this many more epochs from the best checkpoint on training + validation events, the
-    # learning rate decaying linearly to 0. Validation can no longer pick among them, so the count is chosen
-    # beforehand (see training/README.md); 0 leaves the best checkpoint as the final model.
-    finish_epochs: int = 0
-    seed: int = 42
-    device: str = "auto"
-    precision: Precision = "auto"
-
-    def __post_init__(self):
-        counts = {"epochs": self.epochs, "batch_size": self.batch_size, "patience": self.patience,
-                  "validate_every": self.validate_every, "validation_users": self.validation_users}
-        if self.test_users is not None:
-            counts["test_users"] = self.test_users
-        bad = {name: value for name, value in counts.items() if value < 1}
-        if bad:
-            raise ValueError(f"these training settings must be at least 1: {bad}")
-        if self.finish_epochs < 0:
-            raise ValueError(f"finish_epochs must not be negative; got {self.finish_epochs}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be positive; got {self.max_minutes}")
-        if self.lr is not None and self.lr <= 0:
-            raise ValueError(f"lr must be positive; got {self.lr}")
 
 
 @dataclass

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
-
-from client.api.schemas import RejectedEvent
+from recstack.client.api.schemas import RejectedEvent
 
 
 def _reason(exc: ValidationError) -> str:

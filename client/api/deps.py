@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-
-from client.core.metrics import Metrics
-from client.core.recommender import Recommender
+from recstack.client.core.metrics import Metrics
+from recstack.client.core.recommender import Recommender
 
 
 def get_recommender(request: Request) -> Recommender:

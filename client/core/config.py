@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 
-@dataclass
+@dataclass(frozen=True)
 class FacadeConfig:
     """Where the facade finds Triton (or the repository it runs in-process) and the session store, and how it
     protects itself.

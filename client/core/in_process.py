@@ -1,6 +1,6 @@
 """The facade's engine without Triton: the funnel in the worker process (onnxruntime + FAISS).
 
-It answers the same awaitable calls as :class:`client.triton.AsyncTritonRecommender`, so the facade runs
+It answers the same awaitable calls as :class:`recstack.client.triton.AsyncTritonRecommender`, so the facade runs
 unchanged on either (``RECSTACK_FACADE__ENGINE=in-process``). The funnel runs on one thread beside the event
 loop; recommendation requests that arrive while it is busy are answered together in one batch, as Triton's
 dynamic batcher would, so neither side of the benchmark comparison gets batching the other lacks. Requests whose
@@ -16,10 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
-from client.triton import RecommendationList, lists
-from ensemble.funnel import Funnel, request_arrays
-from ensemble.triton_models import check_limit
+from recstack.client.triton import RecommendationList, lists
+from recstack.ensemble.funnel import Funnel, request_arrays
+from recstack.ensemble.triton_models import check_limit
 
 
 class InProcessRecommender:

@@ -12,16 +12,15 @@ import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from client.core.bandit import EXPLORATION_REASON, REWARDING_EVENTS, thompson_pick
-from client.core.breaker import CircuitBreaker
-from client.core.config import FacadeConfig
-from client.core.experiments import Assignment, Experiments, team_draft
-from client.core.metrics import Metrics
-from client.core.sessions import SessionStore
-from client.core.shop import Shop
-from client.triton import AsyncTritonRecommender, RecommendationList
-from ensemble.triton_models import MAX_LIMIT
+from recstack.client.core.bandit import EXPLORATION_REASON, REWARDING_EVENTS, thompson_pick
+from recstack.client.core.breaker import CircuitBreaker
+from recstack.client.core.config import FacadeConfig
+from recstack.client.core.experiments import Assignment, Experiments, team_draft
+from recstack.client.core.metrics import Metrics
+from recstack.client.core.sessions import SessionStore
+from recstack.client.core.shop import Shop
+from recstack.client.triton import AsyncTritonRecommender, RecommendationList
+from recstack.ensemble.triton_models import MAX_LIMIT
 
 log = logging.getLogger(__name__)
 FALLBACK_REASON = "popular right now"

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import math
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -91,25 +88,3 @@ def format_report(report: dict) -> str:
                      f"{r['ctr_ci95'][0]:.3f}–{r['ctr_ci95'][1]:.3f} | {r['conversion']:.3f} | "
                      f"{r['conversion_ci95'][0]:.3f}–{r['conversion_ci95'][1]:.3f} |")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from client.core.sessions import RedisStore
-
-    parser = argparse.ArgumentParser(prog="recstack report", description=__doc__)
-    parser.add_argument("--redis-url", required=True, help="the facade's store (exposures and events)")
-    parser.add_argument("--window-hours", type=float, default=24.0)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
-
-    async def read():
-        store = RedisStore(args.redis_url)
-        try:
-            return await store.exposures(), await store.events()
-        finally:
-            await store.close()
-
-    exposures, events = asyncio.run(read())
-    report = experiment_report(exposures, events, args.window_hours * 3600)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
-from preprocessing.config import WorkflowConfig
-from preprocessing.vocabulary import FIRST_INDEX
+from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.vocabulary import FIRST_INDEX
 
 
 @dataclass
@@ -28,7 +27,7 @@ class Shop:
 
     @classmethod
     def load(cls, data_dir: str | Path, ingest_file: str | Path | None = None) -> Shop:
-        """Read a prepared dataset folder (:mod:`preprocessing.pipeline` layout), plus the items added since
+        """Read a prepared dataset folder (:mod:`recstack.preprocessing.pipeline` layout), plus the items added since
         through the API (``ingest_file``)."""
         data_dir = Path(data_dir)
         if not (data_dir / "manifest.json").exists():
@@ -60,7 +59,7 @@ class Shop:
                              if "age_days" in items.columns else np.full(items.height, np.nan)),
                    event_weights=dict(WorkflowConfig().event_weights))
         if ingest_file is not None and Path(ingest_file).exists():
-            from ensemble.new_items import read_new_items
+            from recstack.ensemble.new_items import read_new_items
 
             added = read_new_items(ingest_file).filter(~pl.col("item_id").is_in(list(shop.index_of_item)))
             shop.add_items(added.to_dicts())

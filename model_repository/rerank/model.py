@@ -1,5 +1,5 @@
-"""Triton python model `rerank`: the code lives in `ensemble.triton_models` (shared with the in-process funnel)."""
+"""Triton python model `rerank`: its code is `recstack.ensemble.triton_models` (shared with the in-process funnel)."""
 
-from ensemble.triton_models import RerankModel as TritonPythonModel
+from recstack.ensemble.triton_models import RerankModel as TritonPythonModel
 
 __all__ = ["TritonPythonModel"]

@@ -1,5 +1,5 @@
-"""Triton python model `similar`: the code lives in `ensemble.triton_models` (shared with the in-process funnel)."""
+"""Triton python model `similar`: its code is `recstack.ensemble.triton_models` (shared with the in-process funnel)."""
 
-from ensemble.triton_models import SimilarModel as TritonPythonModel
+from recstack.ensemble.triton_models import SimilarModel as TritonPythonModel
 
 __all__ = ["TritonPythonModel"]

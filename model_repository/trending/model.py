@@ -1,5 +1,5 @@
-"""Triton python model `trending`: the code lives in `ensemble.triton_models` (shared with the in-process funnel)."""
+"""Triton python model `trending`: its code is `recstack.ensemble.triton_models` (shared with the in-process funnel)."""
 
-from ensemble.triton_models import TrendingModel as TritonPythonModel
+from recstack.ensemble.triton_models import TrendingModel as TritonPythonModel
 
 __all__ = ["TritonPythonModel"]

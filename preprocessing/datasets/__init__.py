@@ -1,8 +1,8 @@
 """Dataset loaders: the built-in synthetic generator and the public formats, all in the generic schema.
 
-Every loader returns a :class:`preprocessing.schema.RawDataset`. ``load_dataset`` picks one by name::
+Every loader returns a :class:`recstack.preprocessing.schema.RawDataset`. ``load_dataset`` picks one by name::
 
-    >>> from preprocessing.datasets import load_dataset
+    >>> from recstack.preprocessing.datasets import load_dataset
     >>> ds = load_dataset("synthetic", n_events=10_000, seed=0)
     >>> ds.events.columns
     ['user_id', 'item_id', 'event_type', 'timestamp', 'weight']
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from preprocessing.datasets.amazon import load_amazon_beauty
-from preprocessing.datasets.diginetica import load_diginetica, load_diginetica_raw
-from preprocessing.datasets.events_files import load_events_files
-from preprocessing.datasets.movielens import load_ml_1m_sasrec, load_ml_100k
-from preprocessing.datasets.synthetic import SyntheticConfig, generate_synthetic
-from preprocessing.schema import InputError, RawDataset
+from recstack.preprocessing.datasets.amazon import load_amazon_beauty
+from recstack.preprocessing.datasets.diginetica import load_diginetica, load_diginetica_raw
+from recstack.preprocessing.datasets.events_files import load_events_files
+from recstack.preprocessing.datasets.movielens import load_ml_1m_sasrec, load_ml_100k
+from recstack.preprocessing.datasets.synthetic import SyntheticConfig, generate_synthetic
+from recstack.preprocessing.schema import InputError, RawDataset
 
 # Folder of each public dataset below the shared data directory.
 PUBLIC_DATASETS = {

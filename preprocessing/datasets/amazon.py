@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-
-from preprocessing.datasets.text_files import read_sequences, synthetic_timestamps
-from preprocessing.schema import EVENT_COLUMNS, InputError, RawDataset
+from recstack.preprocessing.datasets.text_files import read_sequences, synthetic_timestamps
+from recstack.preprocessing.schema import EVENT_COLUMNS, InputError, RawDataset
 
 
 def load_amazon_beauty(folder: Path) -> RawDataset:

@@ -9,9 +9,8 @@ import difflib
 from pathlib import Path
 
 import polars as pl
-
-from preprocessing.datasets.text_files import read_sequences, read_text, synthetic_timestamps
-from preprocessing.schema import EVENT_COLUMNS, InputError, RawDataset, cast_strict, reject_empty, row_label
+from recstack.preprocessing.datasets.text_files import read_sequences, read_text, synthetic_timestamps
+from recstack.preprocessing.schema import EVENT_COLUMNS, InputError, RawDataset, cast_strict, reject_empty, row_label
 
 RAW_COLUMNS = ("session_id", "user_id", "item_id", "timeframe", "eventdate")
 _REQUIRED_RAW_COLUMNS = ("session_id", "item_id", "timeframe", "eventdate")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from preprocessing.schema import RawDataset, read_table, validate_events, validate_items
+from recstack.preprocessing.schema import RawDataset, read_table, validate_events, validate_items
 
 
 def load_events_files(events_path: Path, items_path: Path | None = None) -> RawDataset:
@@ -14,7 +14,7 @@ def load_events_files(events_path: Path, items_path: Path | None = None) -> RawD
     ----------
     events_path : Path
         ``.csv``, ``.tsv`` or ``.parquet`` with columns ``user_id, item_id, event_type, timestamp`` and
-        optionally ``weight`` (see :mod:`preprocessing.schema`).
+        optionally ``weight`` (see :mod:`recstack.preprocessing.schema`).
     items_path : Path, optional
         Same file types, column ``item_id`` (unique) and optionally ``category, brand, title, price,
         created_at``. Events may reference items absent from it: those items simply have no metadata.
@@ -27,8 +27,8 @@ def load_events_files(events_path: Path, items_path: Path | None = None) -> RawD
     Raises
     ------
     InputError
-        Whatever :func:`~preprocessing.schema.validate_events` or
-        :func:`~preprocessing.schema.validate_items` find, naming the file, column and line or row.
+        Whatever :func:`~recstack.preprocessing.schema.validate_events` or
+        :func:`~recstack.preprocessing.schema.validate_items` find, naming the file, column and line or row.
 
     Examples
     --------

@@ -1,6 +1,6 @@
 """MovieLens loaders: ML-1M as preprocessed by SASRec (order only) and the raw ML-100K files.
 
-Both return the generic schema of :mod:`preprocessing.schema`. ML-1M's ``ml-1m.txt`` has no ratings or
+Both return the generic schema of :mod:`recstack.preprocessing.schema`. ML-1M's ``ml-1m.txt`` has no ratings or
 times, only the per-user chronological order, so its timestamps are synthetic (see
 :func:`synthetic_timestamps`); ML-100K has real ratings and unix times.
 """
@@ -11,9 +11,8 @@ import io
 from pathlib import Path
 
 import polars as pl
-
-from preprocessing.datasets.text_files import read_bytes, read_columns, read_text, synthetic_timestamps
-from preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, InputError, RawDataset
+from recstack.preprocessing.datasets.text_files import read_bytes, read_columns, read_text, synthetic_timestamps
+from recstack.preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, InputError, RawDataset
 
 
 def _events(df: pl.DataFrame, event_type: str, timestamp: pl.Expr, weight: pl.Expr) -> pl.DataFrame:

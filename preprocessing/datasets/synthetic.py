@@ -34,9 +34,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
+from recstack.preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, RawDataset
 from tqdm import tqdm
-
-from preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, RawDataset
 
 FUNNEL_EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
 

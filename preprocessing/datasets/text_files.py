@@ -7,8 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
-
-from preprocessing.schema import InputError
+from recstack.preprocessing.schema import InputError
 
 # Order-only sources get one synthetic second per line from here on (any fixed origin would do).
 SYNTHETIC_START = datetime(2000, 1, 1)

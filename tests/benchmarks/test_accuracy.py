@@ -1,6 +1,6 @@
 import json
 
-from benchmarks.accuracy import main
+from recstack.cli import main
 
 
 def test_smoke_run_writes_the_side_by_side_table(tmp_path, monkeypatch):
@@ -9,7 +9,7 @@ def test_smoke_run_writes_the_side_by_side_table(tmp_path, monkeypatch):
                        "RECSTACK_SASREC__MAX_LENGTH": "10", "RECSTACK_TRAIN__PRECISION": "fp32"}.items():
         monkeypatch.setenv(key, value)
     results = tmp_path / "results"
-    assert main(["--datasets", "synthetic", "--epochs", "1", "--synthetic-events", "5000",
+    assert main(["bench", "accuracy", "--datasets", "synthetic", "--epochs", "1", "--synthetic-events", "5000",
                  "--results-dir", str(results)]) == 0
     report = json.loads((results / "accuracy.json").read_text())
     reports = report["datasets"]["synthetic"]["reports"]

@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from benchmarks.batch_scoring import main
+from recstack.cli import main
 
 pytestmark = pytest.mark.triton
 
 
 def test_smoke_run_scores_every_user_in_both_modes(tmp_path):
     out = tmp_path / "results"
-    assert main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(out), "--quiet"]) == 0
+    assert main(["bench", "scoring", "--smoke", "--work", str(tmp_path / "work"), "--out", str(out), "--quiet"]) == 0
     (result,) = json.loads((out / "batch_scoring.json").read_text())["results"]
     assert set(result["modes"]) == {"in-process", "triton"}
     for summary in result["modes"].values():

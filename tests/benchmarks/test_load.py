@@ -2,8 +2,7 @@ import asyncio
 import time
 
 import pytest
-
-from benchmarks.load import CpuMeter, closed_loop, latency_stats, open_loop
+from recstack.benchmarks.load import CpuMeter, closed_loop, latency_stats, open_loop
 
 
 def test_latency_stats_are_percentiles_of_the_timings():

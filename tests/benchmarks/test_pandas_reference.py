@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from recstack.benchmarks.pandas_reference import preprocess_pandas
+from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.pipeline import preprocess
+from recstack.preprocessing.schema import EVENT_TYPES, RawDataset
 
-from benchmarks.pandas_reference import preprocess_pandas
-from preprocessing.config import WorkflowConfig
-from preprocessing.pipeline import preprocess
-from preprocessing.schema import EVENT_TYPES, RawDataset
 from tests.preprocessing.helpers import CATALOG, SHOP
 
 EVENT_SHARED = ["user_idx", "item_idx", "event_code", "weight", "hour", "weekday", "session_id", "session_position"]
@@ -169,7 +170,7 @@ def minute_resolution_log(seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def test_pandas_test_history_is_the_train_steps_then_the_valid_step_with_simultaneous_events(tmp_path):
     events, catalog = minute_resolution_log(0)
-    config = CONFIG.model_copy(update={"max_sequence_length": 200})
+    config = replace(CONFIG, max_sequence_length=200)
     counts = preprocess_pandas(events.to_pandas(), catalog.to_pandas(), config, tmp_path)
     sequences = per_user(pl.read_parquet(tmp_path / "sequences_train.parquet"), ["item_seq"])
     valid = per_user(pl.read_parquet(tmp_path / "eval_valid.parquet"), ["targets"])
@@ -184,7 +185,7 @@ def test_matches_the_polars_pipeline_on_a_minute_resolution_log(collapse_repeats
     # Regression guard: the test history once came from an unstable polars sort of train + valid,
     # which reordered simultaneous events (fixed with maintain_order=True in pipeline.preprocess).
     events, catalog = minute_resolution_log(1)
-    config = CONFIG.model_copy(update={"collapse_repeats": collapse_repeats})
+    config = replace(CONFIG, collapse_repeats=collapse_repeats)
     polars_dir, pandas_dir, manifest, counts = run_both(events, catalog, config, tmp_path)
     assert counts == {name: manifest["counts"][name] for name in counts}
     assert_same_tables(polars_dir, pandas_dir)

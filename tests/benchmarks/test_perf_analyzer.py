@@ -1,21 +1,22 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-
-from benchmarks.perf_analyzer import (
+from recstack.benchmarks.perf_analyzer import (
     PerfAnalyzerError,
     format_table,
     install,
-    main,
     max_length,
     parse_csv,
     parse_server_stats,
     run,
     write_input_data,
 )
-from ensemble.funnel import request_arrays
+from recstack.ensemble.funnel import request_arrays
+
+from recstack.cli import main
 
 # Header and rows as perf_analyzer 2.51 writes them with --percentile=99 --verbose-csv (and --collect-metrics on
 # a CPU host: empty GPU cells).
@@ -97,10 +98,13 @@ def test_input_data_needs_histories(tmp_path):
         write_input_data([], tmp_path / "input.json", seq_len=3)
 
 
+TOOLS = Path(__file__).resolve().parents[2] / "build" / "tools"
+
+
 @pytest.fixture(scope="module")
 def perf_analyzer():
     try:
-        return install()
+        return install(TOOLS)  # kept between runs: the wheels are downloaded once
     except RuntimeError as exc:
         pytest.skip("perf_analyzer could not be installed (it needs PyPI for tritonclient 2.51.0 and Debian's "
                     f"libb64-0d, which make test installs): {str(exc).splitlines()[0]}")
@@ -156,7 +160,8 @@ def test_unstable_measurement_is_a_clear_error(perf_analyzer, triton_server, inp
 def test_smoke_benchmark_writes_json_plot_and_table(perf_analyzer, model_repository, trained_shop, tmp_path,
                                                     capsys):
     out = tmp_path / "results"
-    assert main(["--repository", str(model_repository), "--data", str(trained_shop[0]), "--users", "20",
+    assert main(["bench", "perf-analyzer", "--repository", str(model_repository), "--data", str(trained_shop[0]),
+                 "--users", "20",
                  "--smoke", "--rates", "20", "--work", str(tmp_path / "work"), "--out", str(out), "--quiet"]) == 0
     payload = json.loads((out / "perf_analyzer.json").read_text())
     points = [(r["protocol"], r["concurrency"], r["request_rate"]) for r in payload["results"]]

@@ -1,11 +1,12 @@
 import json
 
-from benchmarks.preprocessing_throughput import main
+from recstack.cli import main
 
 
 def test_smoke_run_writes_json_and_plot_with_ratios(tmp_path, capsys):
     results = tmp_path / "results"
-    assert main(["--sizes", "5000", "--results-dir", str(results), "--cache", str(tmp_path / "cache")]) == 0
+    assert main(["bench", "preprocessing", "--sizes", "5000", "--results-dir", str(results),
+                 "--cache", str(tmp_path / "cache")]) == 0
     report = json.loads((results / "preprocessing_throughput.json").read_text())
     assert report["machine"]["cores"] >= 1 and "summary" in report["machine"]
     measured = [r for r in report["results"] if "seconds" in r]

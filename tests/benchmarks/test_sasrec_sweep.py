@@ -2,11 +2,11 @@ import json
 
 import pytest
 import torch
+from recstack.preprocessing.datasets import load_dataset
+from recstack.preprocessing.pipeline import preprocess
+from recstack.training.config import SASRecConfig
 
-from benchmarks.sasrec_sweep import main
-from preprocessing.datasets import load_dataset
-from preprocessing.pipeline import preprocess
-from training.models.sasrec import SASRecConfig
+from recstack.cli import main
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_sweep_trains_each_variant_in_its_own_process_and_reports_every_finish_c
     variants = {"defaults": {}, "lr 1e-2": {"lr": 0.01}, "broken": {"hidden": 15}}  # 15 is not divisible by 2 heads
     argv = ["--data", str(data), "--variants", json.dumps(variants), "--finish-epochs", "1", "2", "--jobs", "2",
             "--device", "cpu", "--results-dir", str(results), "--stem", "s"]
-    assert main(argv) == 1  # the broken variant fails; the others are measured all the same
+    assert main(["bench", "sweep", *argv]) == 1  # the broken variant fails; the others are measured all the same
     records = [json.loads(line) for line in (results / "s.jsonl").read_text().splitlines()]
     assert sorted((r["name"], r["finish"]) for r in records) == [("defaults", 1), ("defaults", 2),
                                                                  ("lr 1e-2", 1), ("lr 1e-2", 2)]
@@ -44,20 +44,20 @@ def test_sweep_trains_each_variant_in_its_own_process_and_reports_every_finish_c
         "broken on shifted"]
     assert "| defaults | shifted |" in (results / "s.md").read_text() and (results / "s.png").stat().st_size > 0
     # Run again: what the journal holds is not measured again.
-    assert main(argv[:3] + [json.dumps({"defaults": {}})] + argv[4:]) == 0
+    assert main(["bench", "sweep", *argv[:3], json.dumps({"defaults": {}}), *argv[4:]]) == 0
     assert len((results / "s.jsonl").read_text().splitlines()) == 4
     (results / "s.png").unlink()
-    assert main(["--report", str(results / "s.jsonl"), "--title", "again"]) == 0
+    assert main(["bench", "sweep", "--report", str(results / "s.jsonl"), "--title", "again"]) == 0
     assert (results / "s.png").exists() and (results / "s.md").read_text().startswith("again")
 
 
 def test_sweep_without_a_prepared_dataset_says_what_to_run(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["--data", str(tmp_path)])
+        main(["bench", "sweep", "--data", str(tmp_path)])
     assert "recstack preprocess" in capsys.readouterr().err
 
 
 def test_report_of_a_missing_journal_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["--report", str(tmp_path / "none.jsonl")])
+        main(["bench", "sweep", "--report", str(tmp_path / "none.jsonl")])
     assert "missing or empty" in capsys.readouterr().err

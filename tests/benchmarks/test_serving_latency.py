@@ -1,8 +1,9 @@
 import json
 
 import pytest
+from recstack.benchmarks.serving_latency import STAGES, TARGETS, check_targets, compare, headline_table, saturated
 
-from benchmarks.serving_latency import STAGES, TARGETS, check_targets, compare, headline_table, main, saturated
+from recstack.cli import main
 
 pytestmark = pytest.mark.triton
 
@@ -49,7 +50,7 @@ def test_comparison_is_triton_over_in_process():
 
 def test_smoke_run_measures_every_target_and_writes_json_and_plots(tmp_path):
     out = tmp_path / "results"
-    assert main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(out), "--quiet"]) == 0
+    assert main(["bench", "serving", "--smoke", "--work", str(tmp_path / "work"), "--out", str(out), "--quiet"]) == 0
     payload = json.loads((out / "serving_latency.json").read_text())
     (result,) = payload["results"]
     assert result["n_items"] == 3002 and result["candidates"] == 100

@@ -2,9 +2,8 @@
 
 import polars as pl
 import pytest
-
-from client.core.shop import Shop
-from client.scoring import score_users
+from recstack.client.core.shop import Shop
+from recstack.client.scoring import score_users
 
 pytestmark = pytest.mark.triton
 

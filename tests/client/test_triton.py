@@ -4,9 +4,8 @@ import asyncio
 
 import polars as pl
 import pytest
-
-from client.triton import AsyncTritonRecommender, TritonRecommender
-from ensemble.funnel import Funnel
+from recstack.client.triton import AsyncTritonRecommender, TritonRecommender
+from recstack.ensemble.funnel import Funnel
 
 pytestmark = pytest.mark.triton
 
@@ -55,7 +54,7 @@ def test_async_client_matches_the_blocking_one(triton_server, histories, protoco
 
 
 def test_unreachable_server_is_not_ready():
-    from ensemble.server import free_port
+    from recstack.ensemble.server import free_port
 
     with TritonRecommender(f"127.0.0.1:{free_port()}", "http") as client:
         assert not client.ready()

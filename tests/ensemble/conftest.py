@@ -1,8 +1,7 @@
 import faiss
 import numpy as np
 import pytest
-
-from ensemble.catalog import BusinessRules, Catalog, Covisitation
+from recstack.ensemble.catalog import BusinessRules, Catalog, Covisitation
 
 
 def make_catalog(categories: list[str], vectors: np.ndarray | None = None, is_new: list[int] = (),

@@ -2,10 +2,10 @@ import json
 import shutil
 
 import pytest
+from recstack.ensemble.build import MODELS, BuildError, build_repository, versions
+from recstack.ensemble.config import ServingConfig
 
-from ensemble.build import MODELS, BuildError, build_repository, versions
-from ensemble.cli import build_main
-from ensemble.config import ServingConfig
+from recstack.cli import main
 
 
 def test_repository_layout(model_repository):
@@ -53,7 +53,7 @@ def test_missing_or_mismatched_inputs_are_explained(trained_shop, tmp_path):
 
 
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
-    assert build_main(["--data", str(tmp_path), "--out", str(tmp_path / "repo")]) == 1
+    assert main(["build-repo", "--data", str(tmp_path), "--out", str(tmp_path / "repo")]) == 1
     assert "recstack preprocess" in capsys.readouterr().err
 
 

@@ -3,8 +3,7 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-
-from ensemble.catalog import BusinessRules, Catalog
+from recstack.ensemble.catalog import BusinessRules, Catalog
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,7 @@
 import numpy as np
 import polars as pl
 import pytest
-
-from ensemble.funnel import Funnel, request_arrays, window_width
+from recstack.ensemble.funnel import Funnel, request_arrays, window_width
 
 
 @pytest.fixture(scope="module")

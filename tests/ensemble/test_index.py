@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from ensemble.index import build_index, load_index, save_index
+from recstack.ensemble.index import build_index, load_index, save_index
 
 
 def clustered(n, dim=32, clusters=50, seed=0):

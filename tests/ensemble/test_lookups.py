@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
-
-from ensemble.catalog import BusinessRules
-from ensemble.lookups import SimilarItems, trending
-from ensemble.rerank import POPULAR_REASON
+from recstack.ensemble.catalog import BusinessRules
+from recstack.ensemble.lookups import SimilarItems, trending
+from recstack.ensemble.rerank import POPULAR_REASON
 
 from .conftest import flat_index, make_catalog
 

@@ -6,12 +6,11 @@ import onnx
 import polars as pl
 import pytest
 from onnx import helper
-
-from ensemble.build import BuildError, build_repository
-from ensemble.funnel import Funnel
-from ensemble.new_items import read_new_items
-from preprocessing.vocabulary import OOV
-from preprocessing.workflow import Workflow
+from recstack.ensemble.build import BuildError, build_repository
+from recstack.ensemble.funnel import Funnel
+from recstack.ensemble.new_items import read_new_items
+from recstack.preprocessing.vocabulary import OOV
+from recstack.preprocessing.workflow import Workflow
 
 
 def write_items(path, rows):

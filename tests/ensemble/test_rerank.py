@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-
-from ensemble.catalog import BusinessRules
-from ensemble.rerank import POPULAR_REASON, RerankConfig, Reranker, pack
-from ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING
+from recstack.ensemble.catalog import BusinessRules
+from recstack.ensemble.config import RerankConfig
+from recstack.ensemble.rerank import POPULAR_REASON, Reranker, pack
+from recstack.ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING
 
 from .conftest import make_catalog
 

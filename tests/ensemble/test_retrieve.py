@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-
-from ensemble.catalog import BusinessRules
-from ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, RetrieveConfig, Retriever
+from recstack.ensemble.catalog import BusinessRules
+from recstack.ensemble.config import RetrieveConfig
+from recstack.ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, Retriever
 
 from .conftest import flat_index, make_catalog
 

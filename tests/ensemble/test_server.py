@@ -6,8 +6,14 @@ import time
 
 import psutil
 import pytest
-
-from ensemble.server import TritonError, TritonInstall, TritonServer, free_port, prepare_backends, server_environment
+from recstack.ensemble.server import (
+    TritonError,
+    TritonInstall,
+    TritonServer,
+    free_port,
+    prepare_backends,
+    server_environment,
+)
 
 
 def test_wheel_install_is_complete(tmp_path):

@@ -9,12 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 import pytest
+from recstack.client.triton import TritonRecommender
+from recstack.ensemble.build import build_repository
+from recstack.ensemble.funnel import Funnel
+from recstack.ensemble.server import TritonServer
 from tritonclient.utils import InferenceServerException
-
-from client.triton import TritonRecommender
-from ensemble.build import build_repository
-from ensemble.funnel import Funnel
-from ensemble.server import TritonServer
 
 pytestmark = pytest.mark.triton
 

@@ -1,9 +1,9 @@
 import polars as pl
 import pytest
+from recstack.preprocessing.engine import collect, gpu_available, resolve_engine
+from recstack.preprocessing.pipeline import preprocess
+from recstack.preprocessing.schema import RawDataset
 
-from preprocessing.engine import collect, gpu_available, resolve_engine
-from preprocessing.pipeline import preprocess
-from preprocessing.schema import RawDataset
 from tests.preprocessing.helpers import CATALOG, SHOP
 
 

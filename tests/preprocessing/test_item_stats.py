@@ -1,10 +1,10 @@
 from datetime import timedelta
 
 import polars as pl
+from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.item_stats import cooccurrence, item_popularity
+from recstack.preprocessing.workflow import Workflow
 
-from preprocessing.config import WorkflowConfig
-from preprocessing.item_stats import cooccurrence, item_popularity
-from preprocessing.workflow import Workflow
 from tests.preprocessing.helpers import SHOP, T0, events
 
 

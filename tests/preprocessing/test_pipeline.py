@@ -2,11 +2,11 @@ import json
 
 import polars as pl
 import pytest
+from recstack.preprocessing.config import SplitConfig, WorkflowConfig
+from recstack.preprocessing.pipeline import MANIFEST, format_summary, preprocess, read_manifest
+from recstack.preprocessing.schema import InputError, RawDataset
+from recstack.preprocessing.workflow import Workflow
 
-from preprocessing.config import SplitConfig, WorkflowConfig
-from preprocessing.pipeline import MANIFEST, format_summary, preprocess, read_manifest
-from preprocessing.schema import InputError, RawDataset
-from preprocessing.workflow import Workflow
 from tests.preprocessing.helpers import CATALOG, SHOP, events
 
 LAYOUT = ["events_train.parquet", "events_valid.parquet", "events_test.parquet", "sequences_train.parquet",

@@ -2,10 +2,9 @@
 
 import polars as pl
 import pytest
-
-from preprocessing.datasets import load_dataset
-from preprocessing.pipeline import preprocess
-from preprocessing.workflow import Workflow
+from recstack.preprocessing.datasets import load_dataset
+from recstack.preprocessing.pipeline import preprocess
+from recstack.preprocessing.workflow import Workflow
 
 pytestmark = pytest.mark.shared_data
 
@@ -53,7 +52,7 @@ def test_public_dataset_preprocesses_end_to_end(name, data_dir, tmp_path):
 
 
 def test_ml_100k_temporal_split_uses_real_time(data_dir, tmp_path):
-    from preprocessing.config import SplitConfig
+    from recstack.preprocessing.config import SplitConfig
 
     manifest = preprocess(load_dataset("ml-100k", data_dir=data_dir), tmp_path,
                           split=SplitConfig(strategy="temporal", test_fraction=0.1, valid_fraction=0.1),

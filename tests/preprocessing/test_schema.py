@@ -2,8 +2,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
-
-from preprocessing.schema import InputError, validate_events, validate_items
+from recstack.preprocessing.schema import InputError, validate_events, validate_items
 
 
 def _raw(**columns):

@@ -1,8 +1,8 @@
 import polars as pl
+from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.sequences import evaluation_set, user_sequences
+from recstack.preprocessing.workflow import Workflow
 
-from preprocessing.config import WorkflowConfig
-from preprocessing.sequences import evaluation_set, user_sequences
-from preprocessing.workflow import Workflow
 from tests.preprocessing.helpers import SHOP, events
 
 

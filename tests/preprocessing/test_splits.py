@@ -2,10 +2,10 @@ from datetime import datetime
 
 import polars as pl
 import pytest
+from recstack.preprocessing.config import SplitConfig, WorkflowConfig
+from recstack.preprocessing.splits import by_split, leave_one_out, temporal_split
+from recstack.preprocessing.workflow import Workflow
 
-from preprocessing.config import SplitConfig, WorkflowConfig
-from preprocessing.splits import by_split, leave_one_out, temporal_split
-from preprocessing.workflow import Workflow
 from tests.preprocessing.helpers import SHOP, T0, events
 
 

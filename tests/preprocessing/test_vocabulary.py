@@ -1,7 +1,6 @@
 import polars as pl
 import pytest
-
-from preprocessing.vocabulary import FIRST_INDEX, OOV, Vocabulary
+from recstack.preprocessing.vocabulary import FIRST_INDEX, OOV, Vocabulary
 
 
 def test_most_frequent_first_and_ties_broken_by_raw_value():

@@ -2,11 +2,11 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
+from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.schema import EVENT_TYPES
+from recstack.preprocessing.vocabulary import OOV, PAD
+from recstack.preprocessing.workflow import Workflow
 
-from preprocessing.config import WorkflowConfig
-from preprocessing.schema import EVENT_TYPES
-from preprocessing.vocabulary import OOV, PAD
-from preprocessing.workflow import Workflow
 from tests.preprocessing.helpers import CATALOG, SHOP, T0, events
 
 

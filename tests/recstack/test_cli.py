@@ -41,11 +41,30 @@ def test_bad_input_exits_2_with_the_file_column_and_line(tmp_path, capsys):
     assert "events.csv" in err and "event_type" in err and "line 3" in err and "purchse" in err
 
 
-def test_python_dash_m_entry_points_run():
-    for module in ("preprocessing", "recstack", "benchmarks"):
-        proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        assert "usage" in proc.stdout.lower()
+def test_python_dash_m_recstack_runs_the_console_script(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "recstack", "--help"], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: recstack <command>" in proc.stdout
+
+
+def test_the_install_adds_one_top_level_package(tmp_path):
+    """Outside the checkout, the stages are reachable as recstack.<stage> only: nothing named ``training`` or
+    ``client`` lands in site-packages to collide with other projects."""
+    code = ("import importlib.util as u, json; print(json.dumps({n: u.find_spec(n) is not None for n in "
+            "('recstack', 'recstack.training', 'recstack.client.api', 'preprocessing', 'training', 'ensemble', "
+            "'client', 'benchmarks')}))")
+    found = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                      cwd=tmp_path).stdout)
+    assert found == {"recstack": True, "recstack.training": True, "recstack.client.api": True,
+                     "preprocessing": False, "training": False, "ensemble": False, "client": False,
+                     "benchmarks": False}
+
+
+def test_bad_settings_in_the_environment_are_refused_with_their_name(monkeypatch, capsys):
+    monkeypatch.setenv("RECSTACK_TRAIN__BATCH_SIZE", "0")
+    assert main(["train", "--help"]) == 2
+    assert "batch_size" in capsys.readouterr().err
 
 
 def test_settings_come_from_environment(monkeypatch, tmp_path):

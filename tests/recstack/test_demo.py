@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from recstack.demo import main
+from recstack.cli import main
 
 TINY_MODELS = {"RECSTACK_SASREC__HIDDEN": "16", "RECSTACK_SASREC__BLOCKS": "1", "RECSTACK_SASREC__MAX_LENGTH": "10",
                "RECSTACK_TWO_TOWER__DIM": "16", "RECSTACK_TWO_TOWER__HISTORY_LENGTH": "10",
@@ -14,7 +14,7 @@ def test_demo_runs_every_stage_and_prints_summaries(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("RECSTACK_BUILD_DIR", str(tmp_path))
     for key, value in TINY_MODELS.items():
         monkeypatch.setenv(key, value)
-    assert main(["--events", "20000", "--train-minutes", "0.1"]) == 0
+    assert main(["demo", "--events", "20000", "--train-minutes", "0.1"]) == 0
     out = capsys.readouterr().out
     manifest = json.loads((tmp_path / "data" / "synthetic" / "manifest.json").read_text())
     assert manifest["dataset"] == "synthetic" and manifest["counts"]["test_users"] > 0

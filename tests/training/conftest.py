@@ -1,10 +1,9 @@
 from pathlib import Path
 
 import pytest
-
-from preprocessing.datasets import load_dataset
-from preprocessing.pipeline import preprocess
-from training.data import PreparedData, load_prepared
+from recstack.preprocessing.datasets import load_dataset
+from recstack.preprocessing.pipeline import preprocess
+from recstack.training.data import PreparedData, load_prepared
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
-from training.baselines import EASE, ItemKNN, MostPopular
-from training.evaluate import evaluate
+from recstack.training.baselines import EASE, ItemKNN, MostPopular
+from recstack.training.evaluate import evaluate
 
 
 def test_most_popular_ranks_by_training_counts(prepared):
@@ -31,7 +30,7 @@ def test_ease_refuses_catalogs_it_cannot_hold(prepared):
 
 
 def test_baselines_learn_from_every_training_event_not_the_truncated_sequences(prepared):
-    from training.baselines import interaction_matrix
+    from recstack.training.baselines import interaction_matrix
 
     matrix = interaction_matrix(prepared)
     rows, cols = prepared.train_interactions()

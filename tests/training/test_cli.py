@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from training.cli import main
+from recstack.cli import main
 
 SMALL = {"RECSTACK_TWO_TOWER__DIM": "16", "RECSTACK_TWO_TOWER__HISTORY_LENGTH": "10",
          "RECSTACK_SASREC__HIDDEN": "32", "RECSTACK_SASREC__BLOCKS": "1", "RECSTACK_SASREC__MAX_LENGTH": "20",
@@ -14,7 +14,7 @@ SMALL = {"RECSTACK_TWO_TOWER__DIM": "16", "RECSTACK_TWO_TOWER__HISTORY_LENGTH": 
 def test_train_writes_metrics_and_an_accuracy_table_with_baselines(prepared, tmp_path, monkeypatch, capsys):
     for key, value in SMALL.items():
         monkeypatch.setenv(key, value)
-    code = main(["--data", str(prepared.folder), "--models", "sasrec,two_tower,baselines", "--epochs", "2",
+    code = main(["train", "--data", str(prepared.folder), "--models", "sasrec,two_tower,baselines", "--epochs", "2",
                  "--out", str(tmp_path), "--quiet", "--sampled"])
     assert code == 0
     summary = json.loads((tmp_path / "metrics.json").read_text())
@@ -34,19 +34,19 @@ def test_train_writes_metrics_and_an_accuracy_table_with_baselines(prepared, tmp
 
 
 def test_unknown_model_is_a_clear_error(prepared, capsys):
-    assert main(["--data", str(prepared.folder), "--models", "sasrek"]) == 2
+    assert main(["train", "--data", str(prepared.folder), "--models", "sasrek"]) == 2
     assert "sasrek" in capsys.readouterr().err
 
 
 def test_missing_dataset_folder_says_what_to_run(tmp_path, capsys):
-    assert main(["--data", str(tmp_path / "nothing")]) == 2
+    assert main(["train", "--data", str(tmp_path / "nothing")]) == 2
     assert "recstack preprocess" in capsys.readouterr().err
 
 
 def test_two_process_distributed_training_on_cpu(prepared, tmp_path):
     env = {**os.environ, **SMALL, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "training", "--data", str(prepared.folder), "--models", "sasrec,two_tower", "--epochs", "2",
+           "-m", "recstack", "train", "--data", str(prepared.folder), "--models", "sasrec,two_tower", "--epochs", "2",
            "--out", str(tmp_path), "--quiet", "--no-export"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

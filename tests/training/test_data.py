@@ -3,12 +3,11 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 import pytest
-
-from preprocessing.config import WorkflowConfig
-from preprocessing.datasets import load_dataset
-from preprocessing.pipeline import preprocess
-from preprocessing.vocabulary import OOV
-from training.data import load_prepared, pad_left
+from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.datasets import load_dataset
+from recstack.preprocessing.pipeline import preprocess
+from recstack.preprocessing.vocabulary import OOV
+from recstack.training.data import load_prepared, pad_left
 
 
 def test_loaded_arrays_match_the_parquet_tables(prepared):

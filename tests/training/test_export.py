@@ -5,10 +5,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from recstack.training.config import SASRecConfig
+from recstack.training.export import ParityError, check_parity, export_onnx, export_sasrec, onnx_latency, onnx_session
+from recstack.training.models.sasrec import SASRec
 from torch import nn
-
-from training.export import ParityError, check_parity, export_onnx, export_sasrec, onnx_latency, onnx_session
-from training.models.sasrec import SASRec, SASRecConfig
 
 WINDOW, N_ITEMS, HIDDEN = 12, 60, 16
 
@@ -147,9 +147,10 @@ def test_generic_helpers_export_time_and_check_another_module(tmp_path):
 def test_two_tower_export_embeds_cold_items_like_pytorch(prepared, tmp_path):
     from dataclasses import replace as _replace
 
-    from training.export import export_two_tower, onnx_session
-    from training.models.two_tower import ItemFeatures, TwoTower, TwoTowerConfig
-    from training.train_two_tower import NextItemExamples
+    from recstack.training.config import TwoTowerConfig
+    from recstack.training.export import export_two_tower, onnx_session
+    from recstack.training.models.two_tower import ItemFeatures, TwoTower
+    from recstack.training.train_two_tower import NextItemExamples
 
     features = ItemFeatures.from_prepared(prepared)
     config = _replace(TwoTowerConfig(), dim=16, history_length=10)

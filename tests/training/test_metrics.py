@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from training.metrics import RankingAccumulator, sampled_ranks
+from recstack.training.metrics import RankingAccumulator, sampled_ranks
 
 NONE = np.array([], dtype=np.int64)
 

@@ -3,13 +3,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
-from training.baselines import MostPopular
-from training.data import load_prepared
-from training.evaluate import evaluate
-from training.models.sasrec import SASRec, SASRecConfig
-from training.train_sasrec import next_item_pairs, train_sasrec
-from training.trainer import BEST, BUDGET_CHECK_BATCHES, FINAL, LAST, TrainConfig
+from recstack.training.baselines import MostPopular
+from recstack.training.config import SASRecConfig, TrainConfig
+from recstack.training.data import load_prepared
+from recstack.training.evaluate import evaluate
+from recstack.training.models.sasrec import SASRec
+from recstack.training.train_sasrec import next_item_pairs, train_sasrec
+from recstack.training.trainer import BEST, BUDGET_CHECK_BATCHES, FINAL, LAST
 
 TINY = SASRecConfig(max_length=20, hidden=32, blocks=1, heads=2, dropout=0.0)
 FAST = TrainConfig(epochs=2, batch_size=64, lr=3e-3, validate_every=1, precision="fp32", device="cpu")

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 import torch
-
-from training.baselines import MostPopular
-from training.data import pad_left
-from training.evaluate import evaluate
-from training.models.two_tower import ItemFeatures, TwoTower, TwoTowerConfig
-from training.train_two_tower import TEST_KS, NextItemExamples, train_two_tower, two_tower_scorer
-from training.trainer import LAST, TrainConfig
+from recstack.training.baselines import MostPopular
+from recstack.training.config import TrainConfig, TwoTowerConfig
+from recstack.training.data import pad_left
+from recstack.training.evaluate import evaluate
+from recstack.training.models.two_tower import ItemFeatures, TwoTower
+from recstack.training.train_two_tower import TEST_KS, NextItemExamples, train_two_tower, two_tower_scorer
+from recstack.training.trainer import LAST
 
 SMALL = TwoTowerConfig(dim=32, history_length=20, negatives=128)
 FAST = TrainConfig(epochs=6, batch_size=64, lr=3e-3, validate_every=1, precision="fp32", device="cpu")

@@ -8,31 +8,12 @@ The attention is written out with plain matmuls so the model exports to ONNX unc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
+from recstack.preprocessing.vocabulary import FIRST_INDEX, OOV
+from recstack.training.config import SASRecConfig
 from torch import nn
 from torch.nn import functional as F
-
-from preprocessing.vocabulary import FIRST_INDEX, OOV
-
-
-@dataclass(frozen=True)
-class SASRecConfig:
-    """Defaults that work on every bundled dataset without per-dataset tuning."""
-
-    max_length: int = 200
-    hidden: int = 128
-    blocks: int = 2
-    heads: int = 2
-    dropout: float = 0.2
-    loss: Literal["auto", "full", "sampled"] = "auto"
-    negatives: int = 1024  # per batch, shared by every position (sampled loss)
-    full_softmax_max_items: int = 100_000  # "auto" uses the full softmax up to this catalog size
-    # Learning rate unless TrainConfig.lr sets one. 2e-3 rather than 1e-3: chosen on the shifted-back split, which
-    # never holds a test target (training/README.md, "Choosing the defaults").
-    lr: float = 2e-3
 
 
 class CausalSelfAttention(nn.Module):

@@ -12,26 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from recstack.preprocessing.vocabulary import FIRST_INDEX
+from recstack.training.config import TwoTowerConfig
 from torch import nn
 from torch.nn import functional as F
 
-from preprocessing.vocabulary import FIRST_INDEX
-
 _COLUMNS = ("category", "brand", "price_bucket", "title_tokens", "has_id")  # ItemFeatures' tensors
-
-
-@dataclass(frozen=True)
-class TwoTowerConfig:
-    """Defaults that work on every bundled dataset without per-dataset tuning."""
-
-    dim: int = 64
-    history_length: int = 50  # most recent items the query tower reads
-    temperature: float = 0.05  # fixed: cosine logits need a sharp softmax, and learning it destabilises log-Q
-    id_dropout: float = 0.25  # share of items trained without their id embedding, so content alone ranks them
-    negatives: int = 256  # uniform mixed negatives per batch, shared by every row
-    logq_correction: bool = True
-    cuts_per_user: int = 8  # (history, next item) examples drawn per user and epoch by the training recipe
-    lr: float = 1e-3  # unless TrainConfig.lr sets one
 
 
 @dataclass(frozen=True)
@@ -97,7 +83,7 @@ class ItemFeatures:
 
     @classmethod
     def from_prepared(cls, data) -> ItemFeatures:
-        """The item table of a :class:`training.data.PreparedData`; ids count as trained where the item
+        """The item table of a :class:`recstack.training.data.PreparedData`; ids count as trained where the item
         has training events."""
         items = data.items.sort("item_idx")
         idx = items["item_idx"].to_numpy().astype(np.int64)

@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Request
-
-from client.api.batches import validate_batch
-from client.api.deps import MetricsDep, RecommenderDep
-from client.api.schemas import Event, EventsResponse, RejectedEvent
-from client.core.recommender import StoreUnavailable
+from recstack.client.api.batches import validate_batch
+from recstack.client.api.deps import MetricsDep, RecommenderDep
+from recstack.client.api.schemas import Event, EventsResponse, RejectedEvent
+from recstack.client.core.recommender import StoreUnavailable
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 EventsBody = Annotated[dict | list, Body(examples=[{"user_id": "u1", "item_id": "i0000658", "event_type": "view"}])]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from client.api.deps import MetricsDep, RecommenderDep
+from recstack.client.api.deps import MetricsDep, RecommenderDep
 
 router = APIRouter(tags=["health"])
 

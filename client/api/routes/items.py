@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Request
-
-from client.api.batches import validate_batch
-from client.api.deps import RecommenderDep
-from client.api.schemas import ItemsResponse, NewItem, RejectedEvent
+from recstack.client.api.batches import validate_batch
+from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.schemas import ItemsResponse, NewItem, RejectedEvent
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 ItemsBody = Annotated[dict | list, Body(examples=[{"item_id": "sku-123", "title": "Trail Bike Light",

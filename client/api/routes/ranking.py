@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
-
-from client.api.deps import RecommenderDep
-from client.api.routes.recommendations import _response
-from client.api.schemas import RankRequest, RecommendationsResponse, SearchRerankRequest
-from client.core.recommender import UnknownItem
+from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.routes.recommendations import _response
+from recstack.client.api.schemas import RankRequest, RecommendationsResponse, SearchRerankRequest
+from recstack.client.core.recommender import UnknownItem
 
 router = APIRouter(prefix="/api/v1", tags=["ranking"])
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
-
-from client.api.deps import RecommenderDep
-from client.api.schemas import Context, RecommendationsResponse, RecommendationType, SimilarKind
-from client.core.recommender import Served, UnknownItem
+from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.schemas import Context, RecommendationsResponse, RecommendationType, SimilarKind
+from recstack.client.core.recommender import Served, UnknownItem
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
 

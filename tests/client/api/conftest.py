@@ -5,9 +5,8 @@ from pathlib import Path
 import pytest
 import redis
 from fastapi.testclient import TestClient
-
-from client.api.main import create_app
-from client.core.config import FacadeConfig
+from recstack.client.api.main import create_app
+from recstack.client.core.config import FacadeConfig
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def write_experiments(path, experiments) -> str:
 @pytest.fixture(scope="session")
 def categories(trained_shop) -> dict[str, str]:
     """Raw item id -> category name."""
-    from client.core.shop import Shop
+    from recstack.client.core.shop import Shop
 
     shop = Shop.load(trained_shop[0])
     return {item: shop.categories[i] for i, item in enumerate(shop.item_ids) if item is not None}
@@ -64,9 +63,8 @@ def funnel_scores(model_repository):
     """The ranker's scores computed in-process (onnxruntime on the repository's ONNX file)."""
     import numpy as np
     import onnxruntime as ort
-
-    from ensemble.funnel import latest
-    from training.data import pad_left
+    from recstack.ensemble.funnel import latest
+    from recstack.training.data import pad_left
 
     session = ort.InferenceSession(str(latest(model_repository, "rank") / "model.onnx"))
 

@@ -5,9 +5,9 @@ from collections import Counter
 
 import pytest
 import redis
+from recstack.client.core.shop import Shop
 
-from client.core.report import main as report_main
-from client.core.shop import Shop
+from recstack.cli import main
 
 from .conftest import make_api, write_experiments
 
@@ -49,7 +49,7 @@ def test_report_reads_exposures_and_events_from_redis(trained_shop, triton_serve
         clicker = "r0"
         api.post("/api/v1/events", json={"user_id": clicker, "event_type": "purchase",
                                           "item_id": served[clicker]["recommendations"][0]["item_id"]})
-    assert report_main(["--redis-url", flush_redis, "--json"]) == 0
+    assert main(["report", "--redis-url", flush_redis, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {r["variant"]: r for r in report["variants"]}
     assert sum(r["lists"] for r in rows.values()) == 12

@@ -4,8 +4,7 @@ import shutil
 import time
 
 import pytest
-
-from ensemble.server import TritonServer
+from recstack.ensemble.server import TritonServer
 
 from .conftest import make_api
 

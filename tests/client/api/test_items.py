@@ -6,9 +6,8 @@ import shutil
 
 import polars as pl
 import pytest
-
-from ensemble.build import build_repository
-from ensemble.server import TritonServer
+from recstack.ensemble.build import build_repository
+from recstack.ensemble.server import TritonServer
 
 from .conftest import make_api
 

@@ -1,6 +1,5 @@
 import numpy as np
-
-from client.core.bandit import thompson_pick
+from recstack.client.core.bandit import thompson_pick
 
 
 def test_thompson_sampling_learns_the_better_item():

@@ -1,6 +1,5 @@
 import pytest
-
-from client.core.breaker import CircuitBreaker
+from recstack.client.core.breaker import CircuitBreaker
 
 
 class Clock:

@@ -2,8 +2,7 @@ import json
 from collections import Counter
 
 import pytest
-
-from client.core.experiments import Experiment, Experiments, Variant, bucket, team_draft
+from recstack.client.core.experiments import Experiment, Experiments, Variant, bucket, team_draft
 
 
 def test_assignment_is_sticky_and_follows_the_weights():

@@ -5,11 +5,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-
-from client.api.main import create_app
-from client.core.config import FacadeConfig
-from client.core.in_process import InProcessRecommender
-from ensemble.funnel import Funnel
+from recstack.client.api.main import create_app
+from recstack.client.core.config import FacadeConfig
+from recstack.client.core.in_process import InProcessRecommender
+from recstack.ensemble.funnel import Funnel
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,14 @@
 """The recommender's guard around Triton calls, without a server: what a call's outcome does to the breaker."""
 
 import asyncio
+from dataclasses import replace
 
 import pytest
-
-from client.core.config import FacadeConfig
-from client.core.metrics import Metrics
-from client.core.recommender import Recommender, TritonUnavailable
-from client.core.sessions import MemoryStore
-from client.core.shop import Shop
+from recstack.client.core.config import FacadeConfig
+from recstack.client.core.metrics import Metrics
+from recstack.client.core.recommender import Recommender, TritonUnavailable
+from recstack.client.core.sessions import MemoryStore
+from recstack.client.core.shop import Shop
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_live_counts_below_the_threshold_do_not_move_lists(recommender):
 
 
 def test_exploration_chooses_among_the_newest_items_only(recommender):
-    recommender.config.exploration_arms = 1
+    recommender.config = replace(recommender.config, exploration_arms=1)
     newest = recommender.new_items[0]
     ages = recommender.shop.age_days[recommender.new_items]
     assert list(ages) == sorted(ages)

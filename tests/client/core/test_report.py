@@ -1,6 +1,5 @@
 import pytest
-
-from client.core.report import experiment_report, format_report, wilson
+from recstack.client.core.report import experiment_report, format_report, wilson
 
 
 def test_wilson_interval():

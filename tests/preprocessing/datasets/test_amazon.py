@@ -7,10 +7,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from preprocessing.datasets.amazon import load_amazon_beauty
-from preprocessing.datasets.text_files import read_sequences
-from preprocessing.schema import EVENT_COLUMNS, InputError
+from recstack.preprocessing.datasets.amazon import load_amazon_beauty
+from recstack.preprocessing.datasets.text_files import read_sequences
+from recstack.preprocessing.schema import EVENT_COLUMNS, InputError
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from preprocessing.datasets.diginetica import load_diginetica, load_diginetica_raw
-from preprocessing.schema import EVENT_COLUMNS, InputError
+from recstack.preprocessing.datasets.diginetica import load_diginetica, load_diginetica_raw
+from recstack.preprocessing.schema import EVENT_COLUMNS, InputError
 
 HEADER = "session_id;user_id;item_id;timeframe;eventdate\n"
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from preprocessing.datasets.events_files import load_events_files
-from preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, InputError
+from recstack.preprocessing.datasets.events_files import load_events_files
+from recstack.preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, InputError
 
 HEADER = "user_id,item_id,event_type,timestamp,weight\n"
 ROW = "u1,i1,view,2024-05-01T12:30:00,1\n"

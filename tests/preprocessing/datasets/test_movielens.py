@@ -8,10 +8,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from preprocessing.datasets.movielens import load_ml_1m_sasrec, load_ml_100k
-from preprocessing.datasets.text_files import SYNTHETIC_START
-from preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, InputError
+from recstack.preprocessing.datasets.movielens import load_ml_1m_sasrec, load_ml_100k
+from recstack.preprocessing.datasets.text_files import SYNTHETIC_START
+from recstack.preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, InputError
 
 EPOCH = datetime(1970, 1, 1)
 

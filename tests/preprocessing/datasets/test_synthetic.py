@@ -10,15 +10,14 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
-
-from preprocessing.datasets import load_dataset
-from preprocessing.datasets.synthetic import (
+from recstack.preprocessing.datasets import load_dataset
+from recstack.preprocessing.datasets.synthetic import (
     FUNNEL_EVENT_TYPES,
     SyntheticConfig,
     generate_synthetic,
     synthetic_successors,
 )
-from preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, RawDataset
+from recstack.preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, RawDataset
 
 CONFIG = SyntheticConfig(n_events=50_000, seed=7)
 
@@ -283,7 +282,7 @@ def test_invalid_config_is_rejected(options, message):
 
 _SCALE_SCRIPT = """
 import json, resource, time
-from preprocessing.datasets.synthetic import SyntheticConfig, generate_synthetic
+from recstack.preprocessing.datasets.synthetic import SyntheticConfig, generate_synthetic
 began = time.perf_counter()
 ds = generate_synthetic(SyntheticConfig(n_events=2_000_000, n_items=200_000))
 seconds = time.perf_counter() - began

@@ -1,17 +1,18 @@
-"""Command lines of the preprocessing stage: ``recstack preprocess`` and ``recstack data``."""
+"""``recstack preprocess`` and ``recstack data``: the preprocessing stage's command lines."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from preprocessing.config import SplitConfig
-from preprocessing.datasets import DATASETS, generate_synthetic, load_dataset
-from preprocessing.datasets.synthetic import SyntheticConfig
-from preprocessing.pipeline import format_summary, preprocess
-from preprocessing.schema import InputError
+from recstack.preprocessing.datasets import DATASETS, generate_synthetic, load_dataset
+from recstack.preprocessing.datasets.synthetic import SyntheticConfig
+from recstack.preprocessing.pipeline import format_summary, preprocess
+from recstack.preprocessing.schema import InputError
+
 from recstack.settings import Settings
 
 
@@ -43,31 +44,28 @@ def run_preprocess(args: argparse.Namespace, settings: Settings) -> dict:
         name, data_dir=args.data_dir or settings.data_dir, events_path=args.events, items_path=args.items)
     workflow = settings.workflow
     if args.min_item_count is not None:
-        workflow = workflow.model_copy(update={"min_item_count": args.min_item_count})
-    split = settings.split.model_dump()
-    if args.split:
-        split["strategy"] = args.split
-    if args.test_start:
-        split["test_start"] = args.test_start
+        workflow = replace(workflow, min_item_count=args.min_item_count)
+    split = replace(settings.split, **{name: value for name, value in (("strategy", args.split),
+                                                                        ("test_start", args.test_start)) if value})
     out = args.out or settings.data_output(data.name)
-    manifest = preprocess(data, out, workflow, SplitConfig(**split), engine=args.engine or settings.engine,
+    manifest = preprocess(data, out, workflow, split, engine=args.engine or settings.engine,
                           progress=not args.quiet)
     print(format_summary(manifest))
     print(f"  written to {out}")
     return manifest
 
 
-def preprocess_main(argv: list[str] | None = None) -> int:
+def preprocess_main(argv: list[str], settings: Settings) -> int:
     args = preprocess_parser().parse_args(argv)
     try:
-        run_preprocess(args, Settings())
+        run_preprocess(args, settings)
     except (InputError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def data_main(argv: list[str] | None = None) -> int:
+def data_main(argv: list[str], settings: Settings) -> int:
     """``recstack data``: write the synthetic dataset as files in the generic events schema."""
     p = argparse.ArgumentParser(prog="recstack data", description=(
         "Generate the synthetic dataset as events.parquet + items.parquet in the generic schema, "
@@ -78,7 +76,6 @@ def data_main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     p.add_argument("--out", type=Path, help="output folder [build/raw/synthetic]")
     args = p.parse_args(argv)
-    settings = Settings()
     try:
         config = SyntheticConfig(n_events=args.events or settings.synthetic_events, n_items=args.items,
                                  seed=settings.seed if args.seed is None else args.seed)

@@ -1,4 +1,4 @@
-"""``python -m ensemble build|serve``; also ``recstack build-repo`` and ``recstack serve triton``."""
+"""``recstack build-repo`` and ``recstack serve triton``: the serving stage's command lines."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from ensemble.build import BuildError, build_repository
-from ensemble.server import TritonError, TritonServer, reload_models
+from recstack.ensemble.build import BuildError, build_repository
+from recstack.ensemble.server import TritonError, TritonServer, reload_models
+
+from recstack.settings import Settings
 
 
-def build_parser(prog: str = "recstack build-repo") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Assemble the Triton model repository from a prepared "
-                                "dataset and its trained, exported models (a new version when it exists).")
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recstack build-repo", description="Assemble the Triton model repository from "
+                                "a prepared dataset and its trained, exported models (a new version when it exists).")
     p.add_argument("--data", type=Path, help="prepared dataset folder [build/data/synthetic]")
     p.add_argument("--models", type=Path, help="trained models folder [build/models/<dataset>]")
     p.add_argument("--out", type=Path, help="repository folder [build/model_repository]")
@@ -32,11 +34,8 @@ def build_parser(prog: str = "recstack build-repo") -> argparse.ArgumentParser:
     return p
 
 
-def build_main(argv: list[str] | None = None, prog: str = "recstack build-repo") -> int:
-    from recstack.settings import Settings
-
-    args = build_parser(prog).parse_args(argv)
-    settings = Settings()
+def build_main(argv: list[str], settings: Settings) -> int:
+    args = build_parser().parse_args(argv)
     serving = settings.serving
     if args.candidates is not None:
         serving = replace(serving, retrieve=replace(serving.retrieve, candidates=args.candidates))
@@ -55,8 +54,11 @@ def build_main(argv: list[str] | None = None, prog: str = "recstack build-repo")
     return 0
 
 
-def serve_parser(prog: str = "recstack serve triton") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Run Triton over the model repository until Ctrl-C "
+PROG_SERVE = "recstack serve triton"
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG_SERVE, description="Run Triton over the model repository until Ctrl-C "
                                 "(SIGINT/SIGTERM stop it cleanly). Ports: 0 picks a free one.")
     p.add_argument("--repository", type=Path, help="model repository [build/model_repository]")
     p.add_argument("--host", help="address to listen on [127.0.0.1]")
@@ -67,12 +69,10 @@ def serve_parser(prog: str = "recstack serve triton") -> argparse.ArgumentParser
     return p
 
 
-def serve_main(argv: list[str] | None = None, prog: str = "recstack serve triton") -> int:
-    from recstack.settings import Settings
-
-    args = serve_parser(prog).parse_args(argv)
-    cfg = Settings().serving
-    repository = args.repository or Settings().model_repository
+def serve_main(argv: list[str], settings: Settings) -> int:
+    args = serve_parser().parse_args(argv)
+    cfg = settings.serving
+    repository = args.repository or settings.model_repository
     pick = {name: getattr(args, name) if getattr(args, name) is not None else getattr(cfg, name)
             for name in ("host", "http_port", "grpc_port", "metrics_port")}
     # Handlers first: a stop request that arrives while Triton starts still stops it cleanly.
@@ -82,25 +82,17 @@ def serve_main(argv: list[str] | None = None, prog: str = "recstack serve triton
     try:
         server = TritonServer(repository, **pick).start(args.timeout)
     except TritonError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        print(f"{PROG_SERVE}: {exc}", file=sys.stderr)
         return 1
     print(f"Triton ready (pid {server.pid}): HTTP {server.http_url}, gRPC {server.grpc_url}, "
           f"metrics http://{server.host}:{server.metrics_port}/metrics; log {server.log_path}. Ctrl-C stops it.",
           flush=True)
     while not stop.wait(1.0):
         if server.process.poll() is not None:
-            print(f"{prog}: tritonserver exited ({server.process.returncode}):\n{server.log_tail()}",
+            print(f"{PROG_SERVE}: tritonserver exited ({server.process.returncode}):\n{server.log_tail()}",
                   file=sys.stderr)
             return 1
     server.stop()
     print("Triton stopped")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    commands = {"build": build_main, "serve": serve_main}
-    if not argv or argv[0] not in commands:
-        print("usage: python -m ensemble {build|serve} [options]  (--help on each)", file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return commands[argv[0]](argv[1:], prog=f"python -m ensemble {argv[0]}")

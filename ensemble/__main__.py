@@ -1,7 +1,0 @@
-"""``python -m ensemble``."""
-
-import sys
-
-from ensemble.cli import main
-
-sys.exit(main())

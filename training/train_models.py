@@ -1,0 +1,107 @@
+"""Train, evaluate and export the chosen models of one prepared dataset: what ``recstack train`` runs.
+
+Under ``torchrun --nproc_per_node N -m recstack train ...`` the neural models train with
+DistributedDataParallel (gloo on CPU, nccl on GPU); only the first process evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from recstack.training.accuracy import accuracy_table
+from recstack.training.baselines import BASELINES
+from recstack.training.config import SASRecConfig, TrainConfig, TwoTowerConfig
+from recstack.training.data import load_prepared
+from recstack.training.evaluate import evaluate, evaluate_sampled
+from recstack.training.export import export_sasrec, export_two_tower
+from recstack.training.recipe import user_subset
+from recstack.training.runtime import Distributed, pick_device
+from recstack.training.train_sasrec import sequence_scorer, train_sasrec
+from recstack.training.train_two_tower import train_two_tower, two_tower_scorer
+
+# Neural models: how each trains, scores every item for evaluation, and exports.
+RECIPES = {
+    "sasrec": (train_sasrec, sequence_scorer, export_sasrec),
+    "two_tower": (train_two_tower, lambda model, device: two_tower_scorer(model, model.features, device),
+                  export_two_tower),
+}
+MODELS = (*RECIPES, "baselines")
+METRICS_FILE = "metrics.json"
+
+
+def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] = MODELS,
+                 train: TrainConfig = TrainConfig(), sasrec: SASRecConfig = SASRecConfig(),
+                 two_tower: TwoTowerConfig = TwoTowerConfig(), resume: bool = True, progress: bool = True,
+                 sampled: bool = False, export: bool = True) -> dict:
+    """Train ``models`` (a subset of :data:`MODELS`) on ``data_dir``, writing checkpoints, ``metrics.json``,
+    ``accuracy.md`` and the ONNX exports under ``out``; returns the summary written to ``metrics.json``.
+
+    Examples
+    --------
+    >>> summary = train_models("build/data/synthetic", "build/models/synthetic",
+    ...                        train=TrainConfig(epochs=2))  # doctest: +SKIP
+    >>> sorted(summary["reports"])  # doctest: +SKIP
+    ['ease', 'item_knn', 'popularity', 'sasrec', 'two_tower']
+    """
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
+    data = load_prepared(data_dir)
+    out = Path(out)
+    model_configs = {"sasrec": sasrec, "two_tower": two_tower}
+    dist = Distributed.from_environment(pick_device(train.device))
+    test_set = user_subset(data.test, train.test_users, train.seed)  # the models' test users too
+    reports: dict[str, dict] = {}
+
+    def save(reports: dict[str, dict]) -> dict:
+        """Write what is known so far, so a later failure loses none of the earlier models' results."""
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {"dataset": data.name, "fingerprint": data.fingerprint, "world_size": dist.world_size,
+                   "reports": reports}
+        (out / METRICS_FILE).write_text(json.dumps(summary, indent=2, default=str))
+        table = accuracy_table(data.name, reports)
+        (out / "accuracy.md").write_text(table + "\n")
+        return summary
+
+    for name, (train_model, scorer, export_model) in RECIPES.items():
+        if name not in models:
+            continue
+        trained = train_model(data, out / name, model_configs[name], train, resume=resume, progress=progress)
+        if not dist.is_main:
+            dist.barrier()  # wait while the main process tests and exports, before the next model's DDP
+            continue
+        if sampled:
+            device = next(trained.model.parameters()).device
+            trained.report["test"].update(evaluate_sampled(scorer(trained.model, device), data, test_set))
+        if export:
+            extra = {"model_version": trained.report["version"], "dataset": data.name,
+                     "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report["test"]}
+            exported = export_model(trained.model, out / "onnx" / name, data.test.histories[:512], extra=extra,
+                                    verbose=progress)
+            trained.report["onnx_parity"] = exported["parity"]
+        reports[name] = trained.report
+        save(reports)
+        dist.barrier()
+    if dist.is_main and "baselines" in models:
+        for name, baseline in BASELINES.items():
+            started = time.perf_counter()
+            try:
+                model = baseline(data)
+            except ValueError as exc:  # e.g. EASE on a catalog too large for it
+                print(f"skipping baseline {name}: {exc}", file=sys.stderr)
+                continue
+            fit_seconds = time.perf_counter() - started
+            test = evaluate(model, data, test_set, progress=progress)
+            if sampled:
+                test.update(evaluate_sampled(model, data, test_set))
+            reports[name] = {"model": name, "train_seconds": round(fit_seconds, 1), "test": test,
+                             "test_users": len(test_set)}
+    if not dist.is_main:
+        return {}
+    summary = save(reports)
+    print(accuracy_table(data.name, reports))
+    print(f"written to {out}")
+    return summary
