@@ -36,9 +36,11 @@ system-deps:
 test-all: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The import contract (stages import only down the layers) is a test file, so it also runs in make test.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/hadolint docker/*.Dockerfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/recstack/test_import_layers.py
 
 bench-preprocessing: $(STAMP)
 	$(BIN)/recstack bench preprocessing

@@ -369,7 +369,8 @@ def main(argv: list[str], settings: Settings) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="concurrency 1 only (and --rates if given), 1 s windows, stable within 100 %%: "
                              "checks the set-up, gives no figure to quote")
-    parser.add_argument("--tools", type=Path, help="where perf_analyzer is installed [build/tools]")
+    parser.add_argument("--tools", type=Path, default=settings.build_dir / "tools",
+                        help="where perf_analyzer is installed [%(default)s]")
     parser.add_argument("--work", type=Path, default=settings.build_dir / "bench" / "perf_analyzer",
                         help="input data, raw CSVs and the server's files [%(default)s]")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG go [%(default)s]")

@@ -1,7 +1,7 @@
 """Batch scoring (``recstack score``): top-K lists with reasons for every user, for email and push campaigns.
 
-Runs the funnel in-process (onnxruntime + FAISS, :class:`recstack.ensemble.funnel.Funnel`) or through Triton (gRPC,
-batched requests, several in flight); both give the same lists. Users are scored in chunks, each written to
+Runs on an :class:`recstack.client.engine.Engine`: the funnel in-process (onnxruntime + FAISS) or Triton (gRPC),
+batched requests, several in flight; both give the same lists. Users are scored in chunks, each written to
 ``<out>/parts/part-NNNNN.parquet`` atomically, so a killed run continues where it stopped with no user scored twice
 or skipped; memory stays bounded by one chunk. At the end the parts are joined into ``recommendations.parquet`` and
 ``recommendations.csv`` (user_id, rank, item_id, score, reason, model_version).
@@ -9,11 +9,11 @@ or skipped; memory stays bounded by one chunk. At the end the parts are joined i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 from recstack.client.core.shop import Shop
+from recstack.client.engine import EngineKind, open_engine
 from tqdm import tqdm
 
 Mode = Literal["in-process", "triton"]
@@ -83,7 +84,8 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
     state.write_text(json.dumps({"identity": identity, "users": len(chosen), "k": k, "mode": mode}))
 
     chunks = [chosen[i:i + chunk_users] for i in range(0, len(chosen), chunk_users)]
-    with _recommender(mode, repository, triton_url, batch, in_flight) as recommend:
+    kind = "in-process" if mode == "in-process" else "triton-grpc"
+    with _recommender(kind, repository, triton_url, batch, in_flight) as recommend:
         started, scored_now, new_chunks = time.perf_counter(), 0, 0
         bar = tqdm(total=len(chosen), unit="user", disable=not progress, desc=f"scoring ({mode})")
         for number, user_ids in enumerate(chunks):
@@ -129,31 +131,28 @@ def _join(parts: list[Path], out: Path) -> int:
 
 
 @contextmanager
-def _recommender(mode: Mode, repository: Path, triton_url: str | None, batch: int, in_flight: int):
-    """Yield ``f(histories, excluded, k) -> output tensors`` for a chunk, in batches of ``batch`` users."""
-    if mode == "in-process":
-        from recstack.ensemble.funnel import Funnel
+def _recommender(kind: EngineKind, repository: Path | None, triton_url: str | None, batch: int, in_flight: int):
+    """Yield ``f(histories, excluded, k) -> output tensors`` for a chunk: batches of ``batch`` users sent to the
+    engine, ``in_flight`` at once, on one event loop that lives as long as the engine."""
+    async def start():  # the async clients bind to the loop they are made on
+        return open_engine(kind, triton_url, repository), asyncio.Semaphore(in_flight)
 
-        funnel = Funnel(repository)
+    loop = asyncio.new_event_loop()
+    engine, slots = loop.run_until_complete(start())
 
-        def run(histories, excluded, k):
-            parts = [funnel.recommend_histories(histories[i:i + batch], [excluded] * len(histories[i:i + batch]), k)
-                     for i in range(0, len(histories), batch)]
-            return _stack(parts)
+    async def one(histories, excluded, k):
+        async with slots:
+            return await engine.recommend_arrays(histories, [excluded] * len(histories), k)
 
-        yield run
-    else:
-        from recstack.client.triton import TritonRecommender
+    async def chunk(histories, excluded, k):
+        return _stack(await asyncio.gather(*(one(histories[i:i + batch], excluded, k)
+                                             for i in range(0, len(histories), batch))))
 
-        # One gRPC client serves every thread; several batches are in flight at once.
-        with TritonRecommender(triton_url or "127.0.0.1:8001", "grpc") as client, \
-                ThreadPoolExecutor(in_flight) as pool:
-
-            def run(histories, excluded, k):
-                batches = [histories[i:i + batch] for i in range(0, len(histories), batch)]
-                return _stack(list(pool.map(lambda h: client.recommend_arrays(h, [excluded] * len(h), k), batches)))
-
-            yield run
+    try:
+        yield lambda histories, excluded, k: loop.run_until_complete(chunk(histories, excluded, k))
+    finally:
+        loop.run_until_complete(engine.close())
+        loop.close()
 
 
 def _stack(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -9,7 +9,6 @@ scores and reasons.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -17,30 +16,13 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 import tritonclient.http as httpclient
 import tritonclient.http.aio as httpaio
+from recstack.client.recommendation import OUTPUTS, RecommendationList, lists
 from recstack.ensemble.funnel import request_arrays, window_width
+from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
 from recstack.training.data import pad_left
 
 Protocol = Literal["http", "grpc"]
-OUTPUTS = ("item_ids", "item_idx", "scores", "reasons", "model_version")
-DEFAULT_SEQ_LEN = 200
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    item_id: str
-    item_idx: int
-    score: float
-    reason: str
-
-
-@dataclass(frozen=True)
-class RecommendationList:
-    items: list[Recommendation]
-    model_version: str
-
-    @property
-    def item_ids(self) -> list[str]:
-        return [r.item_id for r in self.items]
+DEFAULT_SEQ_LEN = DEFAULT_MAX_SEQUENCE_LENGTH  # the ranker's default window
 
 
 def _module(protocol: Protocol, asynchronous: bool):
@@ -89,18 +71,6 @@ def arrays(result) -> dict[str, np.ndarray]:
     return {name: result.as_numpy(name) for name in OUTPUTS}
 
 
-def lists(outputs: dict[str, np.ndarray]) -> list[RecommendationList]:
-    """Output tensors → one list per user, padding dropped."""
-    out = []
-    for row in range(len(outputs["item_idx"])):
-        keep = outputs["item_idx"][row] >= 0
-        items = [Recommendation(i.decode(), int(x), float(s), r.decode())
-                 for i, x, s, r in zip(outputs["item_ids"][row][keep], outputs["item_idx"][row][keep],
-                                       outputs["scores"][row][keep], outputs["reasons"][row][keep], strict=True)]
-        out.append(RecommendationList(items, outputs["model_version"][row][0].decode()))
-    return out
-
-
 class TritonRecommender:
     """Blocking client. Over HTTP it is not thread-safe (tritonclient's gevent connection pool): use one per
     thread; over gRPC one client may serve many threads.
@@ -140,7 +110,7 @@ class TritonRecommender:
     def recommend(self, histories, exclude=None, limit: int = 20) -> list[RecommendationList]:
         return lists(self.recommend_arrays(histories, exclude, limit))
 
-    def scores(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
+    def rank(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         """The ranker's score of each candidate for a user with this history."""
         result = self._call("rank", rank_inputs(self.module, history, candidates, self.seq_len))
         return result.as_numpy("scores")[0]
@@ -168,7 +138,8 @@ class TritonRecommender:
 
 
 class AsyncTritonRecommender:
-    """asyncio client with the same methods as :class:`TritonRecommender` (awaitable)."""
+    """asyncio client with the same methods as :class:`TritonRecommender` (awaitable): the Triton
+    :class:`recstack.client.engine.Engine`."""
 
     def __init__(self, url: str, protocol: Protocol = "grpc", seq_len: int = DEFAULT_SEQ_LEN):
         self.module = _module(protocol, asynchronous=True)
@@ -185,7 +156,7 @@ class AsyncTritonRecommender:
         """``model`` names the ensemble (experiments may deploy others beside ``recommend``)."""
         return lists(await self.recommend_arrays(histories, exclude, limit, model))
 
-    async def scores(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
+    async def rank(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         result = await self.client.infer("rank", rank_inputs(self.module, history, candidates, self.seq_len))
         return result.as_numpy("scores")[0]
 

@@ -1,5 +1,7 @@
 # The FastAPI facade (recommendations, events, ranking, health, metrics) in front of Triton and Redis.
-# CPU only: torch comes from PyTorch's CPU index (PyPI's default build carries several GB of CUDA).
+# It installs the `serve` extra only: no torch, no ONNX exporter, no Triton server (tests/client/api/
+# test_without_torch.py runs the facade with torch unimportable). The stage folders are copied because they make up
+# the one `recstack` package that pip installs; the facade imports only what it serves with.
 # The prepared dataset (id maps, known histories) is mounted at /data: build/data/<dataset> on the host; items added
 # through the API go to /ingest (a writable volume, read by `recstack build-repo --new-items`).
 FROM python:3.11-slim-bookworm
@@ -13,8 +15,9 @@ COPY ensemble/ ensemble/
 COPY model_repository/ model_repository/
 COPY client/ client/
 COPY benchmarks/ benchmarks/
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-    && pip install --no-cache-dir .
+# Every dependency is pinned in pyproject.toml; hadolint only sees the local path.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[serve]"
 
 # One compute thread per worker (the in-process engine's FAISS and numpy): scale with workers and replicas.
 ENV RECSTACK_FACADE__HOST=0.0.0.0 \

@@ -15,9 +15,12 @@ RUN python3 -m pip install --no-cache-dir \
         pyarrow==25.0.1 \
         faiss-gpu-cu12==1.12.0
 
+# The python models import recstack.ensemble (and the vocabulary constants of recstack.preprocessing): the folders
+# go where the package layout puts them, on PYTHONPATH, without installing the rest of recstack.
 WORKDIR /opt/recstack
-COPY ensemble/ ensemble/
-COPY preprocessing/__init__.py preprocessing/vocabulary.py preprocessing/
+COPY recstack/__init__.py recstack/
+COPY ensemble/ recstack/ensemble/
+COPY preprocessing/__init__.py preprocessing/vocabulary.py recstack/preprocessing/
 COPY model_repository/ model_repository/
 # One compute thread per python-model stub (FAISS's OpenMP, numpy's OpenBLAS): idle threads of several stubs spin
 # on the cores the others need (measured: 2.4x the throughput at 16 concurrent requests on 2 cores). More

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from recstack.ensemble.config import FRESHNESS_DAYS
 from recstack.preprocessing.vocabulary import FIRST_INDEX
 
 COVISITATION_KINDS = ("also_viewed", "bought_together")
@@ -133,7 +134,7 @@ class Catalog:
 
     @classmethod
     def build(cls, data_dir: str | Path, vectors: np.ndarray, rules: BusinessRules = BusinessRules(),
-              freshness_days: float = 14.0) -> Catalog:
+              freshness_days: float = FRESHNESS_DAYS) -> Catalog:
         """From a prepared dataset folder (:mod:`recstack.preprocessing.pipeline` layout) and item vectors."""
         data_dir = Path(data_dir)
         items = pl.read_parquet(data_dir / "items.parquet").sort("item_idx")

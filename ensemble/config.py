@@ -8,6 +8,10 @@ from typing import Literal
 
 DeviceKind = Literal["auto", "cpu", "gpu"]
 IndexKind = Literal["auto", "flat", "ivf", "ivfpq", "hnsw"]
+FRESHNESS_DAYS = 14.0  # items created (or first seen) this recently are "new arrivals" and bandit arms
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT, DEFAULT_GRPC_PORT, DEFAULT_METRICS_PORT = 8000, 8001, 8002
+DEFAULT_TRITON_GRPC_URL = f"{DEFAULT_HOST}:{DEFAULT_GRPC_PORT}"
 
 
 @dataclass(frozen=True)
@@ -58,17 +62,17 @@ class ServingConfig:
     rerank: RerankConfig = field(default_factory=RerankConfig)
     index: IndexKind = "auto"
     index_target_recall: float = 0.95  # IVF nprobe grows until recall@candidates vs exact reaches it
-    freshness_days: float = 14.0  # items created (or first seen) this recently are "new arrivals"
+    freshness_days: float = FRESHNESS_DAYS
     device: DeviceKind = "auto"
     instances: int = 1  # per model
     max_batch_size: int = 64
     queue_delay_us: int = 200  # dynamic batching: how long a request may wait for others
     onnx_threads: int = 1
     keep_versions: int = 2  # older model versions are deleted from the repository at build time
-    host: str = "127.0.0.1"
-    http_port: int = 8000
-    grpc_port: int = 8001
-    metrics_port: int = 8002
+    host: str = DEFAULT_HOST
+    http_port: int = DEFAULT_HTTP_PORT
+    grpc_port: int = DEFAULT_GRPC_PORT
+    metrics_port: int = DEFAULT_METRICS_PORT
 
     def __post_init__(self):
         if self.keep_versions < 1:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
+
 Precision = Literal["auto", "fp32", "bf16"]
 SASRecLoss = Literal["auto", "full", "sampled"]
 
@@ -64,7 +66,7 @@ class TrainConfig:
 class SASRecConfig:
     """The sequential ranker; defaults that work on every bundled dataset without per-dataset tuning."""
 
-    max_length: int = 200
+    max_length: int = DEFAULT_MAX_SEQUENCE_LENGTH
     hidden: int = 128
     blocks: int = 2
     heads: int = 2

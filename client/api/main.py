@@ -10,12 +10,11 @@ from fastapi import FastAPI, Request
 from recstack.client.api.routes import events, health, items, ranking, recommendations
 from recstack.client.core.config import FacadeConfig
 from recstack.client.core.experiments import Experiments
-from recstack.client.core.in_process import InProcessRecommender
 from recstack.client.core.metrics import Metrics
 from recstack.client.core.recommender import Recommender
 from recstack.client.core.sessions import open_store
 from recstack.client.core.shop import Shop
-from recstack.client.triton import AsyncTritonRecommender
+from recstack.client.engine import engine_kind, open_engine
 
 
 def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> FastAPI:
@@ -43,16 +42,13 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
     async def lifespan(app: FastAPI):
         shop = Shop.load(data_dir, config.ingest_file)
         store = open_store(config.redis_url, config.session_length, shop.event_weights)
-        if config.engine == "in-process":
-            triton = InProcessRecommender(config.repository)
-        else:
-            triton = AsyncTritonRecommender(config.triton_url, config.protocol)
-        app.state.recommender = Recommender(shop, store, triton, config, app.state.metrics,
+        engine = open_engine(engine_kind(config.engine, config.protocol), config.triton_url, config.repository)
+        app.state.recommender = Recommender(shop, store, engine, config, app.state.metrics,
                                             Experiments.load(config.experiments_file))
         try:
             yield
         finally:
-            await triton.close()
+            await engine.close()
             await store.close()
 
     app = FastAPI(title="recstack", version="0.1.0", lifespan=lifespan,

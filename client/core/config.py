@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from recstack.ensemble.config import DEFAULT_HOST, DEFAULT_TRITON_GRPC_URL, FRESHNESS_DAYS
+from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
+
 
 @dataclass(frozen=True)
 class FacadeConfig:
@@ -18,7 +21,7 @@ class FacadeConfig:
 
     engine: Literal["triton", "in-process"] = "triton"  # in-process: the funnel inside this worker, no Triton
     repository: Path | None = None  # built model repository the in-process engine reads [build/model_repository]
-    triton_url: str = "127.0.0.1:8001"
+    triton_url: str = DEFAULT_TRITON_GRPC_URL
     protocol: Literal["http", "grpc"] = "grpc"
     timeout_ms: float = 250.0  # budget for the Triton call of one request; past it the fallback answers
     breaker_failures: int = 3  # consecutive Triton failures that open the circuit
@@ -26,15 +29,15 @@ class FacadeConfig:
     redis_url: str | None = None
     store_timeout_ms: float = 100.0  # budget of a store read; past it the answer goes on without live data
     live_min_count: float = 5.0  # weighted events an item needs before live counts move it up the lists
-    session_length: int = 200  # live events kept per user
+    session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH  # live events kept per user
     max_batch_events: int = 1000
     max_limit: int = 100
     exploration_slots: int = 1  # positions of a personalised list the new-item bandit fills
     exploration_position: int = 3  # where the first of them goes (0-based)
     exploration_arms: int = 200  # newest new items the bandit chooses among per request
-    freshness_days: float = 14.0  # items created this recently are arms of the bandit
+    freshness_days: float = FRESHNESS_DAYS  # items created this recently are arms of the bandit
     data: Path | None = None  # prepared dataset (id maps, known histories) [build/data/synthetic]
     ingest_file: Path | None = None  # items added through the API, for build-repo --new-items [build/ingest/...]
     experiments_file: Path | None = None
-    host: str = "127.0.0.1"
+    host: str = DEFAULT_HOST
     port: int = 8080

@@ -1,7 +1,7 @@
 """The facade's engine without Triton: the funnel in the worker process (onnxruntime + FAISS).
 
-It answers the same awaitable calls as :class:`recstack.client.triton.AsyncTritonRecommender`, so the facade runs
-unchanged on either (``RECSTACK_FACADE__ENGINE=in-process``). The funnel runs on one thread beside the event
+It is the in-process :class:`recstack.client.engine.Engine`: the facade and batch scoring run unchanged on it or on
+Triton (``RECSTACK_FACADE__ENGINE=in-process``). The funnel runs on one thread beside the event
 loop; recommendation requests that arrive while it is busy are answered together in one batch, as Triton's
 dynamic batcher would, so neither side of the benchmark comparison gets batching the other lacks. Requests whose
 caller has given up (the facade's time budget) are dropped from the queue, so an overloaded worker does not spend
@@ -16,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from recstack.client.triton import RecommendationList, lists
+from recstack.client.recommendation import RecommendationList, lists
 from recstack.ensemble.funnel import Funnel, request_arrays
 from recstack.ensemble.triton_models import check_limit
 
 
 class InProcessRecommender:
-    """Awaitable ``recommend`` / ``scores`` / ``similar`` / ``trending`` / ``ready`` over a built repository.
+    """The :class:`recstack.client.engine.Engine` calls over a built repository.
 
     Examples
     --------
@@ -43,6 +43,10 @@ class InProcessRecommender:
 
     async def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend"
                         ) -> list[RecommendationList]:
+        return lists(await self.recommend_arrays(histories, exclude, limit, model))
+
+    async def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend"
+                               ) -> dict[str, np.ndarray]:
         if model != "recommend":
             raise ValueError(f"the in-process engine serves the 'recommend' funnel only, not {model!r}")
         check_limit(limit)
@@ -78,19 +82,19 @@ class InProcessRecommender:
                 row = 0
                 for histories, _, _, future in batch:
                     if not future.done():  # its caller may have timed out and gone
-                        future.set_result(outputs[row:row + len(histories)])
+                        future.set_result({name: value[row:row + len(histories)] for name, value in outputs.items()})
                     row += len(histories)
         finally:
             self._draining = False
 
-    def _recommend_batch(self, batch) -> list[RecommendationList]:
+    def _recommend_batch(self, batch) -> dict[str, np.ndarray]:
         histories = [h for request in batch for h in request[0]]
         exclude = [e for request in batch for e in request[1]]
         seq, excluded, limits = request_arrays(histories, exclude, 0, self.funnel.max_length)
         limits[:, 0] = [limit for request in batch for limit in [request[2]] * len(request[0])]
-        return lists(self.funnel.recommend(seq, excluded, limits))
+        return self.funnel.recommend(seq, excluded, limits)
 
-    async def scores(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
+    async def rank(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         if not len(candidates):
             raise ValueError("at least one candidate is needed")
         seq = request_arrays([history], None, 1, self.funnel.max_length)[0]

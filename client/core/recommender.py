@@ -19,7 +19,8 @@ from recstack.client.core.experiments import Assignment, Experiments, team_draft
 from recstack.client.core.metrics import Metrics
 from recstack.client.core.sessions import SessionStore
 from recstack.client.core.shop import Shop
-from recstack.client.triton import AsyncTritonRecommender, RecommendationList
+from recstack.client.engine import Engine
+from recstack.client.recommendation import RecommendationList
 from recstack.ensemble.triton_models import MAX_LIMIT
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,9 @@ class Served:
 class Recommender:
     """Everything behind ``/api/v1``; one per app, shared by its requests."""
 
-    def __init__(self, shop: Shop, store: SessionStore, triton: AsyncTritonRecommender | None,
+    def __init__(self, shop: Shop, store: SessionStore, engine: Engine | None,
                  config: FacadeConfig, metrics: Metrics, experiments: Experiments | None = None):
-        self.shop, self.store, self.triton, self.config, self.metrics = shop, store, triton, config, metrics
+        self.shop, self.store, self.engine, self.config, self.metrics = shop, store, engine, config, metrics
         self.experiments = experiments or Experiments()
         self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
         self.new_items = shop.new_items(config.freshness_days)
@@ -113,8 +114,8 @@ class Recommender:
     async def _triton(self, model: str, make_call):
         """Run a Triton call within the time budget. Timeouts and transport failures count towards opening the
         circuit; a request Triton refuses as invalid (e.g. an item it does not serve yet) falls back alone."""
-        if self.triton is None or not self.breaker.allow():
-            raise TritonUnavailable("circuit open" if self.triton else "no Triton configured")
+        if self.engine is None or not self.breaker.allow():
+            raise TritonUnavailable("circuit open" if self.engine else "no Triton configured")
         start = time.perf_counter()
         try:
             result = await asyncio.wait_for(make_call(), self.config.timeout_ms / 1000)
@@ -213,7 +214,7 @@ class Recommender:
                           model: str) -> list[dict]:
         # A category filter is applied to a longer list, topped up with what is popular in that category.
         fetch = min(max(limit * 4, 50), 1000) if category else limit
-        result = await self._triton(model, lambda: self.triton.recommend([history], [excluded], fetch, model))
+        result = await self._triton(model, lambda: self.engine.recommend([history], [excluded], fetch, model))
         items = [i for i in self._items(result[0]) if not category or
                  self.shop.categories[self.shop.item_index(i["item_id"])] == category][:limit]
         if len(items) < limit:
@@ -244,7 +245,7 @@ class Recommender:
     async def _trending_items(self, limit: int, category: str, skip: set[int]) -> list[dict]:
         fetch = min(limit + len(skip), MAX_LIMIT)  # the python models' bound
         try:
-            result = await self._triton("trending", lambda: self.triton.trending(fetch, category))
+            result = await self._triton("trending", lambda: self.engine.trending(fetch, category))
         except TritonUnavailable:
             return await self._fallback("triton", limit, category, skip)
         items = [i for i in self._items(result) if self.shop.item_index(i["item_id"]) not in skip]
@@ -279,7 +280,7 @@ class Recommender:
     async def similar(self, item_id: str, limit: int, kind: str = "similar") -> Served:
         index = self.item_index(item_id)
         try:
-            result = await self._triton("similar", lambda: self.triton.similar(index, limit, kind))
+            result = await self._triton("similar", lambda: self.engine.similar(index, limit, kind))
             return Served(self._items(result))
         except TritonUnavailable:
             category = self.shop.categories[index]
@@ -294,7 +295,7 @@ class Recommender:
         try:
             if not len(history):
                 raise TritonUnavailable("no history to personalise with")
-            scores = await self._triton("rank", lambda: self.triton.scores(history, indices))
+            scores = await self._triton("rank", lambda: self.engine.rank(history, indices))
             spread = scores.max() - scores.min()
             relevance = (scores - scores.min()) / spread if spread > 0 else np.ones_like(scores)
             combined = (1 - keep_order_weight) * relevance + keep_order_weight * position
@@ -334,5 +335,5 @@ class Recommender:
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
 
     async def ready(self) -> dict[str, bool]:
-        triton = self.triton is not None and await self.triton.ready()
+        triton = self.engine is not None and await self.engine.ready()
         return {"triton": bool(triton), "store": await self.store.ping()}

@@ -12,6 +12,8 @@ import json
 from collections import Counter, defaultdict, deque
 from typing import Protocol
 
+from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
+
 STREAM_MAXLEN = 1_000_000
 
 
@@ -45,7 +47,7 @@ class SessionStore(Protocol):
 class MemoryStore:
     """In-process store; nothing is shared between processes or kept across restarts."""
 
-    def __init__(self, session_length: int = 200, weights: dict[str, float] | None = None):
+    def __init__(self, session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH, weights: dict[str, float] | None = None):
         self.sessions: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=session_length))
         self.stream: deque[dict] = deque(maxlen=STREAM_MAXLEN)
         self.exposure_log: deque[dict] = deque(maxlen=STREAM_MAXLEN)
@@ -99,8 +101,8 @@ class RedisStore:
     [2000, 367, 3329]
     """
 
-    def __init__(self, url: str, session_length: int = 200, weights: dict[str, float] | None = None,
-                 prefix: str = "recstack:"):
+    def __init__(self, url: str, session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
+                 weights: dict[str, float] | None = None, prefix: str = "recstack:"):
         import redis.asyncio as redis
 
         self.redis = redis.from_url(url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0)

@@ -32,9 +32,11 @@ def load_events_files(events_path: Path, items_path: Path | None = None) -> RawD
 
     Examples
     --------
-    >>> ds = load_events_files(Path("logs/shop.csv"), Path("logs/catalog.parquet"))  # doctest: +SKIP
-    >>> ds.name
-    'shop'
+    >>> _ = Path("shop.csv").write_text("user_id,item_id,timestamp,event_type\\n"
+    ...                                 "u1,i1,2024-05-01T10:00:00,view\\nu1,i2,2024-05-01T10:01:00,purchase\\n")
+    >>> ds = load_events_files(Path("shop.csv"))
+    >>> ds.name, ds.events.height
+    ('shop', 2)
     """
     events_path = Path(events_path)
     raw_events, kind = read_table(events_path)

@@ -12,7 +12,6 @@ from recstack.preprocessing.datasets import DATASETS, generate_synthetic, load_d
 from recstack.preprocessing.datasets.synthetic import SyntheticConfig
 from recstack.preprocessing.pipeline import format_summary, preprocess
 from recstack.preprocessing.schema import InputError
-
 from recstack.settings import Settings
 
 

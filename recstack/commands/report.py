@@ -8,7 +8,6 @@ import json
 
 from recstack.client.core.report import experiment_report, format_report
 from recstack.client.core.sessions import RedisStore
-
 from recstack.settings import Settings
 
 

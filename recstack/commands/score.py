@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 from recstack.client.scoring import score_users
-
 from recstack.settings import Settings
 
 

@@ -7,16 +7,18 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from recstack.ensemble.config import DEFAULT_TRITON_GRPC_URL
 from recstack.settings import Settings
 
 
 def api_main(argv: list[str], settings: Settings) -> int:
     import uvicorn
+
     from recstack.client.api.main import create_app
 
     parser = argparse.ArgumentParser(prog="recstack serve api", description="Run the FastAPI facade (docs at /docs).")
     parser.add_argument("--data", type=Path, help="prepared dataset [build/data/synthetic]")
-    parser.add_argument("--triton-url", help="Triton gRPC address [127.0.0.1:8001]")
+    parser.add_argument("--triton-url", help=f"Triton gRPC address [{DEFAULT_TRITON_GRPC_URL}]")
     parser.add_argument("--engine", choices=["triton", "in-process"],
                         help="where the funnel runs: Triton, or in this worker without Triton [triton]")
     parser.add_argument("--repository", type=Path, help="built model repository (in-process engine)")

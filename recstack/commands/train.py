@@ -12,10 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from recstack.preprocessing.pipeline import read_manifest
+from recstack.settings import Settings
 from recstack.training.export import ParityError
 from recstack.training.train_models import MODELS, train_models
-
-from recstack.settings import Settings
 
 
 def parser() -> argparse.ArgumentParser:

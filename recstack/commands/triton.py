@@ -11,7 +11,6 @@ from pathlib import Path
 
 from recstack.ensemble.build import BuildError, build_repository
 from recstack.ensemble.server import TritonError, TritonServer, reload_models
-
 from recstack.settings import Settings
 
 

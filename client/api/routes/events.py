@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Request
 from recstack.client.api.batches import validate_batch
 from recstack.client.api.deps import MetricsDep, RecommenderDep
+from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import Event, EventsResponse, RejectedEvent
 from recstack.client.core.recommender import StoreUnavailable
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix=API_PREFIX, tags=["events"])
 EventsBody = Annotated[dict | list, Body(examples=[{"user_id": "u1", "item_id": "i0000658", "event_type": "view"}])]
 
 

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Request
 from recstack.client.api.batches import validate_batch
 from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import ItemsResponse, NewItem, RejectedEvent
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"])
+router = APIRouter(prefix=API_PREFIX, tags=["catalog"])
 ItemsBody = Annotated[dict | list, Body(examples=[{"item_id": "sku-123", "title": "Trail Bike Light",
                                                    "category": "sports/cycling", "brand": "Velton", "price": 19.9}])]
 

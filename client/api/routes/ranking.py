@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.routes.recommendations import _response
 from recstack.client.api.schemas import RankRequest, RecommendationsResponse, SearchRerankRequest
 from recstack.client.core.recommender import UnknownItem
 
-router = APIRouter(prefix="/api/v1", tags=["ranking"])
+router = APIRouter(prefix=API_PREFIX, tags=["ranking"])
 
 
 @router.post("/rank", response_model=RecommendationsResponse)

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import Context, RecommendationsResponse, RecommendationType, SimilarKind
 from recstack.client.core.recommender import Served, UnknownItem
 
-router = APIRouter(prefix="/api/v1", tags=["recommendations"])
+router = APIRouter(prefix=API_PREFIX, tags=["recommendations"])
 
 
 def _limit(request: Request, limit: int) -> int:

@@ -50,7 +50,7 @@ def test_refuses_other_models_and_bad_limits(model_repository, histories):
                 await engine.recommend([histories[0]], model="recommend_b")
             with pytest.raises(ValueError):
                 await engine.recommend([histories[0]], limit=0)
-            assert len(await engine.scores(histories[0], [5, 6, 7])) == 3
+            assert len(await engine.rank(histories[0], [5, 6, 7])) == 3
             assert (await engine.trending(4)).items
         finally:
             await engine.close()

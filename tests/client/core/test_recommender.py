@@ -16,7 +16,7 @@ def recommender(trained_shop, tmp_path):
     shop = Shop.load(trained_shop[0])
     config = FacadeConfig(breaker_failures=1, breaker_reset_s=0.01, timeout_ms=50,
                           ingest_file=tmp_path / "new_items.jsonl")
-    return Recommender(shop, MemoryStore(weights=shop.event_weights), triton=object(), config=config,
+    return Recommender(shop, MemoryStore(weights=shop.event_weights), engine=object(), config=config,
                        metrics=Metrics())
 
 
