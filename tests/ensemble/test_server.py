@@ -49,9 +49,9 @@ def test_a_broken_model_stops_startup_with_the_log(tmp_path):
 def test_serve_command_runs_until_interrupted(model_repository, tmp_path):
     ports = [str(free_port()) for _ in range(3)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "recstack", "serve", "triton", "--repository", str(model_repository), "--http-port", ports[0],
-         "--grpc-port", ports[1], "--metrics-port", ports[2]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+        [sys.executable, "-m", "recstack", "serve", "triton", "--repository", str(model_repository),
+         "--http-port", ports[0], "--grpc-port", ports[1], "--metrics-port", ports[2]],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = process.stdout.readline()
         assert "Triton ready" in line and f"HTTP 127.0.0.1:{ports[0]}" in line
