@@ -80,7 +80,7 @@ class TritonRecommender:
     >>> client = TritonRecommender("127.0.0.1:8001", "grpc")  # doctest: +SKIP
     >>> top = client.recommend([[17, 42, 8]], limit=5)[0]  # doctest: +SKIP
     >>> top.items[0]  # doctest: +SKIP
-    Recommendation(item_id='i0000658', item_idx=2, score=1.0, reason='because you viewed ...')
+    Recommendation(item_id='i0000658', score=1.0, reason='because you viewed ...', model_version='sasrec-...')
     """
 
     def __init__(self, url: str, protocol: Protocol = "grpc", seq_len: int = DEFAULT_SEQ_LEN,

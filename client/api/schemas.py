@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from recstack.client.recommendation import Recommendation
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 
@@ -72,13 +73,6 @@ class ItemsResponse(BaseModel):
     accepted: int
     rejected: list[RejectedEvent]
     publish: str = Field(description="the command that embeds and indexes them for Triton")
-
-
-class Recommendation(BaseModel):
-    item_id: str
-    score: float
-    reason: str
-    model_version: str
 
 
 class RecommendationsResponse(BaseModel):

@@ -20,7 +20,7 @@ from recstack.client.core.metrics import Metrics
 from recstack.client.core.sessions import SessionStore
 from recstack.client.core.shop import Shop
 from recstack.client.engine import Engine
-from recstack.client.recommendation import RecommendationList
+from recstack.client.recommendation import Recommendation
 from recstack.ensemble.triton_models import MAX_LIMIT
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,12 @@ def _refused(exc: Exception) -> bool:
 
 @dataclass
 class Served:
-    items: list[dict]  # item_id, score, reason, model_version
+    items: list[Recommendation]
     degraded: bool = False
     experiment_id: str | None = None
     variant: str | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    teams: list[str] | None = None  # interleaving: the variant that contributed each item (exposure log only)
 
 
 class Recommender:
@@ -133,11 +134,11 @@ class Recommender:
         self.metrics.stage.labels(f"triton_{model}").observe(time.perf_counter() - start)
         return result
 
-    def _items(self, served: RecommendationList) -> list[dict]:
-        return [{"item_id": r.item_id, "score": r.score, "reason": r.reason, "model_version": served.model_version}
-                for r in served.items]
+    def _item(self, item: int, score: float, reason: str, model_version: str) -> Recommendation:
+        return Recommendation(item_id=self.shop.item_ids[item], score=score, reason=reason,
+                              model_version=model_version, item_idx=item)
 
-    async def _popular(self, limit: int, category: str = "", skip: set[int] = frozenset()) -> list[dict]:
+    async def _popular(self, limit: int, category: str = "", skip: set[int] = frozenset()) -> list[Recommendation]:
         """Live popularity (posted events) first, then the dataset's recent popularity."""
         live = [item for item, _ in await self._live_counts(4 * limit + len(skip))]
         chosen: list[int] = []
@@ -147,10 +148,10 @@ class Recommender:
             if len(chosen) == limit:
                 break
         top = len(chosen)
-        return [{"item_id": self.shop.item_ids[item], "score": round((top - rank) / top, 6),
-                 "reason": FALLBACK_REASON, "model_version": FALLBACK_VERSION} for rank, item in enumerate(chosen)]
+        return [self._item(item, round((top - rank) / top, 6), FALLBACK_REASON, FALLBACK_VERSION)
+                for rank, item in enumerate(chosen)]
 
-    async def _fallback(self, reason: str, limit: int, category: str, skip: set[int]) -> list[dict]:
+    async def _fallback(self, reason: str, limit: int, category: str, skip: set[int]) -> list[Recommendation]:
         self.metrics.fallbacks.labels(reason).inc()
         return await self._popular(limit, category, skip)
 
@@ -169,7 +170,7 @@ class Recommender:
         skip = set(history.tolist()) | set(excluded)
         if not len(history):  # a new user: what is popular in this context, personal once events arrive
             served.items = await self._trending_items(limit, category, skip)
-            served.degraded = served.items[0]["model_version"] == FALLBACK_VERSION if served.items else False
+            served.degraded = served.items[0].model_version == FALLBACK_VERSION if served.items else False
         else:
             try:
                 served.items = await self._personal(history, excluded, limit, category, assignment, served)
@@ -182,15 +183,15 @@ class Recommender:
                 served.items, served.degraded = await self._fallback("error", limit, category, skip), True
         record = {"request_id": served.request_id, "user_id": user_id, "context": context,
                   "experiment_id": served.experiment_id, "variant": served.variant,
-                  "items": [i["item_id"] for i in served.items],
-                  "teams": [i.pop("team") for i in served.items if "team" in i] or None,
+                  "items": [i.item_id for i in served.items], "teams": served.teams,
                   "degraded": served.degraded, "at": time.time()}
         await self._store("exposure log", lambda: self.store.log_exposure(record), None)
         return served
 
-    async def _explore(self, items: list[dict], skip: set[int], limit: int, category: str) -> list[dict]:
+    async def _explore(self, items: list[Recommendation], skip: set[int], limit: int,
+                       category: str) -> list[Recommendation]:
         """Give the bandit's new items their slots (from ``exploration_position`` on) and count the shows."""
-        listed = {self.shop.item_index(i["item_id"]) for i in items}
+        listed = {self.shop.item_index(i.item_id) for i in items}
         # The newest eligible items only: bandit statistics are read per request, so the arm count stays bounded.
         arms = [i for i in self.new_items if i not in skip and i not in listed
                 and (not category or self.shop.categories[i] == category)][: self.config.exploration_arms]
@@ -204,26 +205,25 @@ class Recommender:
         kept = items[: limit - len(picked)]
         for offset, item in enumerate(picked):
             position = min(self.config.exploration_position + offset, len(kept))
-            kept.insert(position, {"item_id": self.shop.item_ids[item], "score": 0.0, "reason": EXPLORATION_REASON,
-                                   "model_version": "bandit-thompson"})
+            kept.insert(position, self._item(item, 0.0, EXPLORATION_REASON, "bandit-thompson"))
         shown = [self.shop.item_ids[i] for i in picked]
         await self._store("bandit", lambda: self.store.bandit_record(shown, []), None)
         return kept
 
     async def _model_list(self, history: np.ndarray, excluded: list[int], limit: int, category: str,
-                          model: str) -> list[dict]:
+                          model: str) -> list[Recommendation]:
         # A category filter is applied to a longer list, topped up with what is popular in that category.
         fetch = min(max(limit * 4, 50), 1000) if category else limit
         result = await self._triton(model, lambda: self.engine.recommend([history], [excluded], fetch, model))
-        items = [i for i in self._items(result[0]) if not category or
-                 self.shop.categories[self.shop.item_index(i["item_id"])] == category][:limit]
+        items = [i for i in result[0].items if not category or
+                 self.shop.categories[self.shop.item_index(i.item_id)] == category][:limit]
         if len(items) < limit:
-            skip = set(history.tolist()) | set(excluded) | {self.shop.item_index(i["item_id"]) for i in items}
+            skip = set(history.tolist()) | set(excluded) | {self.shop.item_index(i.item_id) for i in items}
             items += await self._popular(limit - len(items), category, skip)
         return items
 
     async def _personal(self, history, excluded, limit, category, assignment: Assignment | None,
-                        served: Served) -> list[dict]:
+                        served: Served) -> list[Recommendation]:
         if assignment is None:
             return await self._model_list(history, excluded, limit, category, "recommend")
         skip = set(history.tolist()) | set(excluded)
@@ -236,26 +236,28 @@ class Recommender:
         if assignment.variant is not None:
             return await variant_list(assignment.variant)
         a, b = await asyncio.gather(*(variant_list(v) for v in assignment.experiment.variants))
-        by_id = {i["item_id"]: i for i in b} | {i["item_id"]: i for i in a}
-        merged = team_draft([i["item_id"] for i in a], [i["item_id"] for i in b], limit,
+        by_id = {i.item_id: i for i in b} | {i.item_id: i for i in a}
+        merged = team_draft([i.item_id for i in a], [i.item_id for i in b], limit,
                             seed=int(served.request_id[:8], 16))
         names = [v.name for v in assignment.experiment.variants]
-        return [{**by_id[item], "team": names[team]} for item, team in merged]
+        served.teams = [names[team] for _, team in merged]
+        return [by_id[item] for item, _ in merged]
 
-    async def _trending_items(self, limit: int, category: str, skip: set[int]) -> list[dict]:
+    async def _trending_items(self, limit: int, category: str, skip: set[int]) -> list[Recommendation]:
         fetch = min(limit + len(skip), MAX_LIMIT)  # the python models' bound
         try:
             result = await self._triton("trending", lambda: self.engine.trending(fetch, category))
         except TritonUnavailable:
             return await self._fallback("triton", limit, category, skip)
-        items = [i for i in self._items(result) if self.shop.item_index(i["item_id"]) not in skip]
+        items = [i for i in result.items if self.shop.item_index(i.item_id) not in skip]
         items = (await self._with_live_counts(items, limit, category, skip))[:limit]
         if len(items) < limit:
-            skip = skip | {self.shop.item_index(i["item_id"]) for i in items}
+            skip = skip | {self.shop.item_index(i.item_id) for i in items}
             items += await self._popular(limit - len(items), category, skip)
         return items
 
-    async def _with_live_counts(self, items: list[dict], limit: int, category: str, skip: set[int]) -> list[dict]:
+    async def _with_live_counts(self, items: list[Recommendation], limit: int, category: str,
+                                skip: set[int]) -> list[Recommendation]:
         """Trending as built (recent popularity of the dataset) blended with the events posted since: each list's
         scores scaled to [0, 1] and added, so what is hot right now rises without a rebuild."""
         live = [(i, c) for i, c in await self._live_counts(4 * limit) if i not in skip
@@ -263,25 +265,23 @@ class Recommender:
         if not live:
             return items
         top = live[0][1] or 1.0
-        version = items[0]["model_version"] if items else "live-counts"
+        version = items[0].model_version if items else "live-counts"
         reason = f"trending in {category}" if category else FALLBACK_REASON
-        merged = {i["item_id"]: {**i} for i in items}
+        merged = {i.item_id: i for i in items}
         for item, count in live:
-            item_id = self.shop.item_ids[item]
-            entry = merged.setdefault(item_id, {"item_id": item_id, "score": 0.0, "reason": reason,
-                                                "model_version": version})
-            entry["score"] = float(entry["score"]) + count / top
-        return sorted(merged.values(), key=lambda i: -i["score"])
+            entry = merged.get(self.shop.item_ids[item]) or self._item(item, 0.0, reason, version)
+            merged[entry.item_id] = entry.model_copy(update={"score": entry.score + count / top})
+        return sorted(merged.values(), key=lambda i: -i.score)
 
     async def trending(self, limit: int, category: str = "") -> Served:
         items = await self._trending_items(limit, category, set())
-        return Served(items, degraded=bool(items) and items[0]["model_version"] == FALLBACK_VERSION)
+        return Served(items, degraded=bool(items) and items[0].model_version == FALLBACK_VERSION)
 
     async def similar(self, item_id: str, limit: int, kind: str = "similar") -> Served:
         index = self.item_index(item_id)
         try:
             result = await self._triton("similar", lambda: self.engine.similar(index, limit, kind))
-            return Served(self._items(result))
+            return Served(result.items)
         except TritonUnavailable:
             category = self.shop.categories[index]
             return Served(await self._fallback("triton", limit, category, {index}), degraded=True)
@@ -304,8 +304,8 @@ class Recommender:
             combined, reason, version = position, "original order", FALLBACK_VERSION
             degraded = "no history" not in str(exc)
         order = np.argsort(-combined, kind="stable")
-        return Served([{"item_id": item_ids[i], "score": float(combined[i]), "reason": reason,
-                        "model_version": version} for i in order], degraded=degraded)
+        return Served([self._item(indices[i], float(combined[i]), reason, version) for i in order],
+                      degraded=degraded)
 
     def add_items(self, rows: list[dict]) -> list[int]:
         """Items new to the catalog: known to the API (events, exploration slots) at once, appended to the ingest

@@ -9,6 +9,7 @@ from recstack.client.core.metrics import Metrics
 from recstack.client.core.recommender import Recommender, TritonUnavailable
 from recstack.client.core.sessions import MemoryStore
 from recstack.client.core.shop import Shop
+from recstack.client.recommendation import Recommendation
 
 
 @pytest.fixture
@@ -69,10 +70,10 @@ def test_exploration_chooses_among_the_newest_items_only(recommender):
     newest = recommender.new_items[0]
     ages = recommender.shop.age_days[recommender.new_items]
     assert list(ages) == sorted(ages)
-    items = [{"item_id": recommender.shop.item_ids[i], "score": 1.0, "reason": "r", "model_version": "m"}
-             for i in range(2, 8)]
+    items = [Recommendation(item_id=recommender.shop.item_ids[i], score=1.0, reason="r", model_version="m",
+                            item_idx=i) for i in range(2, 8)]
     for _ in range(5):
         served = asyncio.run(recommender._explore(list(items), set(), 6, ""))
-        assert served[3]["item_id"] == recommender.shop.item_ids[newest]
+        assert served[3].item_id == recommender.shop.item_ids[newest]
     added = recommender.add_items([{"item_id": "brand-new", "title": "B"}])
     assert recommender.new_items[0] == added[0]
