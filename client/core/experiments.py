@@ -126,3 +126,11 @@ def team_draft(a: list, b: list, limit: int, seed: int) -> list[tuple[object, in
         taken.add(item)
         picks[team] += 1
     return merged
+
+
+def interleave(a: list, b: list, team_names: list[str], limit: int, seed: int) -> tuple[list, list[str]]:
+    """Two variants' lists of recommendations (anything with an ``item_id``) merged by :func:`team_draft`:
+    the merged list and, per item, the name of the variant that contributed it."""
+    by_id = {i.item_id: i for i in b} | {i.item_id: i for i in a}
+    merged = team_draft([i.item_id for i in a], [i.item_id for i in b], limit, seed)
+    return [by_id[item] for item, _ in merged], [team_names[team] for _, team in merged]

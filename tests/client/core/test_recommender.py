@@ -5,8 +5,9 @@ from dataclasses import replace
 
 import pytest
 from recstack.client.core.config import FacadeConfig
+from recstack.client.core.guards import TritonUnavailable
 from recstack.client.core.metrics import Metrics
-from recstack.client.core.recommender import Recommender, TritonUnavailable
+from recstack.client.core.recommender import Recommender
 from recstack.client.core.sessions import MemoryStore
 from recstack.client.core.shop import Shop
 from recstack.client.recommendation import Recommendation
@@ -30,11 +31,11 @@ def test_a_cancelled_trial_frees_the_breaker(recommender):
 
     async def scenario():
         with pytest.raises(TritonUnavailable):
-            await recommender._triton("recommend", fail)  # opens the circuit
+            await recommender.engine.call("recommend", lambda _: fail())  # opens the circuit
         await asyncio.sleep(0.02)  # half-open: the next call is the trial
         with pytest.raises(asyncio.CancelledError):
-            await recommender._triton("recommend", cancelled)
-        return recommender.breaker.allow()
+            await recommender.engine.call("recommend", lambda _: cancelled())
+        return recommender.engine.breaker.allow()
 
     assert asyncio.run(scenario()) is True
 
@@ -45,8 +46,8 @@ def test_a_timeout_counts_against_triton(recommender):
 
     async def scenario():
         with pytest.raises(TritonUnavailable, match="TimeoutError"):
-            await recommender._triton("recommend", slow)
-        return recommender.breaker.state
+            await recommender.engine.call("recommend", lambda _: slow())
+        return recommender.engine.breaker.state
 
     assert asyncio.run(scenario()) == "open"
 
@@ -57,23 +58,23 @@ def test_live_counts_below_the_threshold_do_not_move_lists(recommender):
 
     async def scenario():
         await recommender.store.append([{"user_id": "u", "item_id": item, "item_idx": 0, "event_type": "view"}])
-        once = [i for i, _ in await recommender._live_counts(10)]
+        once = [i for i, _ in await recommender.popular.live_counts(10)]
         await recommender.store.append([{"user_id": "u", "item_id": item, "item_idx": 0, "event_type": "purchase"}])
-        return once, [i for i, _ in await recommender._live_counts(10)]
+        return once, [i for i, _ in await recommender.popular.live_counts(10)]
 
     once, after_purchase = asyncio.run(scenario())
     assert once == [] and after_purchase == [shop.item_index(item)]
 
 
 def test_exploration_chooses_among_the_newest_items_only(recommender):
-    recommender.config = replace(recommender.config, exploration_arms=1)
-    newest = recommender.new_items[0]
-    ages = recommender.shop.age_days[recommender.new_items]
+    recommender.exploration.config = replace(recommender.config, exploration_arms=1)
+    newest = recommender.exploration.new_items[0]
+    ages = recommender.shop.age_days[recommender.exploration.new_items]
     assert list(ages) == sorted(ages)
     items = [Recommendation(item_id=recommender.shop.item_ids[i], score=1.0, reason="r", model_version="m",
                             item_idx=i) for i in range(2, 8)]
     for _ in range(5):
-        served = asyncio.run(recommender._explore(list(items), set(), 6, ""))
+        served = asyncio.run(recommender.exploration.fill(list(items), set(), 6, ""))
         assert served[3].item_id == recommender.shop.item_ids[newest]
     added = recommender.add_items([{"item_id": "brand-new", "title": "B"}])
-    assert recommender.new_items[0] == added[0]
+    assert recommender.exploration.new_items[0] == added[0]

@@ -1,0 +1,88 @@
+"""Time budgets around the facade's two dependencies: the engine (with a circuit breaker) and the session store.
+
+A slow or failed call never fails a request: the engine's caller falls back to popular items, the store's
+caller goes on without live data; both are counted in the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from recstack.client.core.breaker import CircuitBreaker
+from recstack.client.core.config import FacadeConfig
+from recstack.client.core.metrics import Metrics
+from recstack.client.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class TritonUnavailable(RuntimeError):
+    """The engine failed, timed out, or the circuit is open."""
+
+
+def refused(exc: Exception) -> bool:
+    """Whether the engine answered and refused the request (bad input), as opposed to failing or timing out:
+    Triton's INVALID_ARGUMENT, or the in-process engine's ``ValueError`` (what Triton's python models map to it)."""
+    from tritonclient.utils import InferenceServerException
+
+    if isinstance(exc, ValueError):
+        return True
+    if not isinstance(exc, InferenceServerException):
+        return False
+    status = str(exc.status() or "")
+    return any(code in status for code in ("INVALID_ARGUMENT", "NOT_FOUND", "400", "404"))
+
+
+class GuardedEngine:
+    """Engine calls within ``timeout_ms`` behind a circuit breaker."""
+
+    def __init__(self, engine: Engine | None, config: FacadeConfig, metrics: Metrics):
+        self.engine, self.config, self.metrics = engine, config, metrics
+        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
+
+    async def call(self, model: str, make_call):
+        """``make_call(engine)``'s awaitable within the time budget. Timeouts and transport failures count towards
+        opening the circuit; a request the engine refuses as invalid (e.g. an item it does not serve yet) falls back
+        alone."""
+        if self.engine is None or not self.breaker.allow():
+            raise TritonUnavailable("circuit open" if self.engine else "no Triton configured")
+        start = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(make_call(self.engine), self.config.timeout_ms / 1000)
+        except Exception as exc:  # noqa: BLE001 - timeouts, transport and model errors all fall back
+            self.metrics.triton_errors.labels(model).inc()
+            if refused(exc):
+                self.breaker.release()
+            else:
+                self.breaker.record(False)
+            raise TritonUnavailable(f"{model}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:  # cancelled: neither a success nor a failure, but the trial slot must be freed
+            self.breaker.release()
+            raise
+        self.breaker.record(True)
+        self.metrics.stage.labels(f"triton_{model}").observe(time.perf_counter() - start)
+        return result
+
+    async def ready(self) -> bool:
+        return self.engine is not None and await self.engine.ready()
+
+
+class GuardedStore:
+    """Store reads and best-effort writes within ``store_timeout_ms``; an unreachable or slow store degrades the
+    answer (no live session, no live counts) instead of failing it."""
+
+    def __init__(self, config: FacadeConfig, metrics: Metrics):
+        self.config, self.metrics = config, metrics
+
+    async def __call__(self, what: str, make_call, default):
+        start = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(make_call(), self.config.store_timeout_ms / 1000)
+        except Exception as exc:  # noqa: BLE001 - connection, timeout and protocol errors alike
+            log.warning("session store %s failed: %s: %s", what, type(exc).__name__, exc)
+            self.metrics.fallbacks.labels("store").inc()
+            return default
+        self.metrics.stage.labels("store").observe(time.perf_counter() - start)
+        return result
