@@ -7,9 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-# The output tensors of the recommend, similar and trending models, in this order.
-OUTPUTS = ("item_ids", "item_idx", "scores", "reasons", "model_version")
-
 
 class Recommendation(BaseModel):
     """One recommended item with its reason and the model version that chose it.

@@ -16,8 +16,9 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 import tritonclient.http as httpclient
 import tritonclient.http.aio as httpaio
-from recstack.client.recommendation import OUTPUTS, RecommendationList, lists
+from recstack.client.recommendation import RecommendationList, lists
 from recstack.ensemble.funnel import request_arrays, window_width
+from recstack.ensemble.specs import NUMPY_TYPES, RANK, RECOMMEND, SIMILAR, TRENDING, WIRE_TYPES, ModelSpec
 from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
 from recstack.training.data import pad_left
 
@@ -32,10 +33,17 @@ def _module(protocol: Protocol, asynchronous: bool):
             ("http", True): httpaio, ("grpc", True): grpcaio}[protocol, asynchronous]
 
 
-def _tensor(module, name: str, value: np.ndarray, datatype: str):
-    tensor = module.InferInput(name, list(value.shape), datatype)
-    tensor.set_data_from_numpy(value)
-    return tensor
+def _inputs(module, spec: ModelSpec, values: dict[str, np.ndarray | list]) -> list:
+    """The request tensors of a model, in its spec's order, typed by its spec (strings as UTF-8 bytes)."""
+    tensors = []
+    for tensor in spec.inputs:
+        value = np.asarray(values[tensor.name], dtype=NUMPY_TYPES[tensor.dtype])
+        if tensor.dtype == "STRING":
+            value = np.vectorize(lambda v: v.encode() if isinstance(v, str) else v, otypes=[object])(value)
+        infer_input = module.InferInput(tensor.name, list(value.shape), WIRE_TYPES[tensor.dtype])
+        infer_input.set_data_from_numpy(value)
+        tensors.append(infer_input)
+    return tensors
 
 
 def recommend_inputs(module, histories: Sequence[Sequence[int]], exclude: Sequence[Sequence[int]] | None,
@@ -43,8 +51,7 @@ def recommend_inputs(module, histories: Sequence[Sequence[int]], exclude: Sequen
     """The ``recommend`` ensemble's input tensors for a batch of users
     (see :func:`recstack.ensemble.funnel.request_arrays`)."""
     seq, excluded, limits = request_arrays(histories, exclude, limit, seq_len)
-    return [_tensor(module, "item_seq", seq, "INT64"), _tensor(module, "exclude", excluded, "INT64"),
-            _tensor(module, "limit", limits, "INT32")]
+    return _inputs(module, RECOMMEND, {"item_seq": seq, "exclude": excluded, "limit": limits})
 
 
 def rank_inputs(module, history: Sequence[int], candidates: Sequence[int], seq_len: int) -> list:
@@ -52,23 +59,19 @@ def rank_inputs(module, history: Sequence[int], candidates: Sequence[int], seq_l
     if not len(candidates):
         raise ValueError("at least one candidate is needed")
     seq = pad_left([np.asarray(history, dtype=np.int64)], window_width([len(history)], seq_len))
-    return [_tensor(module, "item_seq", seq, "INT64"),
-            _tensor(module, "candidates", np.asarray([candidates], dtype=np.int64), "INT64")]
+    return _inputs(module, RANK, {"item_seq": seq, "candidates": [candidates]})
 
 
 def similar_inputs(module, item_idx: int, limit: int, kind: str) -> list:
-    return [_tensor(module, "item_idx", np.array([[item_idx]], dtype=np.int64), "INT64"),
-            _tensor(module, "limit", np.array([[limit]], dtype=np.int32), "INT32"),
-            _tensor(module, "kind", np.array([[kind.encode()]], dtype=object), "BYTES")]
+    return _inputs(module, SIMILAR, {"item_idx": [[item_idx]], "limit": [[limit]], "kind": [[kind]]})
 
 
 def trending_inputs(module, limit: int, category: str) -> list:
-    return [_tensor(module, "category", np.array([[category.encode()]], dtype=object), "BYTES"),
-            _tensor(module, "limit", np.array([[limit]], dtype=np.int32), "INT32")]
+    return _inputs(module, TRENDING, {"category": [[category]], "limit": [[limit]]})
 
 
-def arrays(result) -> dict[str, np.ndarray]:
-    return {name: result.as_numpy(name) for name in OUTPUTS}
+def arrays(result, spec: ModelSpec = RECOMMEND) -> dict[str, np.ndarray]:
+    return {name: result.as_numpy(name) for name in spec.output_names}
 
 
 class TritonRecommender:
@@ -113,7 +116,7 @@ class TritonRecommender:
     def rank(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         """The ranker's score of each candidate for a user with this history."""
         result = self._call("rank", rank_inputs(self.module, history, candidates, self.seq_len))
-        return result.as_numpy("scores")[0]
+        return arrays(result, RANK)["scores"][0]
 
     def similar(self, item_idx: int, limit: int = 10, kind: str = "similar") -> RecommendationList:
         return lists(self._infer("similar", similar_inputs(self.module, item_idx, limit, kind)))[0]
@@ -158,7 +161,7 @@ class AsyncTritonRecommender:
 
     async def rank(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         result = await self.client.infer("rank", rank_inputs(self.module, history, candidates, self.seq_len))
-        return result.as_numpy("scores")[0]
+        return arrays(result, RANK)["scores"][0]
 
     async def ready(self) -> bool:
         try:

@@ -1,6 +1,7 @@
 """``recstack build-repo`` / ``python -m ensemble build``: assemble ``build/model_repository/``.
 
-Committed sources (``model_repository/<model>/config.pbtxt`` templates and ``model.py`` files) plus the trained
+Every ``config.pbtxt`` rendered from the tensor specs (:mod:`recstack.ensemble.specs`), the committed ``model.py``
+files of the python models (``model_repository/<model>/model.py``), plus the trained
 artifacts of a dataset (``build/models/<dataset>/onnx/``) and its prepared data (``build/data/<dataset>/``)
 become one Triton repository::
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import string
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -37,10 +37,12 @@ from recstack.ensemble.catalog import BusinessRules, Catalog
 from recstack.ensemble.config import ServingConfig
 from recstack.ensemble.index import build_index, save_index
 from recstack.ensemble.new_items import embed_new_items, read_new_items
+from recstack.ensemble.specs import MODELS as MODEL_SPECS
+from recstack.ensemble.specs import render_config
 from recstack.ensemble.triton_models import FUNNEL_FILE
 from recstack.training.data import pad_left
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "model_repository"
+PYTHON_MODEL_SOURCES = Path(__file__).resolve().parents[1] / "model_repository"  # <model>/model.py
 ONNX_MODELS = {"query_encoder": ("two_tower", "query_tower"), "rank": ("sasrec", "ranker")}
 PYTHON_MODELS = ("retrieve", "rerank", "similar", "trending")
 ENSEMBLES = ("recommend",)
@@ -170,7 +172,7 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
         folder = out / model / str(version)
         folder.mkdir(parents=True, exist_ok=True)
         if model in PYTHON_MODELS:
-            shutil.copy2(TEMPLATES / model / "model.py", folder / "model.py")
+            shutil.copy2(PYTHON_MODEL_SOURCES / model / "model.py", folder / "model.py")
             if model != "retrieve":
                 for name in shared:
                     if model in INDEX_MODELS or not name.startswith(("items.faiss", "index.json")):
@@ -184,8 +186,7 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
         values = {"max_batch_size": config.max_batch_size, "kind": kind, "instances": config.instances,
                   "queue_delay_us": config.queue_delay_us, "onnx_threads": config.onnx_threads,
                   "dim": catalog.dim, "candidates": config.retrieve.candidates}
-        template = string.Template((TEMPLATES / model / "config.pbtxt").read_text())
-        (out / model / "config.pbtxt").write_text(template.substitute(values))
+        (out / model / "config.pbtxt").write_text(render_config(MODEL_SPECS[model], values))
         for old in versions(out / model)[:-config.keep_versions]:
             shutil.rmtree(out / model / str(old))
 

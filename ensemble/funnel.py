@@ -19,6 +19,7 @@ from recstack.ensemble.index import load_index
 from recstack.ensemble.lookups import SimilarItems, trending
 from recstack.ensemble.rerank import Reranker, pack
 from recstack.ensemble.retrieve import Retriever
+from recstack.ensemble.specs import QUERY_ENCODER, RANK, RECOMMEND, RETRIEVE, ModelSpec, run_graph
 from recstack.ensemble.triton_models import FUNNEL_FILE, check_limit
 from recstack.training.data import pad_left
 
@@ -105,16 +106,28 @@ class Funnel:
         self.similar_items = SimilarItems(self.catalog, index)
         self.model_version = self.settings["model_version"]
         self.max_length = int(self.settings["max_length"])
+        self.stages = {"query_encoder": self._onnx(self.query_encoder, QUERY_ENCODER), "retrieve": self._retrieve,
+                       "rank": self._onnx(self.ranker, RANK), "rerank": self._rerank}
 
     def recommend(self, item_seq: np.ndarray, exclude: np.ndarray, limit) -> dict[str, np.ndarray]:
-        """``item_seq`` (B, L) left-padded item indices, ``exclude`` (B, E) (0 = none), ``limit`` (B,)."""
-        item_seq = np.asarray(item_seq, dtype=np.int64)
-        limits = np.asarray(limit).reshape(-1)
-        queries = self.query_encoder.run(None, {"item_seq": item_seq})[0]
-        candidates, sources, anchors = self.retriever(queries, item_seq)
-        scores = self.ranker.run(None, {"item_seq": item_seq, "candidates": candidates})[0]
-        results = [self.reranker(candidates[r], scores[r], sources[r], anchors[r], item_seq[r], exclude[r],
-                                 check_limit(limits[r])) for r in range(len(item_seq))]
+        """``item_seq`` (B, L) left-padded item indices, ``exclude`` (B, E) (0 = none), ``limit`` (B,): the
+        ``recommend`` ensemble's graph, step by step as Triton runs it."""
+        inputs = {"item_seq": np.asarray(item_seq, dtype=np.int64), "exclude": np.asarray(exclude),
+                  "limit": np.asarray(limit).reshape(-1, 1)}
+        return run_graph(RECOMMEND, self.stages, inputs)
+
+    def _onnx(self, session: ort.InferenceSession, spec: ModelSpec):
+        return lambda tensors: dict(zip(spec.output_names, session.run(list(spec.output_names), tensors),
+                                        strict=True))
+
+    def _retrieve(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(RETRIEVE.output_names, self.retriever(tensors["query_embedding"], tensors["item_seq"]),
+                        strict=True))
+
+    def _rerank(self, t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = [self.reranker(t["candidates"][r], t["scores"][r], t["sources"][r], t["anchors"][r],
+                                 t["item_seq"][r], t["exclude"][r], check_limit(t["limit"][r][0]))
+                   for r in range(len(t["item_seq"]))]
         return pack(results, self.catalog, self.model_version)
 
     def recommend_histories(self, histories, exclude=None, limit: int = 20) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ from recstack.ensemble.index import load_index
 from recstack.ensemble.lookups import SimilarItems, trending
 from recstack.ensemble.rerank import Reranker, pack
 from recstack.ensemble.retrieve import Retriever
+from recstack.ensemble.specs import RERANK, RETRIEVE, SIMILAR, TRENDING
 
 FUNNEL_FILE = "funnel.json"
 
@@ -69,7 +70,7 @@ def _text(value) -> str:
 
 
 class RetrieveModel(_Model):
-    inputs = ("query_embedding", "item_seq")
+    inputs = RETRIEVE.input_names
 
     def setup(self) -> None:
         catalog = Catalog.load(self.folder)
@@ -77,12 +78,12 @@ class RetrieveModel(_Model):
                                    RetrieveConfig(**self.settings["retrieve"]))
 
     def run(self, inputs):
-        candidates, sources, anchors = self.retriever(inputs["query_embedding"], inputs["item_seq"])
-        return {"candidates": candidates, "sources": sources, "anchors": anchors}
+        return dict(zip(RETRIEVE.output_names, self.retriever(inputs["query_embedding"], inputs["item_seq"]),
+                        strict=True))
 
 
 class RerankModel(_Model):
-    inputs = ("item_seq", "exclude", "limit", "candidates", "scores", "sources", "anchors")
+    inputs = RERANK.input_names
 
     def setup(self) -> None:
         self.catalog = Catalog.load(self.folder)
@@ -97,7 +98,7 @@ class RerankModel(_Model):
 
 
 class SimilarModel(_Model):
-    inputs = ("item_idx", "limit", "kind")
+    inputs = SIMILAR.input_names
 
     def setup(self) -> None:
         self.catalog = Catalog.load(self.folder)
@@ -111,7 +112,7 @@ class SimilarModel(_Model):
 
 
 class TrendingModel(_Model):
-    inputs = ("category", "limit")
+    inputs = TRENDING.input_names
 
     def setup(self) -> None:
         self.catalog = Catalog.load(self.folder)
