@@ -15,7 +15,8 @@ from pathlib import Path
 
 from recstack.benchmarks.machine import describe_machine
 from recstack.preprocessing.datasets import load_dataset
-from recstack.preprocessing.pipeline import MANIFEST, preprocess
+from recstack.preprocessing.layout import PreparedLayout
+from recstack.preprocessing.pipeline import preprocess
 from recstack.training.accuracy import accuracy_table
 from recstack.training.train_models import METRICS_FILE, train_models
 
@@ -26,7 +27,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 def _prepared(name: str, settings: Settings, synthetic_events: int) -> Path:
     folder = settings.build_dir / "bench" / "prepared" / name
-    if not (folder / MANIFEST).exists():
+    if not PreparedLayout(folder).exists():
         options = {"n_events": synthetic_events, "seed": settings.seed} if name == "synthetic" else {}
         preprocess(load_dataset(name, data_dir=settings.data_dir, **options), folder, settings.workflow,
                    progress=False)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from recstack.benchmarks.machine import describe_machine
 from recstack.benchmarks.plots import figure
+from recstack.preprocessing.layout import PreparedLayout
 
 from recstack.settings import Settings
 
@@ -384,7 +385,7 @@ def main(argv: list[str], settings: Settings) -> int:
     from recstack.ensemble.server import TritonServer
 
     binary = install(args.tools)
-    test_users = args.data / "eval_test.parquet"
+    test_users = PreparedLayout(args.data).eval_test
     if not test_users.exists():
         raise SystemExit(f"no {test_users}: run `recstack preprocess` first (or give --data)")
     histories = pl.read_parquet(test_users, columns=["history"]).head(args.users)["history"].to_list()

@@ -55,7 +55,7 @@ def _worker(implementation: str, events: Path, items: Path, out: Path) -> dict:
 
         data = RawDataset("bench", pl.read_parquet(events), pl.read_parquet(items))
         manifest = preprocess(data, out, config, engine="cpu", progress=False)
-        counts = manifest["counts"]
+        counts = manifest.counts
     else:
         import pandas as pd
         from recstack.benchmarks.pandas_reference import preprocess_pandas

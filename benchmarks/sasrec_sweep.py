@@ -30,6 +30,7 @@ from pathlib import Path
 
 from recstack.benchmarks.machine import describe_machine
 from recstack.benchmarks.plots import figure
+from recstack.preprocessing.layout import PreparedLayout
 from recstack.training.config import SASRecConfig, TrainConfig
 
 from recstack.settings import Settings
@@ -164,7 +165,7 @@ def main(argv: list[str], settings: Settings) -> int:
             p.error(f"--report needs a journal of finished variants; {args.report} is missing or empty")
         print(report(args.report, args.title or args.report.stem))
         return 0
-    if args.data is None or not (args.data / "manifest.json").exists():
+    if args.data is None or not PreparedLayout(args.data).exists():
         p.error(f"--data must be a prepared dataset folder (got {args.data}); run `recstack preprocess` first")
     if args.jobs < 1 or any(f < 0 for f in args.finish_epochs):
         p.error("--jobs must be at least 1 and --finish-epochs counts not negative")

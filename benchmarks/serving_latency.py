@@ -33,6 +33,7 @@ import polars as pl
 from recstack.benchmarks.load import CpuMeter, closed_loop, open_loop
 from recstack.benchmarks.machine import describe_machine
 from recstack.benchmarks.plots import figure
+from recstack.preprocessing.layout import PreparedLayout
 
 from recstack.settings import Settings
 
@@ -58,7 +59,7 @@ def prepare_shop(n_items: int, out: Path, seed: int = 7, events: int | None = No
     from recstack.training.train_two_tower import train_two_tower
 
     data_dir, models_dir = out / "data", out / "models"
-    if not (data_dir / "manifest.json").exists():
+    if not PreparedLayout(data_dir).exists():
         events = events or max(200_000, 2 * n_items)
         preprocess(generate_synthetic(SyntheticConfig(n_events=events, n_items=n_items, n_users=n_users, seed=seed)),
                    data_dir, progress=False)
@@ -230,7 +231,7 @@ def run_config(n_items: int, candidates: int, args, say) -> dict:
     repository = shop / f"model_repository_c{candidates}"
     config = ServingConfig(retrieve=RetrieveConfig(candidates=candidates))
     report = build_repository(data_dir, models_dir, repository, config, clean=True, verbose=False)
-    test = pl.read_parquet(data_dir / "eval_test.parquet", columns=["user_id", "history"]).head(args.users)
+    test = pl.read_parquet(PreparedLayout(data_dir).eval_test, columns=["user_id", "history"]).head(args.users)
     users, histories = test["user_id"].to_list(), test["history"].to_list()
     say(f"{n_items:,} items, {candidates} candidates: ready in {time.perf_counter() - started:.0f} s; index "
         f"{report['index']['kind']} recall@{report['index']['recall_k']} {report['index']['recall']:.3f}, "

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 from recstack.client.core.shop import Shop
 from recstack.client.engine import EngineKind, open_engine
+from recstack.preprocessing.layout import PreparedLayout
 from tqdm import tqdm
 
 Mode = Literal["in-process", "triton"]
@@ -74,7 +75,7 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
         raise ValueError(f"{len(unknown)} users are not in {data_dir} (first: {unknown[:3]})")
     exclude = list(exclude or [])
     excluded = [i for i in (shop.item_index(e) for e in exclude) if i is not None]
-    fingerprint = json.loads((data_dir / "manifest.json").read_text())["fingerprint"]
+    fingerprint = PreparedLayout(data_dir).read_manifest().fingerprint
     identity = _identity(chosen, k, exclude, fingerprint)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from recstack.ensemble.new_items import embed_new_items, read_new_items
 from recstack.ensemble.specs import MODELS as MODEL_SPECS
 from recstack.ensemble.specs import render_config
 from recstack.ensemble.triton_models import FUNNEL_FILE
+from recstack.preprocessing.layout import Manifest, PreparedLayout
 from recstack.training.data import pad_left
 
 PYTHON_MODEL_SOURCES = Path(__file__).resolve().parents[1] / "model_repository"  # <model>/model.py
@@ -80,7 +81,7 @@ def versions(model_dir: Path) -> list[int]:
 
 def query_sample(data_dir: Path, query_tower: Path, max_length: int, n: int = QUERY_SAMPLE) -> np.ndarray:
     """Query-tower outputs for real users' histories: what the index's recall is measured on."""
-    histories = pl.read_parquet(data_dir / "eval_test.parquet", columns=["history"]).head(n)["history"]
+    histories = pl.read_parquet(PreparedLayout(data_dir).eval_test, columns=["history"]).head(n)["history"]
     seq = pad_left([np.asarray(h, dtype=np.int64) for h in histories.to_list()], max_length)
     session = ort.InferenceSession(str(query_tower), providers=["CPUExecutionProvider"])
     return session.run(None, {"item_seq": seq})[0]
@@ -105,64 +106,72 @@ def _link(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest)
 
 
-def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Path,
-                     config: ServingConfig | None = None, rules_path: str | Path | None = None,
-                     clean: bool = False, verbose: bool = True, new_items: str | Path | None = None) -> dict:
-    """Build (or add a version to) the model repository and return what ``repository.json`` records.
+@dataclass(frozen=True)
+class Inputs:
+    """What a build reads, checked to belong together: the prepared data and the two exported models."""
 
-    Examples
-    --------
-    >>> report = build_repository("build/data/synthetic", "build/models/synthetic",
-    ...                           "build/model_repository")  # doctest: +SKIP
-    >>> report["version"], report["index"]["kind"]  # doctest: +SKIP
-    (1, 'flat')
-    """
-    start = time.perf_counter()
-    config = config or ServingConfig()
-    data_dir, models_dir, out = Path(data_dir), Path(models_dir), Path(out)
-    say = print if verbose else (lambda *_: None)
-    data_manifest = _read_manifest(data_dir / "manifest.json", "run `recstack preprocess` first")
+    data: PreparedLayout
+    manifest: Manifest
+    onnx_dir: Path
+    exports: dict[str, dict]  # two_tower / sasrec -> the export's manifest.json
+
+    @property
+    def max_length(self) -> int:
+        return int(self.exports["sasrec"]["model"]["max_length"])
+
+
+def validate_inputs(data_dir: Path, models_dir: Path) -> Inputs:
+    """The prepared data and the exports of both models, or a :class:`BuildError` that says what to run."""
+    data = PreparedLayout(data_dir)
+    if not data.exists():
+        raise BuildError(f"{data.manifest} is missing: run `recstack preprocess` first")
+    manifest = data.read_manifest()
     onnx_dir = models_dir / "onnx"
-    manifests = {name: _read_manifest(onnx_dir / name / "manifest.json",
-                                      f"train and export {name} first (`recstack train --models {name}`)")
-                 for name in ("two_tower", "sasrec")}
-    for name, manifest in manifests.items():
-        if manifest.get("dataset_fingerprint") != data_manifest["fingerprint"]:
-            raise BuildError(f"{name} in {onnx_dir} was trained on dataset {manifest.get('dataset_fingerprint')}, "
-                             f"but {data_dir} is {data_manifest['fingerprint']}: retrain or point at the matching data")
-    if clean and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    version = max((v for m in MODELS for v in versions(out / m)), default=0) + 1
-    kind = instance_kind(config.device)
-    max_length = int(manifests["sasrec"]["model"]["max_length"])
-    # Ranker + retrieval model versions and the repository version that served them.
-    model_version = f"{manifests['sasrec']['model_version']}+{manifests['two_tower']['model_version']}/r{version}"
+    exports = {name: _read_manifest(onnx_dir / name / "manifest.json",
+                                    f"train and export {name} first (`recstack train --models {name}`)")
+               for name in ("two_tower", "sasrec")}
+    for name, export in exports.items():
+        if export.get("dataset_fingerprint") != manifest.fingerprint:
+            raise BuildError(f"{name} in {onnx_dir} was trained on dataset {export.get('dataset_fingerprint')}, "
+                             f"but {data_dir} is {manifest.fingerprint}: retrain or point at the matching data")
+    return Inputs(data, manifest, onnx_dir, exports)
 
+
+def build_catalog(inputs: Inputs, config: ServingConfig, rules_path: str | Path | None,
+                  new_items: str | Path | None, say) -> tuple[Catalog, int]:
+    """The served catalog (item vectors, rules, freshness), with the items added since training embedded by the
+    item tower from their content; returns it and the number of items added."""
     rules = BusinessRules.load(rules_path)
-    vectors = np.load(onnx_dir / "two_tower" / manifests["two_tower"]["model"]["item_embeddings"])
-    catalog = Catalog.build(data_dir, vectors, rules, config.freshness_days)
-    added = 0
-    if new_items is not None:
-        extra = read_new_items(new_items)
-        extra = extra.filter(~pl.col("item_id").is_in([i for i in catalog.item_ids.tolist() if i is not None]))
-        features, extra_vectors = embed_new_items(data_dir, onnx_dir / "two_tower" / "item_tower.onnx", extra,
-                                                  len(catalog))
-        names = pl.read_parquet(data_dir / "workflow" / "vocab_category.parquet")
-        catalog.extend(features, extra_vectors, dict(zip(names["index"].to_list(), names["raw"].to_list(),
-                                                         strict=True)), config.freshness_days)
-        added = features.height
-        if added:
-            _check_ranker_takes_new_items(onnx_dir / "sasrec" / "ranker.onnx", len(catalog) - 1, max_length)
-        say(f"{added} new items from {new_items}, embedded by the item tower from their content")
-    queries = query_sample(data_dir, onnx_dir / "two_tower" / "query_tower.onnx", max_length)
-    # Tuned at the depth the funnel searches: its candidate count.
-    index, index_report = build_index(catalog.vectors, queries, config.index, recall_k=config.retrieve.candidates,
-                                      target_recall=config.index_target_recall)
-    say(f"retrieval index: {index_report.summary()}")
+    two_tower = inputs.onnx_dir / "two_tower"
+    vectors = np.load(two_tower / inputs.exports["two_tower"]["model"]["item_embeddings"])
+    catalog = Catalog.build(inputs.data.root, vectors, rules, config.freshness_days)
+    if new_items is None:
+        return catalog, 0
+    extra = read_new_items(new_items)
+    extra = extra.filter(~pl.col("item_id").is_in([i for i in catalog.item_ids.tolist() if i is not None]))
+    features, extra_vectors = embed_new_items(inputs.data.root, two_tower / "item_tower.onnx", extra, len(catalog))
+    names = pl.read_parquet(inputs.data.vocabulary("category"))
+    catalog.extend(features, extra_vectors, dict(zip(names["index"].to_list(), names["raw"].to_list(), strict=True)),
+                   config.freshness_days)
+    if features.height:
+        _check_ranker_takes_new_items(inputs.onnx_dir / "sasrec" / "ranker.onnx", len(catalog) - 1, inputs.max_length)
+    say(f"{features.height} new items from {new_items}, embedded by the item tower from their content")
+    return catalog, features.height
 
-    settings = {"model_version": model_version, "repository_version": version, "max_length": max_length,
-                "retrieve": asdict(config.retrieve), "rerank": asdict(config.rerank)}
+
+def build_retrieval_index(inputs: Inputs, catalog: Catalog, config: ServingConfig, say):
+    """The index over the catalog's vectors, tuned on real users' queries at the funnel's candidate depth."""
+    queries = query_sample(inputs.data.root, inputs.onnx_dir / "two_tower" / "query_tower.onnx", inputs.max_length)
+    index, report = build_index(catalog.vectors, queries, config.index, recall_k=config.retrieve.candidates,
+                                target_recall=config.index_target_recall)
+    say(f"retrieval index: {report.summary()}")
+    return index, report
+
+
+def write_version(out: Path, version: int, inputs: Inputs, catalog: Catalog, index, index_report,
+                  settings: dict) -> None:
+    """Version ``version`` of every model: the catalog, index and funnel settings once (hard-linked into the
+    python models that read them), the ONNX graphs, the python models' entry points."""
     first = out / "retrieve" / str(version)
     catalog.save(first)
     save_index(index, index_report, first)
@@ -179,21 +188,59 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
                         _link(first / name, folder / name)
         elif model in ONNX_MODELS:
             source, graph = ONNX_MODELS[model]
-            files = manifests[source]["files"][graph]
-            for name in files:  # the graph and any external-data file beside it
+            for name in inputs.exports[source]["files"][graph]:  # the graph and any external-data file beside it
                 target = "model.onnx" if name == f"{graph}.onnx" else name
-                shutil.copy2(onnx_dir / source / name, folder / target)
-        values = {"max_batch_size": config.max_batch_size, "kind": kind, "instances": config.instances,
-                  "queue_delay_us": config.queue_delay_us, "onnx_threads": config.onnx_threads,
-                  "dim": catalog.dim, "candidates": config.retrieve.candidates}
+                shutil.copy2(inputs.onnx_dir / source / name, folder / target)
+
+
+def render_configs(out: Path, config: ServingConfig, kind: str, dim: int) -> None:
+    """Every model's ``config.pbtxt`` from its tensor specs, and the versions beyond ``keep_versions`` removed."""
+    values = {"max_batch_size": config.max_batch_size, "kind": kind, "instances": config.instances,
+              "queue_delay_us": config.queue_delay_us, "onnx_threads": config.onnx_threads, "dim": dim,
+              "candidates": config.retrieve.candidates}
+    for model in MODELS:
         (out / model / "config.pbtxt").write_text(render_config(MODEL_SPECS[model], values))
         for old in versions(out / model)[:-config.keep_versions]:
             shutil.rmtree(out / model / str(old))
 
+
+def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Path,
+                     config: ServingConfig | None = None, rules_path: str | Path | None = None,
+                     clean: bool = False, verbose: bool = True, new_items: str | Path | None = None) -> dict:
+    """Build (or add a version to) the model repository and return what ``repository.json`` records:
+    validate the inputs → build the catalog → build the index → write the version → render the configs.
+
+    Examples
+    --------
+    >>> report = build_repository("build/data/synthetic", "build/models/synthetic",
+    ...                           "build/model_repository")  # doctest: +SKIP
+    >>> report["version"], report["index"]["kind"]  # doctest: +SKIP
+    (1, 'flat')
+    """
+    start = time.perf_counter()
+    config = config or ServingConfig()
+    data_dir, models_dir, out = Path(data_dir), Path(models_dir), Path(out)
+    say = print if verbose else (lambda *_: None)
+    inputs = validate_inputs(data_dir, models_dir)
+    if clean and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    version = max((v for m in MODELS for v in versions(out / m)), default=0) + 1
+    kind = instance_kind(config.device)
+    # Ranker + retrieval model versions and the repository version that served them.
+    model_version = (f"{inputs.exports['sasrec']['model_version']}+{inputs.exports['two_tower']['model_version']}"
+                     f"/r{version}")
+    catalog, added = build_catalog(inputs, config, rules_path, new_items, say)
+    index, index_report = build_retrieval_index(inputs, catalog, config, say)
+    settings = {"model_version": model_version, "repository_version": version, "max_length": inputs.max_length,
+                "retrieve": asdict(config.retrieve), "rerank": asdict(config.rerank)}
+    write_version(out, version, inputs, catalog, index, index_report, settings)
+    render_configs(out, config, kind, catalog.dim)
+
     report = {"version": version, "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "dataset": data_manifest["dataset"], "dataset_fingerprint": data_manifest["fingerprint"],
+              "dataset": inputs.manifest.dataset, "dataset_fingerprint": inputs.manifest.fingerprint,
               "data_dir": str(data_dir.resolve()), "models_dir": str(models_dir.resolve()),
-              "model_version": model_version, "instance_kind": kind, "max_length": max_length,
+              "model_version": model_version, "instance_kind": kind, "max_length": inputs.max_length,
               "n_items": len(catalog), "new_items": int(catalog.is_new.sum()), "ingested_items": added,
               "unavailable_items": int((~catalog.available).sum() - 2),
               "index": asdict(index_report), "settings": settings, "seconds": round(time.perf_counter() - start, 2)}

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from recstack.ensemble.config import FRESHNESS_DAYS
+from recstack.preprocessing.layout import PreparedLayout
 from recstack.preprocessing.vocabulary import FIRST_INDEX
 
 COVISITATION_KINDS = ("also_viewed", "bought_together")
@@ -137,13 +138,14 @@ class Catalog:
               freshness_days: float = FRESHNESS_DAYS) -> Catalog:
         """From a prepared dataset folder (:mod:`recstack.preprocessing.pipeline` layout) and item vectors."""
         data_dir = Path(data_dir)
-        items = pl.read_parquet(data_dir / "items.parquet").sort("item_idx")
+        layout = PreparedLayout(data_dir)
+        items = pl.read_parquet(layout.items).sort("item_idx")
         n = items.height
         if vectors.shape[0] != n:
             raise ValueError(f"{vectors.shape[0]} item vectors for {n} catalog rows: the two-tower export and the "
                              f"prepared data in {data_dir} do not belong together")
-        stats = pl.read_parquet(data_dir / "item_stats.parquet")
-        names = pl.read_parquet(data_dir / "workflow" / "vocab_category.parquet")
+        stats = pl.read_parquet(layout.item_stats)
+        names = pl.read_parquet(layout.vocabulary("category"))
         items = (items.join(stats.select("item_idx", "recent_popularity", "first_seen", "last_seen"),
                             on="item_idx", how="left", maintain_order="left")
                  .join(names.select(pl.col("index").alias("category_idx"), pl.col("raw").alias("category")),
@@ -170,7 +172,7 @@ class Catalog:
             covisitation={},
             rules=rules,
         )
-        pairs = pl.read_parquet(data_dir / "cooccurrence.parquet")
+        pairs = pl.read_parquet(PreparedLayout(data_dir).cooccurrence)
         for kind in COVISITATION_KINDS:
             catalog.covisitation[kind] = Covisitation.from_pairs(pairs.filter(pl.col("kind") == kind), n)
         catalog.apply_rules()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import polars as pl
+from recstack.preprocessing.layout import PreparedLayout
 from recstack.preprocessing.vocabulary import OOV
 from recstack.preprocessing.workflow import Workflow
 
@@ -54,7 +55,7 @@ def read_new_items(path: str | Path) -> pl.DataFrame:
 def embed_new_items(data_dir: Path, item_tower: Path, items: pl.DataFrame, first_index: int
                     ) -> tuple[pl.DataFrame, np.ndarray]:
     """Feature rows (``Workflow.encode_new_items``) and unit item-tower vectors of new items."""
-    workflow = Workflow.load(data_dir / "workflow")
+    workflow = Workflow.load(PreparedLayout(data_dir).workflow)
     features = workflow.encode_new_items(items, first_index)
     if not features.height:
         return features, np.zeros((0, 0), dtype=np.float32)

@@ -124,7 +124,7 @@ def render_config(spec: ModelSpec, values: Mapping[str, int | str]) -> str:
     --------
     >>> values = {"max_batch_size": 8, "kind": "KIND_CPU", "instances": 1, "queue_delay_us": 100,
     ...           "onnx_threads": 1, "dim": 4, "candidates": 10}
-    >>> print(render_config(QUERY_ENCODER, values).splitlines()[5])
+    >>> print(render_config(QUERY_ENCODER, values).splitlines()[6])
     output [ { name: "query_embedding" data_type: TYPE_FP32 dims: [ 4 ] } ]
     """
     def tensors(kind: str, specs: tuple[TensorSpec, ...]) -> str:

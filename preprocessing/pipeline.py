@@ -1,21 +1,5 @@
-"""End-to-end preprocessing of one dataset into the documented folder layout the training stage reads.
-
-Layout of ``<output_dir>`` (every table is parquet; ids are workflow indices: 0 = padding, 1 = OOV)::
-
-    manifest.json              dataset, fingerprint, configs, engine, counts, vocabulary sizes,
-                               dropped rows, cut-offs and the schema of every file below
-    workflow/                  the fitted workflow: workflow.json + vocab_<column>.parquet
-    events_train.parquet       encoded events (user_idx, item_idx, event_code, weight, time features,
-    events_valid.parquet         session_id, session_position), sorted by user and time
-    events_test.parquet
-    sequences_train.parquet    per user: item_seq (last max_sequence_length steps), timestamps, length
-    eval_valid.parquet         per user: history (every step before the targets) and targets
-    eval_test.parquet            (test history = train + valid)
-    items.parquet              item tower features for every item index
-    item_stats.parquet         popularity overall and recent, per event type, first/last seen
-    cooccurrence.parquet       kind (also_viewed | bought_together), item_a, item_b, count
-    extras/<name>.parquet      source-specific tables (e.g. Diginetica's published test prefixes)
-"""
+"""End-to-end preprocessing of one dataset into the prepared-data layout the training stage reads
+(:mod:`recstack.preprocessing.layout`: the folder, its files and ``manifest.json``)."""
 
 from __future__ import annotations
 
@@ -29,16 +13,13 @@ import polars as pl
 from recstack.preprocessing.config import SplitConfig, WorkflowConfig
 from recstack.preprocessing.engine import EngineName, collect, resolve_engine
 from recstack.preprocessing.item_stats import cooccurrence, item_popularity
+from recstack.preprocessing.layout import Manifest, PreparedLayout
 from recstack.preprocessing.schema import InputError, RawDataset
 from recstack.preprocessing.sequences import evaluation_set, user_sequences
 from recstack.preprocessing.splits import SPLITS, by_split, leave_one_out, temporal_split
 from recstack.preprocessing.vocabulary import OOV
 from recstack.preprocessing.workflow import Workflow
 from tqdm.auto import tqdm
-
-MANIFEST = "manifest.json"
-WORKFLOW_DIR = "workflow"
-MANIFEST_VERSION = 1
 
 
 def dataset_fingerprint(dataset: RawDataset) -> str:
@@ -67,7 +48,7 @@ def _schema(frame: pl.DataFrame) -> dict[str, str]:
 
 
 def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig | None = None,
-               split: SplitConfig | None = None, engine: EngineName = "auto", progress: bool = True) -> dict:
+               split: SplitConfig | None = None, engine: EngineName = "auto", progress: bool = True) -> Manifest:
     """Split, fit the workflow, transform and write every table of the layout; return the manifest.
 
     Parameters
@@ -86,7 +67,7 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
     >>> from recstack.preprocessing.datasets import load_dataset
     >>> manifest = preprocess(load_dataset("synthetic", n_events=10_000), Path("build/data/tiny"),
     ...                       progress=False)
-    >>> manifest["counts"]["test_users"] > 0
+    >>> manifest.counts["test_users"] > 0
     True
     """
     workflow = workflow or WorkflowConfig()
@@ -95,8 +76,8 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
         raise InputError(f"dataset {dataset.name!r} has no real timestamps (only an order), so a temporal "
                          "split means nothing; use the leave_one_out split")
     engine_name = resolve_engine(engine)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    layout = PreparedLayout(output_dir)
+    layout.root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     dropped: dict[str, int] = {}
     files: dict[str, pl.DataFrame] = {}
@@ -126,83 +107,75 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
             history = pl.concat([parts["train"], parts["valid"]]).sort(["user_idx", "user_id", "timestamp"],
                                                                        maintain_order=True)
         for name in SPLITS:
-            files[f"events_{name}.parquet"] = parts[name]
+            files[layout.events(name).name] = parts[name]
         step("split")
 
         train = parts["train"].lazy()
         cfg = workflow
-        files["sequences_train.parquet"] = collect(
+        files[layout.sequences_train.name] = collect(
             user_sequences(train, cfg.collapse_repeats, cfg.max_sequence_length), engine_name)
-        files["eval_valid.parquet"] = collect(
+        files[layout.eval_valid.name] = collect(
             evaluation_set(train, parts["valid"].lazy(), cfg.collapse_repeats), engine_name)
-        files["eval_test.parquet"] = collect(
+        files[layout.eval_test.name] = collect(
             evaluation_set(history.lazy(), parts["test"].lazy(), cfg.collapse_repeats), engine_name)
         step("sequences")
 
-        files["items.parquet"] = wf.item_features(dataset.items)
-        files["item_stats.parquet"] = collect(
+        files[layout.items.name] = wf.item_features(dataset.items)
+        files[layout.item_stats.name] = collect(
             item_popularity(train, wf.reference_time, cfg.recent_days), engine_name)
         step("item features + popularity")
-        files["cooccurrence.parquet"] = collect(
+        files[layout.cooccurrence.name] = collect(
             cooccurrence(train, cfg.cooccurrence_window, cfg.cooccurrence_top_k), engine_name)
         step("co-occurrence")
 
         for name, frame in files.items():
-            frame.write_parquet(output_dir / name)
+            frame.write_parquet(layout.root / name)
         for name, frame in dataset.extras.items():
-            (output_dir / "extras").mkdir(exist_ok=True)
-            frame.write_parquet(output_dir / "extras" / f"{name}.parquet")
-        wf.save(output_dir / WORKFLOW_DIR)
+            layout.extra(name).parent.mkdir(exist_ok=True)
+            frame.write_parquet(layout.extra(name))
+        wf.save(layout.workflow)
         step("write")
 
-    manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "dataset": dataset.name,
-        "has_timestamps": dataset.has_timestamps,
-        "fingerprint": dataset_fingerprint(dataset),
-        "engine": engine_name,
-        "polars_version": pl.__version__,
-        "workflow": workflow.to_json(),
-        "split": {**split.to_json(), **cutoffs},
-        "counts": {
+    manifest = Manifest(
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        dataset=dataset.name,
+        has_timestamps=dataset.has_timestamps,
+        fingerprint=dataset_fingerprint(dataset),
+        engine=engine_name,
+        polars_version=pl.__version__,
+        workflow=workflow.to_json(),
+        split={**split.to_json(), **cutoffs},
+        counts={
             "raw_events": dataset.events.height,
             "raw_users": dataset.events["user_id"].n_unique(),
             "raw_items": dataset.events["item_id"].n_unique(),
             "catalog_items": 0 if dataset.items is None else dataset.items.height,
             **{f"{name}_events": parts[name].height for name in SPLITS},
-            "train_users": files["sequences_train.parquet"].height,
-            "valid_users": files["eval_valid.parquet"].height,
-            "test_users": files["eval_test.parquet"].height,
-            "cooccurrence_pairs": files["cooccurrence.parquet"].height,
+            "train_users": files[layout.sequences_train.name].height,
+            "valid_users": files[layout.eval_valid.name].height,
+            "test_users": files[layout.eval_test.name].height,
+            "cooccurrence_pairs": files[layout.cooccurrence.name].height,
         },
-        "vocabulary_sizes": {name: v.size for name, v in wf.vocabularies.items()},
-        "dropped": dropped,
-        "seconds": round(time.perf_counter() - started, 3),
-        "files": {name: {"rows": frame.height, "schema": _schema(frame)} for name, frame in files.items()},
-    }
-    (output_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        vocabulary_sizes={name: v.size for name, v in wf.vocabularies.items()},
+        dropped=dropped,
+        seconds=round(time.perf_counter() - started, 3),
+        files={name: {"rows": frame.height, "schema": _schema(frame)} for name, frame in files.items()},
+    )
+    layout.manifest.write_text(json.dumps(manifest.to_json(), indent=2))
     return manifest
 
 
-def read_manifest(output_dir: Path) -> dict:
-    path = Path(output_dir) / MANIFEST
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not a preprocessed dataset folder (run `recstack preprocess`)")
-    return json.loads(path.read_text())
-
-
-def format_summary(manifest: dict) -> str:
+def format_summary(manifest: Manifest) -> str:
     """A short human summary of a preprocessing run."""
-    c = manifest["counts"]
-    v = manifest["vocabulary_sizes"]
-    dropped = {k: n for k, n in manifest["dropped"].items() if n}
+    c = manifest.counts
+    v = manifest.vocabulary_sizes
+    dropped = {k: n for k, n in manifest.dropped.items() if n}
     lines = [
-        f"dataset {manifest['dataset']} (fingerprint {manifest['fingerprint']}, engine {manifest['engine']}, "
-        f"{manifest['seconds']:.1f} s)",
+        f"dataset {manifest.dataset} (fingerprint {manifest.fingerprint}, engine {manifest.engine}, "
+        f"{manifest.seconds:.1f} s)",
         f"  raw: {c['raw_events']:,} events, {c['raw_users']:,} users, {c['raw_items']:,} items with events, "
         f"{c['catalog_items']:,} catalog items",
-        f"  split {manifest['split']['strategy']}: train {c['train_events']:,} / valid {c['valid_events']:,} / "
+        f"  split {manifest.split['strategy']}: train {c['train_events']:,} / valid {c['valid_events']:,} / "
         f"test {c['test_events']:,} events; {c['valid_users']:,} valid users, {c['test_users']:,} test users",
         "  vocabularies: " + ", ".join(f"{name} {size:,}" for name, size in v.items()),
         f"  co-occurrence pairs: {c['cooccurrence_pairs']:,}",

@@ -14,14 +14,15 @@ from recstack.demo_latency import latency_summary
 from recstack.ensemble.build import build_repository
 from recstack.ensemble.server import TritonServer
 from recstack.preprocessing.datasets import SyntheticConfig, generate_synthetic
+from recstack.preprocessing.layout import PreparedLayout
 from recstack.preprocessing.pipeline import format_summary, preprocess
 from recstack.settings import Settings
 from recstack.training.train_models import train_models
 
 
 def _top_items(out) -> str:
-    stats = pl.read_parquet(out / "item_stats.parquet")
-    items = pl.read_parquet(out / "items.parquet", columns=["item_idx", "item_id", "title"])
+    stats = pl.read_parquet(PreparedLayout(out).item_stats)
+    items = pl.read_parquet(PreparedLayout(out).items, columns=["item_idx", "item_id", "title"])
     top = (stats.sort("recent_popularity", descending=True).head(5)
            .join(items, on="item_idx", maintain_order="left")
            .select("item_id", "title", "recent_popularity", "recent_events"))
@@ -31,8 +32,8 @@ def _top_items(out) -> str:
 
 def _recommendations(data, client: TritonRecommender, users: int = 3, limit: int = 5) -> str:
     """A few test users: their latest items, then what the ensemble recommends and why."""
-    histories = pl.read_parquet(data / "eval_test.parquet", columns=["user_id", "history"]).head(users)
-    titles = pl.read_parquet(data / "items.parquet", columns=["item_idx", "title"])["title"].to_list()
+    histories = pl.read_parquet(PreparedLayout(data).eval_test, columns=["user_id", "history"]).head(users)
+    titles = pl.read_parquet(PreparedLayout(data).items, columns=["item_idx", "title"])["title"].to_list()
     served = client.recommend(histories["history"].to_list(), limit=limit)
     lines = []
     for user, history, result in zip(histories["user_id"], histories["history"], served, strict=True):

@@ -14,6 +14,7 @@ import uvicorn
 from recstack.client.api.main import create_app
 from recstack.client.core.config import FacadeConfig
 from recstack.ensemble.server import free_port
+from recstack.preprocessing.layout import PreparedLayout
 
 
 class BackgroundServer:
@@ -60,8 +61,8 @@ def show_facade(config: FacadeConfig) -> str:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     app = create_app(config)
-    user = pl.read_parquet(data_dir / "eval_test.parquet", columns=["user_id"])["user_id"][0]
-    items = pl.read_parquet(data_dir / "items.parquet", columns=["item_id", "category_idx"]).drop_nulls("item_id")
+    user = pl.read_parquet(PreparedLayout(data_dir).eval_test, columns=["user_id"])["user_id"][0]
+    items = pl.read_parquet(PreparedLayout(data_dir).items, columns=["item_id", "category_idx"]).drop_nulls("item_id")
     # A session in one category the user's list does not show yet, to see the list move towards it.
     with BackgroundServer(app, port):
         before = httpx.get(f"{base}/api/v1/recommendations/{user}", params={"limit": 5}).json()["recommendations"]

@@ -12,13 +12,14 @@ import polars as pl
 
 from recstack.benchmarks.load import closed_loop, open_loop
 from recstack.benchmarks.serving_latency import facade_process, facade_sender, triton_sender
+from recstack.preprocessing.layout import PreparedLayout
 
 
 def latency_summary(data_dir: Path, repository: Path, triton_grpc_url: str, work: Path,
                     seconds: float = 3.0, rate: float = 100.0) -> str:
     """p50/p95/p99 of the funnel called directly over gRPC and through the facade (its own process), one
     client at a time and at ``rate`` requests/s."""
-    test = pl.read_parquet(data_dir / "eval_test.parquet", columns=["user_id", "history"]).head(500)
+    test = pl.read_parquet(PreparedLayout(data_dir).eval_test, columns=["user_id", "history"]).head(500)
     users, histories = test["user_id"].to_list(), test["history"].to_list()
 
     async def measure(connect) -> list[dict]:

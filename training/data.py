@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from recstack.preprocessing.pipeline import read_manifest
+from recstack.preprocessing.layout import Manifest, PreparedLayout
 from recstack.preprocessing.vocabulary import OOV
 
 
@@ -41,7 +41,7 @@ class PreparedData:
     """
 
     folder: Path
-    manifest: dict
+    manifest: Manifest
     n_items: int
     n_users: int
     train_user_idx: np.ndarray
@@ -53,11 +53,11 @@ class PreparedData:
 
     @property
     def name(self) -> str:
-        return self.manifest["dataset"]
+        return self.manifest.dataset
 
     @property
     def fingerprint(self) -> str:
-        return self.manifest["fingerprint"]
+        return self.manifest.fingerprint
 
     def train_and_valid_sequences(self) -> list[np.ndarray]:
         """Each training user's sequence followed by their validation targets: the data of the finishing
@@ -82,7 +82,7 @@ class PreparedData:
         --------
         >>> data = load_prepared(Path("build/data/synthetic")).shifted_back()  # doctest: +SKIP
         """
-        strategy = self.manifest.get("split", {}).get("strategy")
+        strategy = self.manifest.split.get("strategy")
         if strategy != "leave_one_out":
             raise ValueError(f"shifted_back needs a leave-one-out split; {self.name} has {strategy!r}")
         keep = np.array([u > OOV and len(h) >= 2 for u, h in zip(self.valid.user_idx, self.valid.histories,
@@ -92,7 +92,7 @@ class PreparedData:
         fingerprint = hashlib.sha256(f"{self.fingerprint}:shifted_back".encode()).hexdigest()[:16]
         return replace(
             self,
-            manifest={**self.manifest, "fingerprint": fingerprint},
+            manifest=replace(self.manifest, fingerprint=fingerprint),
             train_sequences=[seq[:-1] if int(u) in validated and len(seq) >= 2 else seq
                              for u, seq in zip(self.train_user_idx, self.train_sequences, strict=True)],
             valid=EvalSet(valid.user_idx, [h[:-1] for h in valid.histories], [h[-1:] for h in valid.histories]),
@@ -103,7 +103,7 @@ class PreparedData:
 
         Rows come from the raw ``user_id`` so users sharing the OOV index stay apart.
         """
-        events = pl.read_parquet(self.folder / "events_train.parquet", columns=["user_id", "item_idx"])
+        events = pl.read_parquet(PreparedLayout(self.folder).events("train"), columns=["user_id", "item_idx"])
         rows = events["user_id"].rank("dense").cast(pl.Int64).to_numpy() - 1
         return rows, events["item_idx"].cast(pl.Int64).to_numpy()
 
@@ -134,20 +134,20 @@ def load_prepared(folder: Path) -> PreparedData:
     >>> data.n_items, len(data.test)  # doctest: +SKIP
     (5002, 6916)
     """
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    sequences = pl.read_parquet(folder / "sequences_train.parquet")
+    layout = PreparedLayout(folder)
+    manifest = layout.read_manifest()
+    sequences = pl.read_parquet(layout.sequences_train)
     return PreparedData(
-        folder=folder,
+        folder=layout.root,
         manifest=manifest,
-        n_items=manifest["vocabulary_sizes"]["item_id"],
-        n_users=manifest["vocabulary_sizes"]["user_id"],
+        n_items=manifest.n_items,
+        n_users=manifest.n_users,
         train_user_idx=sequences["user_idx"].to_numpy().astype(np.int64),
         train_sequences=_lists(sequences, "item_seq"),
-        valid=_eval_set(pl.read_parquet(folder / "eval_valid.parquet")),
-        test=_eval_set(pl.read_parquet(folder / "eval_test.parquet")),
-        items=pl.read_parquet(folder / "items.parquet"),
-        item_stats=pl.read_parquet(folder / "item_stats.parquet"),
+        valid=_eval_set(pl.read_parquet(layout.eval_valid)),
+        test=_eval_set(pl.read_parquet(layout.eval_test)),
+        items=pl.read_parquet(layout.items),
+        item_stats=pl.read_parquet(layout.item_stats),
     )
 
 

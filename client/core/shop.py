@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from recstack.preprocessing.config import WorkflowConfig
+from recstack.preprocessing.layout import PreparedLayout
 from recstack.preprocessing.vocabulary import FIRST_INDEX
 
 
@@ -29,25 +29,25 @@ class Shop:
     def load(cls, data_dir: str | Path, ingest_file: str | Path | None = None) -> Shop:
         """Read a prepared dataset folder (:mod:`recstack.preprocessing.pipeline` layout), plus the items added since
         through the API (``ingest_file``)."""
-        data_dir = Path(data_dir)
-        if not (data_dir / "manifest.json").exists():
+        layout = PreparedLayout(data_dir)
+        if not layout.exists():
             raise FileNotFoundError(f"no prepared dataset in {data_dir}: run `recstack preprocess` first")
-        items = pl.read_parquet(data_dir / "items.parquet").sort("item_idx")
-        names = pl.read_parquet(data_dir / "workflow" / "vocab_category.parquet")
+        items = pl.read_parquet(layout.items).sort("item_idx")
+        names = pl.read_parquet(layout.vocabulary("category"))
         items = items.join(names.select(pl.col("index").alias("category_idx"), pl.col("raw").alias("category")),
                            on="category_idx", how="left", maintain_order="left")
         item_ids = items["item_id"].to_list()
         titles = [t or i or "" for t, i in zip(items["title"].to_list() if "title" in items.columns
                                                else item_ids, item_ids, strict=True)]
         histories: dict[str, np.ndarray] = {}
-        train = pl.read_parquet(data_dir / "sequences_train.parquet", columns=["user_id", "item_seq"])
+        train = pl.read_parquet(layout.sequences_train, columns=["user_id", "item_seq"])
         for user, seq in train.iter_rows():
             histories[user] = np.asarray(seq, dtype=np.int64)
         # The evaluation rows hold the whole known sequence: history plus the held-out items.
-        full = pl.read_parquet(data_dir / "eval_test.parquet", columns=["user_id", "history", "targets"])
+        full = pl.read_parquet(layout.eval_test, columns=["user_id", "history", "targets"])
         for user, history, targets in full.iter_rows():
             histories[user] = np.asarray(list(history) + list(targets), dtype=np.int64)
-        stats = pl.read_parquet(data_dir / "item_stats.parquet", columns=["item_idx", "recent_popularity", "events"])
+        stats = pl.read_parquet(layout.item_stats, columns=["item_idx", "recent_popularity", "events"])
         # Every catalog item, so a category never runs dry: popular ones first, never-seen ones last.
         popular = (items.select("item_idx").filter(pl.col("item_idx") >= FIRST_INDEX)
                    .join(stats, on="item_idx", how="left").fill_null(0)
@@ -57,7 +57,7 @@ class Shop:
                    histories=histories, popular=popular["item_idx"].to_numpy().astype(np.int64),
                    age_days=(items["age_days"].cast(pl.Float64).fill_null(np.nan).to_numpy()
                              if "age_days" in items.columns else np.full(items.height, np.nan)),
-                   event_weights=dict(WorkflowConfig().event_weights))
+                   event_weights=dict(layout.read_manifest().workflow["event_weights"]))
         if ingest_file is not None and Path(ingest_file).exists():
             from recstack.ensemble.new_items import read_new_items
 

@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from recstack.preprocessing.pipeline import read_manifest
+from recstack.preprocessing.layout import PreparedLayout
 from recstack.settings import Settings
 from recstack.training.export import ParityError
 from recstack.training.train_models import MODELS, train_models
@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, settings: Settings) -> dict:
     """Train what ``args`` ask for with the settings' hyper-parameters; returns the metrics summary."""
     data = Path(args.data or settings.data_output("synthetic"))
-    out = Path(args.out or settings.models_output(read_manifest(data)["dataset"]))
+    out = Path(args.out or settings.models_output(PreparedLayout(data).read_manifest().dataset))
     overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "device": args.device,
                  "finish_epochs": args.finish_epochs, "test_users": args.test_users}
     train = replace(settings.train, **{k: v for k, v in overrides.items() if v is not None})

@@ -129,7 +129,7 @@ def assert_same_tables(polars_dir: Path, pandas_dir: Path) -> None:
 
 def test_matches_the_polars_pipeline_on_the_hand_made_shop(tmp_path):
     polars_dir, pandas_dir, manifest, counts = run_both(SHOP, CATALOG, WorkflowConfig(), tmp_path)
-    assert counts == {name: manifest["counts"][name] for name in counts}
+    assert counts == {name: manifest.counts[name] for name in counts}
     assert counts["valid_users"] == counts["test_users"] == 2
     assert_same_tables(polars_dir, pandas_dir)
 
@@ -137,7 +137,7 @@ def test_matches_the_polars_pipeline_on_the_hand_made_shop(tmp_path):
 def test_matches_the_polars_pipeline_without_a_catalog_or_collapsing(tmp_path):
     config = WorkflowConfig(collapse_repeats=False, cooccurrence_window=1, max_sequence_length=2)
     polars_dir, pandas_dir, manifest, counts = run_both(SHOP, None, config, tmp_path)
-    assert counts == {name: manifest["counts"][name] for name in counts}
+    assert counts == {name: manifest.counts[name] for name in counts}
     assert_same_tables(polars_dir, pandas_dir)
 
 
@@ -147,7 +147,7 @@ def test_matches_the_polars_pipeline_on_a_random_realistic_log(seed, tmp_path):
     polars_dir, pandas_dir, manifest, counts = run_both(events, catalog, CONFIG, tmp_path)
     # The log exercises what the comparison must cover.
     assert events.height > 2_000
-    assert manifest["dropped"]["all_events_on_oov_items"] > 0
+    assert manifest.dropped["all_events_on_oov_items"] > 0
     train = pl.read_parquet(polars_dir / "events_train.parquet")
     assert (train["user_idx"] == 1).sum() > 0  # OOV users, kept apart by their raw id
     assert train["session_id"].n_unique() > 2 * train["user_id"].n_unique()
@@ -157,7 +157,7 @@ def test_matches_the_polars_pipeline_on_a_random_realistic_log(seed, tmp_path):
     assert (pl.read_parquet(polars_dir / "sequences_train.parquet")["length"] > 12).any()  # truncation
     neighbours = pl.read_parquet(polars_dir / "cooccurrence.parquet").group_by("kind", "item_a").len()
     assert neighbours["len"].max() == 4  # top-k cuts
-    assert counts == {name: manifest["counts"][name] for name in counts}
+    assert counts == {name: manifest.counts[name] for name in counts}
     assert_same_tables(polars_dir, pandas_dir)
 
 
@@ -187,5 +187,5 @@ def test_matches_the_polars_pipeline_on_a_minute_resolution_log(collapse_repeats
     events, catalog = minute_resolution_log(1)
     config = replace(CONFIG, collapse_repeats=collapse_repeats)
     polars_dir, pandas_dir, manifest, counts = run_both(events, catalog, config, tmp_path)
-    assert counts == {name: manifest["counts"][name] for name in counts}
+    assert counts == {name: manifest.counts[name] for name in counts}
     assert_same_tables(polars_dir, pandas_dir)

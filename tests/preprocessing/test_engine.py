@@ -28,8 +28,8 @@ def test_gpu_engine_gives_the_same_tables_as_the_cpu(tmp_path):
     data = RawDataset("shop", SHOP, CATALOG)
     cpu = preprocess(data, tmp_path / "cpu", engine="cpu", progress=False)
     gpu = preprocess(data, tmp_path / "gpu", engine="gpu", progress=False)
-    assert gpu["engine"] == "gpu" and cpu["counts"] == gpu["counts"]
-    for name in cpu["files"]:
+    assert gpu.engine == "gpu" and cpu.counts == gpu.counts
+    for name in cpu.files:
         assert pl.read_parquet(tmp_path / "cpu" / name).equals(pl.read_parquet(tmp_path / "gpu" / name)), name
     plan = pl.LazyFrame({"a": [3, 1, 2]}).sort("a")
     assert collect(plan, "gpu").equals(collect(plan, "cpu"))

@@ -23,7 +23,7 @@ def _sasrec_partition(path):
 def test_ml_1m_leave_one_out_is_exactly_sasrecs_partition(data_dir, tmp_path):
     sequences, valid, test = _sasrec_partition(data_dir / "ml-1m-sasrec" / "ml-1m.txt")
     manifest = preprocess(load_dataset("ml-1m", data_dir=data_dir), tmp_path, progress=False)
-    c = manifest["counts"]
+    c = manifest.counts
     assert (c["raw_users"], c["raw_items"], c["raw_events"]) == (6040, 3416, 999_611)
     assert c["test_users"] == c["valid_users"] == len(test) == 6040
     assert c["train_events"] == 999_611 - 2 * 6040
@@ -46,9 +46,9 @@ def test_ml_1m_leave_one_out_is_exactly_sasrecs_partition(data_dir, tmp_path):
 def test_public_dataset_preprocesses_end_to_end(name, data_dir, tmp_path):
     data = load_dataset(name, data_dir=data_dir)
     manifest = preprocess(data, tmp_path, progress=False)
-    c = manifest["counts"]
+    c = manifest.counts
     assert c["train_events"] + c["valid_events"] + c["test_events"] == c["raw_events"] == data.events.height
-    assert c["test_users"] > 0 and manifest["vocabulary_sizes"]["item_id"] == c["raw_items"] + 2
+    assert c["test_users"] > 0 and manifest.vocabulary_sizes["item_id"] == c["raw_items"] + 2
 
 
 def test_ml_100k_temporal_split_uses_real_time(data_dir, tmp_path):
@@ -60,4 +60,4 @@ def test_ml_100k_temporal_split_uses_real_time(data_dir, tmp_path):
     test = pl.read_parquet(tmp_path / "events_test.parquet")
     train = pl.read_parquet(tmp_path / "events_train.parquet")
     assert train["timestamp"].max() < test["timestamp"].min()
-    assert manifest["split"]["test_start"].startswith("1998")
+    assert manifest.split["test_start"].startswith("1998")

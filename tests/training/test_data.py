@@ -16,7 +16,7 @@ def test_loaded_arrays_match_the_parquet_tables(prepared):
     assert prepared.train_sequences[5].tolist() == seqs["item_seq"][5].to_list()
     test = pl.read_parquet(prepared.folder / "eval_test.parquet")
     assert [t.tolist() for t in prepared.test.targets[:20]] == test["targets"].head(20).to_list()
-    assert prepared.n_items == prepared.manifest["vocabulary_sizes"]["item_id"]
+    assert prepared.n_items == prepared.manifest.vocabulary_sizes["item_id"]
     assert prepared.item_popularity()[:2].tolist() == [0, 0]
 
 
@@ -61,6 +61,6 @@ def test_shifted_back_split_holds_out_the_validation_target_and_never_sees_the_t
 
 
 def test_shifted_back_refuses_a_temporal_split(with_oov_users):
-    temporal = replace(with_oov_users, manifest={**with_oov_users.manifest, "split": {"strategy": "temporal"}})
+    temporal = replace(with_oov_users, manifest=replace(with_oov_users.manifest, split={"strategy": "temporal"}))
     with pytest.raises(ValueError, match="leave-one-out"):
         temporal.shifted_back()

@@ -93,8 +93,8 @@ class ItemFeatures:
         offsets = np.concatenate([[0], np.cumsum(items["title_tokens"].list.len().to_numpy().astype(np.int64))])
         flat = items["title_tokens"].explode().drop_nulls().to_numpy().astype(np.int64)
         titles = [flat[offsets[i]:offsets[i + 1]] for i in range(len(idx))]
-        sizes = data.manifest.get("vocabulary_sizes", {})
-        buckets = data.manifest.get("workflow", {}).get("price_buckets", 0) + 1
+        sizes = data.manifest.vocabulary_sizes
+        buckets = data.manifest.workflow.get("price_buckets", 0) + 1
         columns = (items["category_idx"].to_numpy(), items["brand_idx"].to_numpy(),
                    items["price_bucket"].to_numpy())
         # Vocabulary sizes, not the largest index seen, so a later catalog's items fit the same tables.
