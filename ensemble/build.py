@@ -43,6 +43,8 @@ from recstack.ensemble.triton_models import FUNNEL_FILE
 from recstack.preprocessing.layout import Manifest, PreparedLayout
 from recstack.training.data import pad_left
 
+from recstack.devices import resolve
+
 PYTHON_MODEL_SOURCES = Path(__file__).resolve().parents[1] / "model_repository"  # <model>/model.py
 ONNX_MODELS = {"query_encoder": ("two_tower", "query_tower"), "rank": ("sasrec", "ranker")}
 PYTHON_MODELS = ("retrieve", "rerank", "similar", "trending")
@@ -64,14 +66,11 @@ def _read_manifest(path: Path, what: str) -> dict:
 
 
 def instance_kind(device: str) -> str:
-    """``KIND_GPU`` when asked for, or on ``auto`` when CUDA is visible; ``KIND_CPU`` otherwise."""
+    """``KIND_GPU`` when asked for (a repository built for a GPU host, even on a machine without one), or on
+    ``auto`` when this machine has a GPU; ``KIND_CPU`` otherwise."""
     if device == "gpu":
         return "KIND_GPU"
-    if device == "auto":
-        import torch
-
-        return "KIND_GPU" if torch.cuda.is_available() else "KIND_CPU"
-    return "KIND_CPU"
+    return "KIND_GPU" if resolve(device) == "gpu" else "KIND_CPU"
 
 
 def versions(model_dir: Path) -> list[int]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-DeviceKind = Literal["auto", "cpu", "gpu"]
+from recstack.devices import Device
+
 IndexKind = Literal["auto", "flat", "ivf", "ivfpq", "hnsw"]
 FRESHNESS_DAYS = 14.0  # items created (or first seen) this recently are "new arrivals" and bandit arms
 DEFAULT_HOST = "127.0.0.1"
@@ -63,7 +64,7 @@ class ServingConfig:
     index: IndexKind = "auto"
     index_target_recall: float = 0.95  # IVF nprobe grows until recall@candidates vs exact reaches it
     freshness_days: float = FRESHNESS_DAYS
-    device: DeviceKind = "auto"
+    device: Device = "auto"
     instances: int = 1  # per model
     max_batch_size: int = 64
     queue_delay_us: int = 200  # dynamic batching: how long a request may wait for others

@@ -13,7 +13,9 @@ from typing import Literal
 
 import polars as pl
 
-EngineName = Literal["auto", "cpu", "gpu"]
+from recstack.devices import DEVICES, Device, resolve
+
+EngineName = Device
 
 
 @functools.cache
@@ -30,16 +32,13 @@ def gpu_available() -> bool:
 
 def resolve_engine(name: EngineName = "auto") -> Literal["cpu", "gpu"]:
     """Resolve ``auto`` to ``gpu`` or ``cpu``; asking for ``gpu`` without one is an error."""
-    if name == "cpu":
-        return "cpu"
-    if name == "gpu":
-        if not gpu_available():
-            raise RuntimeError("engine 'gpu' requested but cudf-polars or a CUDA GPU is not available "
-                               "(install recstack[gpu] on a GPU host, or use engine 'auto'/'cpu')")
-        return "gpu"
-    if name != "auto":
+    if name not in DEVICES:
         raise ValueError(f"unknown engine {name!r}; use 'auto', 'cpu' or 'gpu'")
-    return "gpu" if gpu_available() else "cpu"
+    try:
+        return resolve(name, available=name != "cpu" and gpu_available())
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}: polars on the GPU needs cudf-polars and a CUDA GPU (install recstack[gpu] on "
+                           "a GPU host)") from exc
 
 
 def collect(plan: pl.LazyFrame, engine: Literal["cpu", "gpu"] = "cpu") -> pl.DataFrame:

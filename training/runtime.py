@@ -12,15 +12,15 @@ import torch
 import torch.distributed as dist
 from recstack.training.config import Precision
 
+from recstack.devices import resolve
+
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when present (this process's local GPU under torchrun), else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    """``auto``: the GPU when present (this process's local GPU under torchrun), else the CPU. ``gpu`` and torch's
+    ``cuda`` / ``cuda:N`` both name the GPU."""
+    kind = resolve(name, available=torch.cuda.is_available())
+    device = torch.device(name if name.startswith("cuda:") else "cuda" if kind == "gpu" else "cpu")
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' requested but no CUDA GPU is available")
         if device.index is None:  # one GPU per torchrun process
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
