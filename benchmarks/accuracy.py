@@ -18,6 +18,7 @@ from recstack.preprocessing.datasets import load_dataset
 from recstack.preprocessing.layout import PreparedLayout
 from recstack.preprocessing.pipeline import preprocess
 from recstack.training.accuracy import accuracy_table
+from recstack.training.report import TrainingReport
 from recstack.training.train_models import METRICS_FILE, train_models
 
 from recstack.settings import Settings
@@ -50,7 +51,8 @@ def run(datasets: list[str], max_minutes: float | None, epochs: int | None, synt
         for r in summary["reports"].values():
             r.pop("history", None)
         report["datasets"][name] = summary
-        tables.append(f"### {name}\n\n" + accuracy_table(name, summary["reports"]))
+        reports = {model: TrainingReport.from_json(r) for model, r in summary["reports"].items()}
+        tables.append(f"### {name}\n\n" + accuracy_table(name, reports))
     report["command"] = "recstack bench accuracy " + " ".join(
         ["--datasets", *datasets] + (["--max-minutes", str(max_minutes)] if max_minutes else [])
         + (["--epochs", str(epochs)] if epochs else []))

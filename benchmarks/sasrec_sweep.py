@@ -66,14 +66,14 @@ def run_variant(data_folder: str, name: str, split: str, overrides: dict, finish
         # One folder: after the first count the fit is resumed as finished, and each count starts from its best.
         report = train_sasrec(data, Path(out_dir), model_config, replace(train_config, finish_epochs=finish),
                               resume=True, progress=False).report
-        best = report.get("test_best_checkpoint", report["test"])
-        record = {"name": name, "split": split, "overrides": overrides, "finish": finish, "resumed": report["resumed"],
-                  "epochs": report["epochs"], "best_epoch": report["best_epoch"], "train_s": report["train_seconds"],
-                  "finish_s": report.get("finish_seconds"),
-                  "best_valid": max(h.get("valid_ndcg@10", 0.0) for h in report["history"]),
+        best = report.test_best_checkpoint or report.test
+        record = {"name": name, "split": split, "overrides": overrides, "finish": finish, "resumed": report.resumed,
+                  "epochs": report.epochs, "best_epoch": report.best_epoch, "train_s": report.train_seconds,
+                  "finish_s": report.finish_seconds,
+                  "best_valid": max(h.get("valid_ndcg@10", 0.0) for h in report.history),
                   "test_best": {m: round(best[m], 4) for m in METRICS},
-                  "test": {m: round(report["test"][m], 4) for m in METRICS},
-                  "device": report["device"], "precision": report["precision"]}
+                  "test": {m: round(report.test[m], 4) for m in METRICS},
+                  "device": report.device, "precision": report.precision}
         with open(journal, "a") as f:
             f.write(json.dumps(record) + "\n")
         records.append(record)

@@ -53,7 +53,8 @@ def prepare_shop(n_items: int, out: Path, seed: int = 7, events: int | None = No
     from recstack.preprocessing.pipeline import preprocess
     from recstack.training.config import SASRecConfig, TrainConfig, TwoTowerConfig
     from recstack.training.data import load_prepared
-    from recstack.training.export import export_sasrec, export_two_tower
+    from recstack.training.export_sasrec import export_sasrec
+    from recstack.training.export_two_tower import export_two_tower
     from recstack.training.models.sasrec import SASRec
     from recstack.training.models.two_tower import ItemFeatures, TwoTower
     from recstack.training.train_two_tower import train_two_tower
@@ -75,7 +76,7 @@ def prepare_shop(n_items: int, out: Path, seed: int = 7, events: int | None = No
             trained = train_two_tower(data, models_dir / "two_tower", TwoTowerConfig(),
                                       TrainConfig(max_minutes=train_minutes, validation_users=1024, test_users=1024),
                                       progress=verbose)
-            two_tower, version = trained.model.eval(), trained.report["version"]
+            two_tower, version = trained.model.eval(), trained.report.version
         else:
             two_tower = TwoTower(ItemFeatures.from_prepared(data), TwoTowerConfig()).eval()
             version = f"two_tower-untrained-{data.fingerprint[:8]}"

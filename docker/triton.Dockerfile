@@ -23,7 +23,7 @@ COPY ensemble/ recstack/ensemble/
 COPY preprocessing/__init__.py preprocessing/vocabulary.py recstack/preprocessing/
 COPY model_repository/ model_repository/
 # One compute thread per python-model stub (FAISS's OpenMP, numpy's OpenBLAS): idle threads of several stubs spin
-# on the cores the others need (measured: 2.4x the throughput at 16 concurrent requests on 2 cores). More
+# on the cores the others need (benchmarks/README.md, "Measured design decisions"). More
 # throughput comes from instance_group counts. The GPU does the heavy lifting on this image anyway.
 ENV PYTHONPATH=/opt/recstack \
     OMP_NUM_THREADS=1 \

@@ -29,7 +29,7 @@ def window_width(lengths, seq_len: int) -> int:
     of two (at least 8), at most ``seq_len``.
 
     The models read padding as nothing, so a narrower window gives the same scores, and attention costs grow
-    with the width (the ranker takes 3 ms at 200 positions, 0.3 ms at 16 for a median history of 12 items);
+    with the width (benchmarks/README.md, "Measured design decisions");
     a few distinct widths still let Triton's dynamic batcher merge requests of equal shape.
 
     Examples

@@ -4,9 +4,8 @@ One interface, two implementations chosen by the host: faiss-gpu when FAISS sees
 (the same index file; :func:`load_index` moves it to the GPU). Vectors are unit-norm, so inner product is cosine.
 
 From ``PQ_MIN_ITEMS`` items, ``auto`` scans the IVF lists with 4-bit fast-scan product-quantised codes and re-scores
-a shortlist of ``REFINE_FACTOR`` × k items (at least ``MIN_SHORTLIST``) exactly (``ivfpq``): at 1M trained 64-d
-item vectors and 1,000 candidates on this 2-core machine, recall@1000 0.965 in 2.05 ms/query, where plain IVF
-needed 3.1 ms for 0.959 (side by side).
+a shortlist of ``REFINE_FACTOR`` × k items (at least ``MIN_SHORTLIST``) exactly (``ivfpq``): faster than plain IVF
+at the same recall (benchmarks/README.md, "Measured design decisions").
 """
 
 from __future__ import annotations
@@ -22,10 +21,10 @@ from recstack.ensemble.config import IndexKind
 
 INDEX_FILE = "items.faiss"
 INDEX_INFO_FILE = "index.json"
-EXACT_MAX_ITEMS = 50_000  # below this, exact search costs ~1 ms per query on two cores
+EXACT_MAX_ITEMS = 50_000  # below this, exact search is fast enough (benchmarks/README.md)
 PQ_MIN_ITEMS = 500_000
 REFINE_FACTOR = 4  # 2 left recall@1000 at 0.82 at 1M items, whatever nprobe
-# With 4 × 200 re-scored, 200 candidates at 1M items needed nprobe 2048 (3.4 ms); with 2,000, nprobe 512.
+# A shortlist of at least 2,000 lets 200 candidates reach the target recall with a quarter of the nprobe.
 MIN_SHORTLIST = 2000
 
 

@@ -86,7 +86,7 @@ class Retriever:
         """One user's candidates, sources and anchors from the ANN results and the affinity to each new item.
 
         The small sources go item by item; the ANN results, most of the list, are filtered with array operations
-        (a Python loop over them cost ~6 ms per user at 1M items).
+        (a Python loop over them is slow at 1M items: benchmarks/README.md, "Measured design decisions").
         """
         catalog, cfg = self.catalog, self.config
         seen = set(history[history > 0].tolist())

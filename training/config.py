@@ -34,8 +34,8 @@ class TrainConfig:
     patience: int = 10  # validations without improvement before stopping
     validate_every: int = 2  # epochs
     validation_users: int = 4096  # a fixed random subset keeps validation cheap on large datasets
-    # None: every test user. Full ranking costs users × items (~30 min for every user of a 1M-item shop on 2
-    # cores), so a fixed random subset can stand in; the report says how many users the test metrics cover.
+    # None: every test user. Full ranking costs users × items (benchmarks/README.md, "Measured design decisions"),
+    # so a fixed random subset can stand in; the report says how many users the test metrics cover.
     test_users: int | None = None
     max_minutes: float | None = None  # stop (keeping the best checkpoint) after this much training time
     # After early stopping: this many more epochs from the best checkpoint on training + validation events, the

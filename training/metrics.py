@@ -115,7 +115,7 @@ def sampled_ranks(scores: torch.Tensor, histories: list[np.ndarray], targets: li
     """Rank of the first target among ``n_negatives`` uniformly sampled unseen items (1 = best).
 
     Only for comparing with older papers that report "sampled 100 negatives" metrics; these are
-    3–5× higher than full-ranking metrics and never comparable with them.
+    several times higher than full-ranking metrics and never comparable with them.
     """
     n_items = scores.shape[1]
     ranks = np.empty(len(targets), dtype=np.int64)

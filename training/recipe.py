@@ -11,6 +11,7 @@ import torch
 from recstack.training.config import TrainConfig
 from recstack.training.data import EvalSet, PreparedData
 from recstack.training.evaluate import KS, Scorer, evaluate
+from recstack.training.report import TrainingReport
 from recstack.training.trainer import Trained, Trainer, config_hash, with_model_lr
 from torch import nn
 
@@ -47,24 +48,24 @@ def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData
     resumed = trainer.resume() if resume else False
     started = time.perf_counter()
     state = trainer.fit()
-    report = {"model": name, "resumed": resumed, "world_size": trainer.dist.world_size,
-              "epochs": state.epoch, "best_epoch": state.best_epoch,
-              "train_seconds": round(state.seconds, 1), "session_seconds": round(time.perf_counter() - started, 1),
-              "version": f"{name}-{data.fingerprint[:8]}-{identity['config']}-e{state.best_epoch}",
-              "device": str(trainer.device), "precision": str(trainer.dtype).replace("torch.", ""),
-              "test_users": len(test), "history": state.history}
+    report = TrainingReport(
+        model=name, resumed=resumed, world_size=trainer.dist.world_size, epochs=state.epoch,
+        best_epoch=state.best_epoch, train_seconds=round(state.seconds, 1),
+        session_seconds=round(time.perf_counter() - started, 1),
+        version=f"{name}-{data.fingerprint[:8]}-{identity['config']}-e{state.best_epoch}", device=str(trainer.device),
+        precision=str(trainer.dtype).replace("torch.", ""), test_users=len(test), history=state.history)
     final = None
     if trainer.dist.is_main:
         final = trainer.load_best()
         if train_config.finish_epochs:
             with torch.no_grad():
-                report["test_best_checkpoint"] = evaluate(scorer(final, trainer.device), data, test,
+                report.test_best_checkpoint = evaluate(scorer(final, trainer.device), data, test,
                                                           ks=test_ks, progress=progress)
     if train_config.finish_epochs:
         final = trainer.finish(*make_batches(data.train_and_valid_sequences()))
-        report["finish_epochs"], report["finish_seconds"] = train_config.finish_epochs, round(trainer.finish_seconds, 1)
-        report["version"] += f"-f{train_config.finish_epochs}"
+        report.finish_epochs, report.finish_seconds = train_config.finish_epochs, round(trainer.finish_seconds, 1)
+        report.version += f"-f{train_config.finish_epochs}"
     if trainer.dist.is_main:
         with torch.no_grad():
-            report["test"] = evaluate(scorer(final, trainer.device), data, test, ks=test_ks, progress=progress)
+            report.test = evaluate(scorer(final, trainer.device), data, test, ks=test_ks, progress=progress)
     return Trained(final if trainer.dist.is_main else None, report)

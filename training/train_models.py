@@ -16,8 +16,10 @@ from recstack.training.baselines import BASELINES
 from recstack.training.config import SASRecConfig, TrainConfig, TwoTowerConfig
 from recstack.training.data import load_prepared
 from recstack.training.evaluate import evaluate, evaluate_sampled
-from recstack.training.export import export_sasrec, export_two_tower
+from recstack.training.export_sasrec import export_sasrec
+from recstack.training.export_two_tower import export_two_tower
 from recstack.training.recipe import user_subset
+from recstack.training.report import TrainingReport
 from recstack.training.runtime import Distributed, pick_device
 from recstack.training.train_sasrec import sequence_scorer, train_sasrec
 from recstack.training.train_two_tower import train_two_tower, two_tower_scorer
@@ -37,7 +39,8 @@ def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] 
                  two_tower: TwoTowerConfig = TwoTowerConfig(), resume: bool = True, progress: bool = True,
                  sampled: bool = False, export: bool = True) -> dict:
     """Train ``models`` (a subset of :data:`MODELS`) on ``data_dir``, writing checkpoints, ``metrics.json``,
-    ``accuracy.md`` and the ONNX exports under ``out``; returns the summary written to ``metrics.json``.
+    ``accuracy.md`` and the ONNX exports under ``out``; returns the summary written to ``metrics.json`` (its
+    ``reports`` as :meth:`TrainingReport.to_json` writes them).
 
     Examples
     --------
@@ -54,13 +57,13 @@ def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] 
     model_configs = {"sasrec": sasrec, "two_tower": two_tower}
     dist = Distributed.from_environment(pick_device(train.device))
     test_set = user_subset(data.test, train.test_users, train.seed)  # the models' test users too
-    reports: dict[str, dict] = {}
+    reports: dict[str, TrainingReport] = {}
 
-    def save(reports: dict[str, dict]) -> dict:
+    def save(reports: dict[str, TrainingReport]) -> dict:
         """Write what is known so far, so a later failure loses none of the earlier models' results."""
         out.mkdir(parents=True, exist_ok=True)
         summary = {"dataset": data.name, "fingerprint": data.fingerprint, "world_size": dist.world_size,
-                   "reports": reports}
+                   "reports": {name: report.to_json() for name, report in reports.items()}}
         (out / METRICS_FILE).write_text(json.dumps(summary, indent=2, default=str))
         table = accuracy_table(data.name, reports)
         (out / "accuracy.md").write_text(table + "\n")
@@ -75,13 +78,13 @@ def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] 
             continue
         if sampled:
             device = next(trained.model.parameters()).device
-            trained.report["test"].update(evaluate_sampled(scorer(trained.model, device), data, test_set))
+            trained.report.test.update(evaluate_sampled(scorer(trained.model, device), data, test_set))
         if export:
-            extra = {"model_version": trained.report["version"], "dataset": data.name,
-                     "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report["test"]}
+            extra = {"model_version": trained.report.version, "dataset": data.name,
+                     "dataset_fingerprint": data.fingerprint, "test_metrics": trained.report.test}
             exported = export_model(trained.model, out / "onnx" / name, data.test.histories[:512], extra=extra,
                                     verbose=progress)
-            trained.report["onnx_parity"] = exported["parity"]
+            trained.report.onnx_parity = exported["parity"]
         reports[name] = trained.report
         save(reports)
         dist.barrier()
@@ -97,8 +100,8 @@ def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] 
             test = evaluate(model, data, test_set, progress=progress)
             if sampled:
                 test.update(evaluate_sampled(model, data, test_set))
-            reports[name] = {"model": name, "train_seconds": round(fit_seconds, 1), "test": test,
-                             "test_users": len(test_set)}
+            reports[name] = TrainingReport(name, test=test, test_users=len(test_set),
+                                           train_seconds=round(fit_seconds, 1))
     if not dist.is_main:
         return {}
     summary = save(reports)

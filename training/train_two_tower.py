@@ -115,7 +115,7 @@ def train_two_tower(data: PreparedData, output_dir: Path, model_config: TwoTower
     >>> data = load_prepared(Path("build/data/synthetic"))  # doctest: +SKIP
     >>> trained = train_two_tower(data, Path("build/models/tt"))  # doctest: +SKIP
     >>> report = trained.report  # doctest: +SKIP
-    >>> report["version"], report["test"]["recall@100"]  # doctest: +SKIP
+    >>> report.version, report.test["recall@100"]  # doctest: +SKIP
     ('two_tower-20f3f50d-1c2e8a90-e14', 0.61)
     """
     model_config, train_config = model_config or TwoTowerConfig(), train_config or TrainConfig()

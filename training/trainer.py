@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from recstack.training.config import TrainConfig
+from recstack.training.report import TrainingReport
 from recstack.training.runtime import Distributed, autocast, pick_device, resolve_precision, seed_everything
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -68,7 +69,7 @@ class Trained:
     """A training run's outcome: the best model (None on torchrun's other processes) and its report."""
 
     model: nn.Module | None
-    report: dict
+    report: TrainingReport
 
 
 class Objective(nn.Module):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from recstack.preprocessing.layout import PreparedLayout
 from recstack.settings import Settings
-from recstack.training.export import ParityError
+from recstack.training.onnx_tools import ParityError
 from recstack.training.train_models import MODELS, train_models
 
 

@@ -6,8 +6,9 @@ import onnx
 import pytest
 import torch
 from recstack.training.config import SASRecConfig
-from recstack.training.export import ParityError, check_parity, export_onnx, export_sasrec, onnx_latency, onnx_session
+from recstack.training.export_sasrec import export_sasrec
 from recstack.training.models.sasrec import SASRec
+from recstack.training.onnx_tools import ParityError, check_parity, export_onnx, onnx_latency, onnx_session
 from torch import nn
 
 WINDOW, N_ITEMS, HIDDEN = 12, 60, 16
@@ -148,7 +149,7 @@ def test_two_tower_export_embeds_cold_items_like_pytorch(prepared, tmp_path):
     from dataclasses import replace as _replace
 
     from recstack.training.config import TwoTowerConfig
-    from recstack.training.export import export_two_tower, onnx_session
+    from recstack.training.export_two_tower import export_two_tower
     from recstack.training.models.two_tower import ItemFeatures, TwoTower
     from recstack.training.train_two_tower import NextItemExamples
 

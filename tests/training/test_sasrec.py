@@ -59,20 +59,20 @@ def _train(prepared, folder, epochs, model_config=TINY) -> dict:
 def test_training_learns_the_synthetic_sequences_better_than_popularity(prepared, tmp_path):
     report = _train(prepared, tmp_path, 4)
     popular = evaluate(MostPopular(prepared), prepared, prepared.test)
-    assert report["test"]["ndcg@10"] > 1.5 * popular["ndcg@10"]
-    assert report["version"].startswith("sasrec-") and report["best_epoch"] >= 1
-    assert [h["epoch"] for h in report["history"]] == [1, 2, 3, 4]
+    assert report.test["ndcg@10"] > 1.5 * popular["ndcg@10"]
+    assert report.version.startswith("sasrec-") and report.best_epoch >= 1
+    assert [h["epoch"] for h in report.history] == [1, 2, 3, 4]
 
 
 def test_resumed_training_ends_exactly_where_an_uninterrupted_run_does(prepared, tmp_path):
     straight = _train(prepared, tmp_path / "a", 3)
     _train(prepared, tmp_path / "b", 1)
     resumed = _train(prepared, tmp_path / "b", 3)
-    assert resumed["resumed"] and resumed["epochs"] == 3
+    assert resumed.resumed and resumed.epochs == 3
     a = torch.load(tmp_path / "a" / LAST, weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / LAST, weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert straight["test"] == resumed["test"]
+    assert straight.test == resumed.test
 
 
 def test_a_checkpoint_of_another_run_is_not_resumed(prepared, tmp_path):
@@ -94,15 +94,15 @@ def test_a_run_that_ran_out_of_time_is_not_continued_on_resume(prepared, tmp_pat
     config = replace(FAST, epochs=5, max_minutes=1e-6)
     first = train_sasrec(prepared, tmp_path, TINY, config, progress=False).report
     again = train_sasrec(prepared, tmp_path, TINY, config, progress=False).report
-    assert first["epochs"] == 1 and again["resumed"] and again["epochs"] == 1
+    assert first.epochs == 1 and again.resumed and again.epochs == 1
 
 
 def test_the_time_budget_cuts_an_epoch_short(prepared, tmp_path):
     whole = train_sasrec(prepared, tmp_path / "whole", TINY, replace(FAST, epochs=1), progress=False).report
     cut = train_sasrec(prepared, tmp_path / "cut", TINY, replace(FAST, epochs=1, max_minutes=1e-6),
                        progress=False).report
-    assert whole["history"][0]["batches"] > BUDGET_CHECK_BATCHES
-    assert cut["history"][0]["batches"] == BUDGET_CHECK_BATCHES
+    assert whole.history[0]["batches"] > BUDGET_CHECK_BATCHES
+    assert cut.history[0]["batches"] == BUDGET_CHECK_BATCHES
     assert (tmp_path / "cut" / BEST).exists()  # the partial epoch is validated and kept
 
 
@@ -110,15 +110,15 @@ def test_finishing_epochs_train_on_validation_events_and_give_the_final_model(pr
     config = replace(FAST, epochs=2, finish_epochs=2)
     trained = train_sasrec(prepared, tmp_path, TINY, config, progress=False)
     report = trained.report
-    assert report["version"].endswith("-f2") and report["finish_epochs"] == 2 and report["finish_seconds"] > 0
-    assert report["test"] != report["test_best_checkpoint"]  # the final model is the finished one
+    assert report.version.endswith("-f2") and report.finish_epochs == 2 and report.finish_seconds > 0
+    assert report.test != report.test_best_checkpoint  # the final model is the finished one
     final = torch.load(tmp_path / FINAL, weights_only=False)["model"]
     best = torch.load(tmp_path / BEST, weights_only=False)["model"]
     assert all(torch.equal(final[k], v) for k, v in trained.model.state_dict().items())
     assert not all(torch.equal(final[k], best[k]) for k in best)
     # A finished run is loaded, not finished again.
     again = train_sasrec(prepared, tmp_path, TINY, config, progress=False).report
-    assert again["test"] == report["test"] and again["finish_seconds"] == 0
+    assert again.test == report.test and again.finish_seconds == 0
 
 
 def test_finishing_sequences_add_validation_targets_never_test_targets(prepared):
@@ -139,9 +139,9 @@ def test_test_users_evaluate_a_fixed_subset_and_keep_the_model_version(prepared,
     everyone = train_sasrec(prepared, tmp_path / "all", TINY, config, progress=False).report
     subset = train_sasrec(prepared, tmp_path / "some", TINY, replace(config, test_users=50), progress=False).report
     again = train_sasrec(prepared, tmp_path / "again", TINY, replace(config, test_users=50), progress=False).report
-    assert everyone["test_users"] == len(prepared.test) > 50 and subset["test_users"] == 50
-    assert subset["test"]["users"] == 50 and subset["test"] == again["test"]  # the same users every time
-    assert subset["version"] == everyone["version"]  # a test-only setting does not make another model
+    assert everyone.test_users == len(prepared.test) > 50 and subset.test_users == 50
+    assert subset.test["users"] == 50 and subset.test == again.test  # the same users every time
+    assert subset.version == everyone.version  # a test-only setting does not make another model
 
 
 @pytest.mark.parametrize("bad", [{"test_users": 0}, {"epochs": 0}, {"finish_epochs": -1}, {"max_minutes": 0},

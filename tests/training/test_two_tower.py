@@ -132,12 +132,12 @@ def test_log_q_correction_penalises_often_sampled_candidates_and_accidental_hits
 def test_training_beats_popularity_on_the_synthetic_shop(prepared, trained):
     _, _, report = trained
     popular = evaluate(MostPopular(prepared), prepared, prepared.test, ks=TEST_KS)
-    assert report["test"]["ndcg@10"] > 2 * popular["ndcg@10"]
-    assert report["test"]["recall@20"] > popular["recall@20"] + 0.2
-    assert {f"recall@{k}" for k in TEST_KS} <= report["test"].keys()
-    assert report["version"].startswith(f"two_tower-{prepared.fingerprint[:8]}-")
-    assert report["version"].endswith(f"-e{report['best_epoch']}")
-    assert [h["epoch"] for h in report["history"]] == list(range(1, FAST.epochs + 1))
+    assert report.test["ndcg@10"] > 2 * popular["ndcg@10"]
+    assert report.test["recall@20"] > popular["recall@20"] + 0.2
+    assert {f"recall@{k}" for k in TEST_KS} <= report.test.keys()
+    assert report.version.startswith(f"two_tower-{prepared.fingerprint[:8]}-")
+    assert report.version.endswith(f"-e{report.best_epoch}")
+    assert [h["epoch"] for h in report.history] == list(range(1, FAST.epochs + 1))
 
 
 def test_the_scorer_ranks_like_the_models_own_score_all(prepared, trained):
@@ -187,11 +187,11 @@ def test_resumed_training_ends_exactly_where_an_uninterrupted_run_does(prepared,
     straight = train_two_tower(prepared, tmp_path / "a", SMALL, two, progress=False).report
     train_two_tower(prepared, tmp_path / "b", SMALL, TrainConfig(**{**FAST.__dict__, "epochs": 1}), progress=False)
     resumed = train_two_tower(prepared, tmp_path / "b", SMALL, two, progress=False).report
-    assert resumed["resumed"] and resumed["epochs"] == 2
+    assert resumed.resumed and resumed.epochs == 2
     a = torch.load(tmp_path / "a" / LAST, weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / LAST, weights_only=False)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert straight["test"] == resumed["test"]
+    assert straight.test == resumed.test
 
 
 def test_a_checkpoint_of_another_run_is_not_resumed(prepared, tmp_path):

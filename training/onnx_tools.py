@@ -1,14 +1,8 @@
-"""ONNX export with a parity check against PyTorch and onnxruntime CPU latencies.
+"""Generic ONNX tooling: export with a parity check against PyTorch, onnxruntime CPU latencies, signatures.
 
-The generic helpers (:func:`export_onnx`, :func:`check_parity`, :func:`onnx_latency`, :func:`onnx_signature`)
-take any module whose ``forward`` takes named tensors, so the two-tower model's query and item towers export
-the same way as the sequential ranker. :func:`export_sasrec` writes the serving funnel's SASRec graphs:
-
-``ranker.onnx``
-    ``item_seq`` (int64, batch × seq_len, left-padded with 0) and ``candidates`` (int64, batch ×
-    n_candidates) → ``scores`` (float32, batch × n_candidates).
-``user_encoder.onnx``
-    ``item_seq`` → ``user_embedding`` (float32, batch × hidden).
+The helpers (:func:`export_onnx`, :func:`check_parity`, :func:`onnx_latency`, :func:`onnx_signature`,
+:func:`export_graphs`) take any module whose ``forward`` takes named tensors; the per-model exporters
+(:mod:`.export_sasrec`, :mod:`.export_two_tower`) say which graphs a model serves with.
 
 Exporter choice (measured with torch 2.13, onnxscript 0.7.2, onnxruntime 1.31): the torch.export-based exporter
 (``torch.onnx.export(dynamo=True)``, the default since torch 2.9). The legacy TorchScript exporter
@@ -22,7 +16,6 @@ and the parity check then confirms it at sizes never seen during export.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import time
@@ -36,8 +29,6 @@ import onnx_ir as ir  # the exporter's graph representation (installed with onnx
 import onnxruntime as ort
 import torch
 from recstack.preprocessing.vocabulary import FIRST_INDEX, OOV
-from recstack.training.data import pad_left
-from recstack.training.models.sasrec import SASRec
 from torch import nn
 
 DEFAULT_OPSET = 18  # the exporter's native opset; lower ones go through a version converter
@@ -70,7 +61,7 @@ def _eval_mode(module: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
-def _device_of(module: nn.Module) -> torch.device:
+def device_of(module: nn.Module) -> torch.device:
     tensor = next(iter(module.parameters()), None)
     if tensor is None:
         tensor = next(iter(module.buffers()), None)
@@ -147,7 +138,7 @@ def export_onnx(module: nn.Module, example_inputs: Inputs, output_names: Sequenc
         raise ValueError(f"opset {opset} is below {MIN_OPSET}, the lowest this project serves")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    device = _device_of(module)
+    device = device_of(module)
     inputs = {name: _as_tensor(value, device) for name, value in example_inputs.items()}
     shapes = _dynamic_shapes(inputs, dynamic_axes or {})
     n_bytes = sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
@@ -248,7 +239,7 @@ def check_parity(module: nn.Module, path: str | Path, inputs_list: Sequence[Inpu
     session = session or onnx_session(path)
     graph_inputs = [i.name for i in session.get_inputs()]
     output_names = [o.name for o in session.get_outputs()]
-    device = _device_of(module)
+    device = device_of(module)
     worst = 0.0
     with _eval_mode(module), torch.no_grad():
         for index, inputs in enumerate(inputs_list):
@@ -334,41 +325,7 @@ def opset_of(path: str | Path) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-# -- SASRec ----------------------------------------------------------------------------------------
-
-
-class SequenceRanker(nn.Module):
-    """The funnel's rank stage as one graph: ``(item_seq, candidates) → scores``.
-
-    Sequences longer than the model's window keep their newest ``max_length`` items, as ``pad_left`` does
-    in training, so a client never has to know the window to get the model's answer.
-    """
-
-    def __init__(self, model: SASRec):
-        super().__init__()
-        self.model = model
-
-    def forward(self, item_seq: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        # Items added to the catalog after training (indices past the model's table) are read as OOV, in the
-        # history and among the candidates, so a newer catalog never breaks the ranker.
-        n_items = self.model.n_items
-        item_seq = torch.where(item_seq >= n_items, torch.full_like(item_seq, OOV), item_seq)
-        candidates = torch.where(candidates >= n_items, torch.full_like(candidates, OOV), candidates)
-        return self.model.score_candidates(item_seq[:, -self.model.config.max_length:], candidates)
-
-
-class UserEncoder(nn.Module):
-    """``item_seq → user_embedding``: the query vector for retrieval over the item embeddings."""
-
-    def __init__(self, model: SASRec):
-        super().__init__()
-        self.model = model
-
-    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
-        return self.model(item_seq[:, -self.model.config.max_length:])
-
-
-def _random_sequences(rng: np.random.Generator, batch: int, length: int, n_items: int) -> np.ndarray:
+def random_sequences(rng: np.random.Generator, batch: int, length: int, n_items: int) -> np.ndarray:
     """Left-padded rows with between 0 and ``length`` real items; half of them mostly padding."""
     seq = np.zeros((batch, length), dtype=np.int64)
     for row in range(batch):
@@ -379,35 +336,8 @@ def _random_sequences(rng: np.random.Generator, batch: int, length: int, n_items
     return seq
 
 
-def _random_candidates(rng: np.random.Generator, batch: int, count: int, n_items: int) -> np.ndarray:
+def random_candidates(rng: np.random.Generator, batch: int, count: int, n_items: int) -> np.ndarray:
     return rng.integers(FIRST_INDEX, n_items, (batch, count), dtype=np.int64)
-
-
-def sasrec_parity_inputs(model: SASRec, n_checks: int, real_sequences: Sequence[np.ndarray] | None = None,
-                         seed: int = 0) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
-    """Random and real ranker input sets (``item_seq`` and ``candidates``) to check a SASRec export on.
-
-    Random sets cycle through batch sizes, window lengths (one, short, the full window and longer than it)
-    and candidate counts; real sets are left-padded real sequences, ``n_checks`` batches of up to 64 users.
-    """
-    rng = np.random.default_rng(seed)
-    window, n_items = model.config.max_length, model.n_items
-    batches, counts = (1, 7, 64, 3, 33), (1, 100, 5, 17, 2)
-    lengths = (window, 1, max(window // 4, 1), window + 3, max(window // 2, 1))
-    random = [{"item_seq": _random_sequences(rng, batches[i % 5], lengths[i % 5], n_items),
-               "candidates": _random_candidates(rng, batches[i % 5], counts[i % 5], n_items)}
-              for i in range(n_checks)]
-    real = []
-    if real_sequences:
-        # With 64 users or fewer every batch would hold all of them again.
-        for _ in range(n_checks if len(real_sequences) > 64 else 1):
-            rows = rng.choice(len(real_sequences), min(64, len(real_sequences)), replace=False)
-            seq = pad_left([real_sequences[r] for r in rows], window)
-            # The user's own items among the candidates, as when retrieval returns items they already saw.
-            candidates = _random_candidates(rng, len(rows), 50, n_items)
-            candidates[:, :5] = np.where(seq[:, -5:] > 0, seq[:, -5:], candidates[:, :5])
-            real.append({"item_seq": seq, "candidates": candidates})
-    return random, real
 
 
 def export_graphs(graphs: Mapping[str, tuple[nn.Module, Inputs, list[str], DynamicAxes]],
@@ -443,150 +373,3 @@ def export_graphs(graphs: Mapping[str, tuple[nn.Module, Inputs, list[str], Dynam
     manifest.update(extra)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
-
-
-def export_sasrec(model: SASRec, out_dir: str | Path, real_sequences: Sequence[np.ndarray] | None = None,
-                  n_checks: int = 10, atol: float = 1e-4, opset: int = DEFAULT_OPSET, latency_repeats: int = 20,
-                  latency_candidates: int = 100, extra: dict | None = None, verbose: bool = True) -> dict:
-    """Write ``ranker.onnx``, ``user_encoder.onnx`` and ``manifest.json`` and check them against PyTorch.
-
-    Parameters
-    ----------
-    model : SASRec
-        A trained model, on any device; exported from a CPU copy in eval mode and left unchanged.
-    out_dir : str or Path
-        Folder for the files.
-    real_sequences : sequence of np.ndarray, optional
-        Users' item-index sequences (oldest first) to check parity on, besides random inputs.
-    n_checks : int
-        Random input sets, and batches of real sequences, per graph.
-    atol : float
-        Parity tolerance; above it :class:`ParityError` is raised and no manifest is written.
-    opset : int
-        ONNX opset.
-    latency_repeats, latency_candidates : int
-        Timed onnxruntime calls per batch size (1 and 64), and candidates per user in the ranker's timing.
-    extra : dict, optional
-        Caller's facts (model version, dataset fingerprint, metrics) merged into ``manifest.json``.
-    verbose : bool
-        Print parity and latency per graph.
-
-    Returns
-    -------
-    dict
-        The manifest: files, opset, inputs and outputs with shapes, parity and latency per graph, plus ``extra``.
-
-    Examples
-    --------
-    >>> export_sasrec(model, "build/models/synthetic/onnx", data.test.histories[:1000],
-    ...               extra={"version": report["version"]})["parity"]["ranker"]  # doctest: +SKIP
-    {'max_abs_diff': 9.5e-07, 'random_max_abs_diff': 9.5e-07, 'real_max_abs_diff': 4.8e-07, ...}
-    """
-    if n_checks < 1:
-        raise ValueError("n_checks must be at least 1")
-    extra = dict(extra or {})
-    out_dir = Path(out_dir)
-    # ORT CPU is the reference runtime; comparing a GPU model against it would measure GPU arithmetic,
-    # not the export.
-    if _device_of(model).type != "cpu":
-        model = copy.deepcopy(model).cpu()
-    window, n_items = model.config.max_length, model.n_items
-    rng = np.random.default_rng(1234)
-    # Distinct example sizes per axis, none of them 0 or 1, keep torch.export from equating or freezing axes.
-    example_seq = _random_sequences(rng, 2, max(window, 4), n_items)
-    example = {"item_seq": example_seq, "candidates": _random_candidates(rng, 2, 3, n_items)}
-    random_sets, real_sets = sasrec_parity_inputs(model, n_checks, real_sequences)
-    graphs = {
-        "ranker": (SequenceRanker(model), example, ["scores"],
-                   {"item_seq": {0: "batch", 1: "seq_len"}, "candidates": {0: "batch", 1: "n_candidates"}}),
-        "user_encoder": (UserEncoder(model), {"item_seq": example_seq}, ["user_embedding"],
-                         {"item_seq": {0: "batch", 1: "seq_len"}}),
-    }
-    manifest: dict = {"format": "onnx", "opset": opset, "exporter": f"torch.onnx dynamo (torch {torch.__version__})",
-                      "onnxruntime": ort.__version__,
-                      "model": {"name": "sasrec", "n_items": n_items, "max_length": window,
-                                "hidden": model.config.hidden},
-                      "files": {}, "graphs": {}, "parity": {}, "latency_ms": {}}
-    latency_inputs = {"item_seq": _random_sequences(rng, 64, window, n_items),
-                      "candidates": _random_candidates(rng, 64, latency_candidates, n_items)}
-    latency_info = {"ranker": {"seq_len": window, "n_candidates": latency_candidates},
-                    "user_encoder": {"seq_len": window}}
-    return export_graphs(graphs, random_sets, real_sets, latency_inputs, out_dir, manifest, extra, atol, opset,
-                         latency_repeats, verbose, latency_info)
-
-
-class ItemTowerGraph(nn.Module):
-    """Item features → ``item_embedding``: embeds items added to the catalog after training (cold start)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.tower = model.items
-
-    def forward(self, item_idx, category, brand, price_bucket, title_tokens, has_id):
-        return self.tower.embed(item_idx, category, brand, price_bucket, title_tokens, has_id.float())
-
-
-class QueryTowerGraph(nn.Module):
-    """``item_seq`` → ``query_embedding``, with the catalog's item vectors baked in as a constant."""
-
-    def __init__(self, model: nn.Module, item_vectors: torch.Tensor):
-        super().__init__()
-        self.model = model
-        self.register_buffer("item_vectors", item_vectors)
-
-    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
-        window = self.model.config.history_length
-        seq = item_seq[:, -window:]
-        # Items unknown to this export (added to the catalog later) are read as OOV.
-        seq = torch.where(seq >= self.item_vectors.shape[0], torch.full_like(seq, OOV), seq)
-        return self.model.query(seq, self.item_vectors)
-
-
-def export_two_tower(model: nn.Module, out_dir: str | Path, real_sequences: Sequence[np.ndarray] | None = None,
-                     n_checks: int = 6, atol: float = 1e-4, opset: int = DEFAULT_OPSET, latency_repeats: int = 20,
-                     extra: dict | None = None, verbose: bool = True) -> dict:
-    """Write ``query_tower.onnx``, ``item_tower.onnx``, ``item_embeddings.npy`` (what the retrieval index
-    holds, one row per item index) and ``manifest.json``, each graph checked against PyTorch."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(model).cpu().eval()
-    features = model.features
-    with torch.no_grad():
-        vectors = model.item_embeddings()
-    np.save(out_dir / "item_embeddings.npy", vectors.numpy().astype(np.float32))
-    n_items, window = len(features), model.config.history_length
-    rng = np.random.default_rng(1234)
-
-    def item_inputs(rows: np.ndarray) -> dict[str, np.ndarray]:
-        index = torch.from_numpy(rows)
-        return {"item_idx": rows, "category": features.category[index].numpy(),
-                "brand": features.brand[index].numpy(), "price_bucket": features.price_bucket[index].numpy(),
-                "title_tokens": features.title_tokens[index].numpy(), "has_id": features.has_id[index].numpy()}
-
-    def sequence_set(batch: int, length: int) -> dict[str, np.ndarray]:
-        return {"item_seq": _random_sequences(rng, batch, length, n_items)}
-
-    random_sets = [{**sequence_set(b, length), **item_inputs(rng.integers(0, n_items, b))}
-                   for b, length in zip((1, 7, 64, 3, 33, 5)[:n_checks], (window, 1, window // 2 + 1, window + 3,
-                                                                          3, window)[:n_checks], strict=True)]
-    real_sets = []
-    if real_sequences:
-        for _ in range(min(n_checks, 3)):
-            rows = rng.choice(len(real_sequences), min(64, len(real_sequences)), replace=False)
-            real_sets.append({"item_seq": pad_left([real_sequences[r] for r in rows], window),
-                              **item_inputs(np.arange(min(n_items, 500)))})
-    graphs = {
-        "query_tower": (QueryTowerGraph(model, vectors), sequence_set(2, max(window, 4)), ["query_embedding"],
-                        {"item_seq": {0: "batch", 1: "seq_len"}}),
-        "item_tower": (ItemTowerGraph(model), item_inputs(np.arange(2, 5)), ["item_embedding"],
-                       {**{k: {0: "items"} for k in ("item_idx", "category", "brand", "price_bucket", "has_id")},
-                        "title_tokens": {0: "items"}}),
-    }
-    manifest: dict = {"format": "onnx", "opset": opset, "exporter": f"torch.onnx dynamo (torch {torch.__version__})",
-                      "onnxruntime": ort.__version__,
-                      "model": {"name": "two_tower", "n_items": n_items, "history_length": window,
-                                "dim": model.config.dim, "item_embeddings": "item_embeddings.npy"},
-                      "files": {}, "graphs": {}, "parity": {}, "latency_ms": {}}
-    latency_inputs = {**sequence_set(64, window), **item_inputs(rng.integers(0, n_items, 64))}
-    return export_graphs(graphs, random_sets, real_sets, latency_inputs, out_dir, manifest, dict(extra or {}),
-                         atol, opset, latency_repeats, verbose)
