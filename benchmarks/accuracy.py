@@ -3,7 +3,7 @@
 For each dataset: preprocess (leave-one-out) if needed, then ``recstack train`` with every model, and
 collect the full-ranking test metrics into ``results/accuracy.json`` and ``results/accuracy.md``.
 
-    python -m benchmarks accuracy --datasets synthetic ml-1m beauty --max-minutes 60
+    recstack bench accuracy --datasets synthetic ml-1m beauty --max-minutes 60
 """
 
 from __future__ import annotations

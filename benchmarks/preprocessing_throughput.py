@@ -4,8 +4,8 @@ Each implementation runs in its own process on the same synthetic parquet files,
 (the child's max RSS) is its own. Time covers reading the raw parquet, every transformation of the
 leave-one-out pipeline and writing the output tables.
 
-    python -m benchmarks preprocessing                    # 1M and 10M events
-    python -m benchmarks preprocessing --sizes 200000     # a quick run
+    recstack bench preprocessing                    # 1M and 10M events
+    recstack bench preprocessing --sizes 200000     # a quick run
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def run(sizes: list[int], seed: int, cache: Path, results_dir: Path) -> dict:
     report = {"benchmark": "preprocessing_throughput", "machine": describe_machine(),
               "versions": {"polars": pl.__version__, "pandas": __import__("pandas").__version__,
                            "python": platform.python_version()},
-              "command": "python -m benchmarks preprocessing --sizes " + " ".join(map(str, sizes)),
+              "command": "recstack bench preprocessing --sizes " + " ".join(map(str, sizes)),
               "results": rows}
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "preprocessing_throughput.json").write_text(json.dumps(report, indent=2))

@@ -11,7 +11,7 @@ again, a sweep skips what its journal holds and resumes each variant's run from 
 variant), unless ``--no-resume``. A variant that fails is reported and the others go on. ``--report`` redraws
 the table and figure from a journal.
 
-    python -m benchmarks sweep --data build/bench/prepared/ml-1m --jobs 9 --max-minutes 5 --device cuda
+    recstack bench sweep --data build/bench/prepared/ml-1m --jobs 9 --max-minutes 5 --device cuda
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def main(argv: list[str], settings: Settings) -> int:
                   + ", ".join(f"+{r['finish']} {r['test']['ndcg@10']:.4f}" for r in records), flush=True)
     budget = f"budget {args.max_minutes} min each" if args.max_minutes else "no time budget"
     title = f"SASRec settings sweep on {args.data.name}, {machine['summary']}, {args.jobs} side by side, {budget}"
-    command = "python -m benchmarks sweep " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "recstack bench sweep " + " ".join(argv if argv is not None else sys.argv[1:])
     if journal.exists() and journal.read_text().strip():
         print(report(journal, title, {"benchmark": "sasrec_sweep", "machine": machine, "command": command,
                                       "failed": failed}))

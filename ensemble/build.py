@@ -1,4 +1,4 @@
-"""``recstack build-repo`` / ``python -m ensemble build``: assemble ``build/model_repository/``.
+"""``recstack build-repo``: assemble ``build/model_repository/``.
 
 Every ``config.pbtxt`` rendered from the tensor specs (:mod:`recstack.ensemble.specs`), the committed ``model.py``
 files of the python models (``model_repository/<model>/model.py``), plus the trained
