@@ -149,9 +149,9 @@ def facade_process(data_dir: Path, work: Path, engine: str, repository: Path, tr
 
 
 def triton_sender(url: str, protocol: str, histories: list):
-    from recstack.client.triton import AsyncTritonRecommender
+    from recstack.client.engine import engine_kind, open_engine
 
-    client = AsyncTritonRecommender(url, protocol)
+    client = open_engine(engine_kind("triton", protocol), url)
 
     async def send(i: int):
         return await client.recommend_arrays([histories[i % len(histories)]], None, LIMIT)

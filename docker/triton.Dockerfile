@@ -18,7 +18,7 @@ RUN python3 -m pip install --no-cache-dir \
 # The python models import recstack.ensemble (and the vocabulary constants of recstack.preprocessing): the folders
 # go where the package layout puts them, on PYTHONPATH, without installing the rest of recstack.
 WORKDIR /opt/recstack
-COPY recstack/__init__.py recstack/
+COPY recstack/__init__.py recstack/devices.py recstack/
 COPY ensemble/ recstack/ensemble/
 COPY preprocessing/__init__.py preprocessing/vocabulary.py recstack/preprocessing/
 COPY model_repository/ model_repository/
