@@ -20,7 +20,7 @@ RUN python3 -m pip install --no-cache-dir \
 WORKDIR /opt/recstack
 COPY recstack/__init__.py recstack/devices.py recstack/
 COPY ensemble/ recstack/ensemble/
-COPY preprocessing/__init__.py preprocessing/vocabulary.py recstack/preprocessing/
+COPY preprocessing/__init__.py preprocessing/vocabulary.py preprocessing/layout.py recstack/preprocessing/
 COPY model_repository/ model_repository/
 # One compute thread per python-model stub (FAISS's OpenMP, numpy's OpenBLAS): idle threads of several stubs spin
 # on the cores the others need (benchmarks/README.md, "Measured design decisions"). More
