@@ -23,9 +23,11 @@ import polars as pl
 from recstack.client.core.shop import Shop
 from recstack.client.engine import EngineKind, open_engine
 from recstack.preprocessing.layout import PreparedLayout
+from recstack.preprocessing.tombstones import rewrite_without
 from tqdm import tqdm
 
 Mode = Literal["in-process", "triton"]
+SCORING_STATE = "scoring.json"  # what a scoring output folder is for (users, K, data), checked on resume
 OUTPUT_SCHEMA = {"user_id": pl.String, "rank": pl.UInt16, "item_id": pl.String, "score": pl.Float32,
                  "reason": pl.String, "model_version": pl.String}
 
@@ -79,7 +81,7 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
     identity = _identity(chosen, k, exclude, fingerprint)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
-    state = out / "scoring.json"
+    state = out / SCORING_STATE
     if state.exists() and json.loads(state.read_text())["identity"] != identity:
         raise ValueError(f"{out} holds a run for other users, K, exclusions or data: use another folder or delete it")
     state.write_text(json.dumps({"identity": identity, "users": len(chosen), "k": k, "mode": mode}))
@@ -113,6 +115,25 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "in-process"
     if len(done) == len(chunks):
         summary["rows"] = _join(done, out)
     return summary
+
+
+def forget_scores(out: str | Path, user_ids: list[str]) -> int:
+    """Take the users out of a scoring output folder: its parts and the joined parquet and CSV. Returns the rows
+    removed from the parts (the joined files hold the same rows)."""
+    out = Path(out)
+    removed = sum(rewrite_without(path, ~pl.col("user_id").is_in(user_ids)) for path in sorted(out.glob(
+        "parts/part-*.parquet")))
+    if (out / "recommendations.parquet").exists():
+        rewrite_without(out / "recommendations.parquet", ~pl.col("user_id").is_in(user_ids))
+    csv = out / "recommendations.csv"
+    if csv.exists():
+        table = pl.read_csv(csv, schema=OUTPUT_SCHEMA)
+        kept = table.filter(~pl.col("user_id").is_in(user_ids))
+        if kept.height < table.height:
+            tmp = csv.with_name(f".{csv.name}.tmp")
+            kept.write_csv(tmp)
+            os.replace(tmp, csv)
+    return removed
 
 
 def _join(parts: list[Path], out: Path) -> int:

@@ -28,6 +28,7 @@ from typing import Literal
 
 Split = Literal["train", "valid", "test"]
 MANIFEST_VERSION = 1
+MANIFEST_NAME = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class PreparedLayout:
 
     @property
     def manifest(self) -> Path:
-        return self.root / "manifest.json"
+        return self.root / MANIFEST_NAME
 
     @property
     def workflow(self) -> Path:
@@ -89,6 +90,11 @@ class PreparedLayout:
 
     def exists(self) -> bool:
         return self.manifest.exists()
+
+    @classmethod
+    def find(cls, root: Path) -> list[PreparedLayout]:
+        """Every prepared dataset folder under ``root`` (model exports have manifests too, but no workflow)."""
+        return [cls(m.parent) for m in sorted(Path(root).rglob(MANIFEST_NAME)) if (m.parent / "workflow").is_dir()]
 
     def read_manifest(self) -> Manifest:
         """The folder's manifest; a clear error when the folder holds no prepared dataset."""

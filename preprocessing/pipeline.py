@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from recstack.preprocessing.layout import Manifest, PreparedLayout
 from recstack.preprocessing.schema import InputError, RawDataset
 from recstack.preprocessing.sequences import evaluation_set, user_sequences
 from recstack.preprocessing.splits import SPLITS, by_split, leave_one_out, temporal_split
+from recstack.preprocessing.tombstones import forgotten
 from recstack.preprocessing.vocabulary import OOV
 from recstack.preprocessing.workflow import Workflow
 from tqdm.auto import tqdm
@@ -48,7 +50,8 @@ def _schema(frame: pl.DataFrame) -> dict[str, str]:
 
 
 def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig | None = None,
-               split: SplitConfig | None = None, engine: EngineName = "auto", progress: bool = True) -> Manifest:
+               split: SplitConfig | None = None, engine: EngineName = "auto", progress: bool = True,
+               tombstones: frozenset[str] = frozenset()) -> Manifest:
     """Split, fit the workflow, transform and write every table of the layout; return the manifest.
 
     Parameters
@@ -61,6 +64,9 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
         Defaults when omitted.
     engine : {"auto", "cpu", "gpu"}
         ``auto`` runs the plans on cuDF when a GPU and cudf-polars are present.
+    tombstones : frozenset of str
+        Digests of users who asked to be forgotten (:mod:`recstack.preprocessing.tombstones`): their events are
+        dropped before anything is computed from them.
 
     Examples
     --------
@@ -80,6 +86,10 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
     layout.root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     dropped: dict[str, int] = {}
+    gone = forgotten(dataset.events["user_id"].unique().to_list(), tombstones)
+    if gone:
+        dataset = replace(dataset, events=dataset.events.filter(~pl.col("user_id").is_in(sorted(gone))))
+        dropped["forgotten_users"] = len(gone)
     files: dict[str, pl.DataFrame] = {}
     cutoffs: dict = {}
 

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                                         "facade"),
     "score": ("commands.score", "main", "batch scoring: top-K with reasons for every user, to parquet and CSV"),
     "report": ("commands.report", "main", "experiment report: CTR and conversion per variant with 95% intervals"),
+    "keys": ("commands.keys", "main", "create, list or revoke the facade's API keys"),
+    "forget": ("commands.forget", "main", "delete users from every store recstack keeps"),
     "bench": ("commands.bench", "main", "benchmarks (figures as JSON + PNG under benchmarks/results/)"),
 }
 

@@ -16,6 +16,7 @@ from recstack.ensemble.server import TritonServer
 from recstack.preprocessing.datasets import SyntheticConfig, generate_synthetic
 from recstack.preprocessing.layout import PreparedLayout
 from recstack.preprocessing.pipeline import format_summary, preprocess
+from recstack.preprocessing.tombstones import read_tombstones
 from recstack.settings import Settings
 from recstack.training.train_models import train_models
 
@@ -55,7 +56,8 @@ def main(argv: list[str], settings: Settings) -> int:
     data = generate_synthetic(config)
     out = settings.data_output(data.name)
     print(f"2/5 preprocessing into {out}")
-    manifest = preprocess(data, out, settings.workflow, settings.split, engine=settings.engine)
+    manifest = preprocess(data, out, settings.workflow, settings.split, engine=settings.engine,
+                          tombstones=read_tombstones(settings.tombstones_file))
     print(format_summary(manifest))
     print("trending items of the last week, weighted by event type (raw ids and titles via the id maps):")
     print(_top_items(out))

@@ -18,6 +18,7 @@ from recstack.client.core.config import FacadeConfig
 from recstack.ensemble.config import ServingConfig
 from recstack.preprocessing.config import SplitConfig, WorkflowConfig
 from recstack.preprocessing.engine import EngineName
+from recstack.preprocessing.tombstones import TOMBSTONES_NAME
 from recstack.training.config import SASRecConfig, TrainConfig, TwoTowerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,9 @@ class Settings(BaseSettings):
         facade = self.facade
         return replace(facade, data=facade.data or self.data_output("synthetic"),
                        repository=facade.repository or self.model_repository,
-                       ingest_file=facade.ingest_file or self.build_dir / "ingest" / "new_items.jsonl")
+                       ingest_file=facade.ingest_file or self.build_dir / "ingest" / "new_items.jsonl",
+                       keys_file=facade.keys_file or self.build_dir / "keys.json",
+                       build_dir=facade.build_dir or self.build_dir)
 
     def data_output(self, dataset: str) -> Path:
         """Folder of a preprocessed dataset (the layout of :mod:`recstack.preprocessing.pipeline`)."""
@@ -68,6 +71,11 @@ class Settings(BaseSettings):
     def models_output(self, dataset: str) -> Path:
         """Folder of the trained models, metrics and ONNX files of a dataset."""
         return self.build_dir / "models" / dataset
+
+    @property
+    def tombstones_file(self) -> Path:
+        """Digests of the users who asked to be forgotten (``recstack forget``); every build applies it."""
+        return self.build_dir / TOMBSTONES_NAME
 
     @property
     def model_repository(self) -> Path:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from recstack.client.api.routes import events, health, items, ranking, recommendations
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from recstack.client.api.routes import events, health, items, ranking, recommendations, users
+from recstack.client.api.security import CORS_HEADERS, OPERATOR_PATHS, Security
 from recstack.client.core.config import FacadeConfig
 from recstack.client.core.experiments import Experiments
+from recstack.client.core.keys import FileKeyStore, KeyRing, open_key_store
 from recstack.client.core.metrics import Metrics
+from recstack.client.core.ratelimit import RateLimiter
 from recstack.client.core.recommender import Recommender
 from recstack.client.core.sessions import open_store
 from recstack.client.core.shop import Shop
 from recstack.client.engine import engine_kind, open_engine
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> FastAPI:
@@ -41,7 +48,7 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         shop = Shop.load(data_dir, config.ingest_file)
-        store = open_store(config.redis_url, config.session_length, shop.event_weights)
+        store = open_store(config.redis_url, config.session_length, shop.event_weights, config.store_policy)
         engine = open_engine(engine_kind(config.engine, config.protocol), config.triton_url, config.repository)
         app.state.recommender = Recommender(shop, store, engine, config, app.state.metrics,
                                             Experiments.load(config.experiments_file))
@@ -50,13 +57,37 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
         finally:
             await engine.close()
             await store.close()
+            await app.state.security.close()
 
     app = FastAPI(title="recstack", version="0.1.0", lifespan=lifespan,
                   description="Personalised recommendations, similar items, trending, events and ranking.")
     app.state.config = config
     app.state.metrics = Metrics()
-    for module in (recommendations, ranking, events, items, health):
+    app.state.security = open_security(config)
+    for module in (recommendations, ranking, events, items, users, health):
         app.include_router(module.router)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        """CORS for the origins of public keys (credentials never allowed), and operators' routes kept to the host
+        or an admin key."""
+        security: Security = app.state.security
+        origin = request.headers.get("origin")
+        allowed = origin is not None and security.origin_allowed(origin)
+        cors = {"Access-Control-Allow-Origin": origin if security.enabled else "*", "Vary": "Origin",
+                **CORS_HEADERS} if allowed else {}
+        if request.method == "OPTIONS" and origin and "access-control-request-method" in request.headers:
+            if not allowed:
+                return JSONResponse({"detail": f"origin {origin} is not allowed to call this API"}, status_code=403)
+            return Response(status_code=204, headers=cors)
+        if request.url.path in OPERATOR_PATHS:
+            try:
+                security.operator_allowed(request)
+            except HTTPException as exc:
+                return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        response = await call_next(request)
+        response.headers.update(cors)
+        return response
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
@@ -73,3 +104,14 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
 
     return app
 
+
+def open_security(config: FacadeConfig) -> Security:
+    """Keys from the store the facade shares (Redis, or the keys file), or no checks at all when ``config.auth``
+    is off: an explicit choice for local experiments, logged as a warning."""
+    if not config.auth:
+        log.warning("API keys are OFF (auth = false / --insecure-no-auth): anyone who reaches this facade may "
+                    "read every user's recommendations, post events and change the catalog")
+        return Security(config, None, None)
+    fallback = FileKeyStore(config.keys_file) if config.redis_url and config.keys_file else None
+    keyring = KeyRing(open_key_store(config.redis_url, config.keys_file), config.keys_refresh_s, fallback)
+    return Security(config, keyring, RateLimiter(config.redis_url))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from recstack.client.core.sessions import StorePolicy
 from recstack.ensemble.config import DEFAULT_HOST, DEFAULT_TRITON_GRPC_URL, FRESHNESS_DAYS
 from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
 
@@ -41,3 +42,20 @@ class FacadeConfig:
     experiments_file: Path | None = None
     host: str = DEFAULT_HOST
     port: int = 8080
+    # Security (client/README.md, "Keys, limits and data rights"). Off only by an explicit choice, with a warning.
+    auth: bool = True
+    keys_file: Path | None = None  # the key store without Redis [build/keys.json]; with redis_url keys live there
+    keys_refresh_s: float = 2.0  # a new or revoked key takes effect on every process within this time
+    public_requests_per_minute: float = 300.0  # per public key and client address
+    server_requests_per_minute: float = 6000.0  # per key
+    admin_requests_per_minute: float = 600.0  # per key
+    build_dir: Path | None = None  # a user deletion rewrites its prepared data and scores, and tombstones [build]
+    events_retention_days: float = 30.0  # events and exposures older than this are trimmed from the streams
+    session_ttl_days: float = 30.0  # a user's live session expires after this long without an event
+    count_window_hours: float = 24.0  # live popularity counts a user once per item and event type in this window
+
+    @property
+    def store_policy(self) -> StorePolicy:
+        # An address's cap is the live threshold: one address alone lifts at most one item past it.
+        return StorePolicy(self.events_retention_days, self.session_ttl_days, self.count_window_hours,
+                           contributor_cap=self.live_min_count)

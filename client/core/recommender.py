@@ -26,6 +26,7 @@ from recstack.client.core.shop import Shop
 from recstack.client.engine import Engine
 from recstack.client.recommendation import Recommendation
 from recstack.ensemble.triton_models import MAX_LIMIT
+from recstack.preprocessing.tombstones import TOMBSTONES_NAME, TombstoneWatch
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class Recommender:
         self._store = GuardedStore(config, metrics)
         self.popular = PopularItems(shop, store, self._store, config, metrics)
         self.exploration = NewItemExploration(shop, store, self._store, config)
+        self.forgotten = TombstoneWatch(config.build_dir / TOMBSTONES_NAME if config.build_dir else None,
+                                        config.keys_refresh_s)
 
     # -- building blocks -------------------------------------------------------------------------------------
 
@@ -69,7 +72,9 @@ class Recommender:
     async def history(self, user_id: str) -> np.ndarray:
         """The user's known sequence followed by the events posted since (the live session)."""
         live = self._indices(await self._store("read", lambda: self.store.recent(user_id), []))
-        base = self.shop.histories.get(user_id, np.empty(0, dtype=np.int64))
+        known = self.shop.histories.get(user_id)
+        # A user deleted through another facade process is forgotten here too, before this one restarts.
+        base = known if known is not None and user_id not in self.forgotten else np.empty(0, dtype=np.int64)
         return np.concatenate([base, np.asarray(live, dtype=np.int64)]) if live else base
 
     def item_index(self, item_id: str) -> int:
@@ -200,15 +205,17 @@ class Recommender:
         self.exploration.add(indices)
         return indices
 
-    async def post_events(self, events: list[dict]) -> None:
+    async def post_events(self, events: list[dict], contributor: str | None = None) -> None:
         """Record events; raises :class:`StoreUnavailable` when the store cannot take them (nothing half-done
-        is reported as accepted)."""
+        is reported as accepted). ``contributor`` names an untrusted source (a public key's client address)
+        whose share of the live statistics is capped."""
         start = time.perf_counter()
         try:
-            await asyncio.wait_for(self.store.append(events), max(1.0, self.config.store_timeout_ms / 100))
+            counted = await asyncio.wait_for(self.store.append(events, contributor),
+                                             max(1.0, self.config.store_timeout_ms / 100))
         except Exception as exc:  # noqa: BLE001
             raise StoreUnavailable(f"the session store did not take the events: {type(exc).__name__}") from exc
-        await self.exploration.reward(events)
+        await self.exploration.reward(counted)  # the bandit learns from what popularity counted, nothing else
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
 
     async def ready(self) -> dict[str, bool]:

@@ -8,18 +8,62 @@ Two implementations of one interface: :class:`RedisStore` (shared by workers, su
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections import Counter, defaultdict, deque
+from dataclasses import dataclass
 from typing import Protocol
 
 from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
 
 STREAM_MAXLEN = 1_000_000
+FORGET_PAGE = 10_000  # stream entries read per round trip when a user's entries are searched
+DAY_S = 86_400
+
+# Live popularity counts an event only if (a) this user has not had this event type on this item counted in the
+# window, and (b) its contributor (the client address of a public key) has counted less than its cap in the window.
+# One call per event, atomic, so several facade processes share the gates.
+COUNT_ONCE = """
+if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[3]) then return 0 end
+if KEYS[3] then
+  local given = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if given >= tonumber(ARGV[4]) then return 0 end
+  redis.call('INCRBYFLOAT', KEYS[3], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+end
+redis.call('ZINCRBY', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class StorePolicy:
+    """How long the store keeps what it holds, and how much one source may add to the shared statistics."""
+
+    retention_days: float = 30.0  # events and exposures older than this are trimmed from the streams
+    session_ttl_days: float = 30.0  # a live session expires after this long without an event
+    count_window_hours: float = 24.0  # a user counts once per item and event type within this window
+    # What one untrusted contributor (a public key's client address) may add to live counts in a window: the
+    # live threshold, so one address alone lifts at most one item past it.
+    contributor_cap: float = 5.0
+
+    @property
+    def window_s(self) -> int:
+        return max(1, int(self.count_window_hours * 3600))
+
+
+def count_key(event: dict) -> str:
+    """The once-per-window gate of a user's event type on an item: a digest, so no store key names the user."""
+    raw = f"{event['user_id']}\n{event['item_id']}\n{event['event_type']}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 class SessionStore(Protocol):
-    async def append(self, events: list[dict]) -> None:
-        """Record valid events: session, stream and popularity."""
+    async def append(self, events: list[dict], contributor: str | None = None) -> list[dict]:
+        """Record valid events in the sessions and the stream; count them in live popularity as
+        :class:`StorePolicy` allows (``contributor``: an untrusted source whose share is capped, None for a
+        trusted backend). Returns the events that were counted."""
 
     async def recent(self, user_id: str) -> list[str]:
         """The user's live items (raw ids), oldest first."""
@@ -39,6 +83,9 @@ class SessionStore(Protocol):
 
     async def events(self) -> list[dict]: ...
 
+    async def forget(self, user_id: str) -> dict[str, int]:
+        """Remove everything the store holds that names the user; returns what was removed per part."""
+
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
@@ -47,7 +94,9 @@ class SessionStore(Protocol):
 class MemoryStore:
     """In-process store; nothing is shared between processes or kept across restarts."""
 
-    def __init__(self, session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH, weights: dict[str, float] | None = None):
+    def __init__(self, session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH, weights: dict[str, float] | None = None,
+                 policy: StorePolicy = StorePolicy()):
+        self.policy = policy
         self.sessions: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=session_length))
         self.stream: deque[dict] = deque(maxlen=STREAM_MAXLEN)
         self.exposure_log: deque[dict] = deque(maxlen=STREAM_MAXLEN)
@@ -55,12 +104,29 @@ class MemoryStore:
         self.shows: Counter[str] = Counter()
         self.rewards: Counter[str] = Counter()
         self.weights = weights or {}
+        self.counted_until: dict[str, float] = {}  # count gate -> when it opens again
+        self.given: dict[str, tuple[float, float]] = {}  # contributor -> (weight given, window end)
 
-    async def append(self, events: list[dict]) -> None:
+    async def append(self, events: list[dict], contributor: str | None = None) -> list[dict]:
+        now, counted = time.monotonic(), []
+        if len(self.counted_until) > STREAM_MAXLEN:
+            self.counted_until = {k: t for k, t in self.counted_until.items() if t > now}
         for event in events:
             self.sessions[event["user_id"]].append(event["item_id"])
             self.stream.append(event)
-            self.counts[event["item_id"]] += self.weights.get(event["event_type"], 1.0)
+            gate, weight = count_key(event), self.weights.get(event["event_type"], 1.0)
+            if self.counted_until.get(gate, 0.0) > now:
+                continue
+            if contributor is not None:
+                given, until = self.given.get(contributor, (0.0, now + self.policy.window_s))
+                given = given if until > now else 0.0
+                if given >= self.policy.contributor_cap:
+                    continue
+                self.given[contributor] = (given + weight, until if until > now else now + self.policy.window_s)
+            self.counted_until[gate] = now + self.policy.window_s
+            self.counts[event["item_id"]] += weight
+            counted.append(event)
+        return counted
 
     async def recent(self, user_id: str) -> list[str]:
         return list(self.sessions.get(user_id, ()))
@@ -84,6 +150,16 @@ class MemoryStore:
     async def events(self) -> list[dict]:
         return list(self.stream)
 
+    async def forget(self, user_id: str) -> dict[str, int]:
+        session = len(self.sessions.pop(user_id, ()))
+        removed = {"session": session}
+        for name, log in (("events", self.stream), ("exposures", self.exposure_log)):
+            kept = [entry for entry in log if entry.get("user_id") != user_id]
+            removed[name] = len(log) - len(kept)
+            log.clear()
+            log.extend(kept)
+        return removed
+
     async def ping(self) -> bool:
         return True
 
@@ -102,26 +178,41 @@ class RedisStore:
     """
 
     def __init__(self, url: str, session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
-                 weights: dict[str, float] | None = None, prefix: str = "recstack:"):
+                 weights: dict[str, float] | None = None, prefix: str = "recstack:",
+                 policy: StorePolicy = StorePolicy()):
         import redis.asyncio as redis
 
         self.redis = redis.from_url(url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0)
         self.session_length = session_length
         self.weights = weights or {}
         self.prefix = prefix
+        self.policy = policy
+        self.count_once = self.redis.register_script(COUNT_ONCE)
+
+    def _oldest_kept(self) -> str:
+        """The stream id before which entries are older than the retention (``XTRIM MINID``)."""
+        return f"{max(0, int((time.time() - self.policy.retention_days * DAY_S) * 1000))}-0"
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    async def append(self, events: list[dict]) -> None:
+    async def append(self, events: list[dict], contributor: str | None = None) -> list[dict]:
+        ttl_s = max(1, int(self.policy.session_ttl_days * DAY_S))
+        given = [self._key(f"given:{contributor}")] if contributor is not None else []
         async with self.redis.pipeline(transaction=True) as pipe:
             for event in events:
                 key = self._key(f"session:{event['user_id']}")
                 pipe.rpush(key, event["item_id"])
                 pipe.ltrim(key, -self.session_length, -1)
+                pipe.expire(key, ttl_s)  # an idle session does not stay forever
                 pipe.xadd(self._key("events"), {"event": json.dumps(event)}, maxlen=STREAM_MAXLEN, approximate=True)
-                pipe.zincrby(self._key("popularity"), self.weights.get(event["event_type"], 1.0), event["item_id"])
-            await pipe.execute()
+                await self.count_once(keys=[self._key(f"counted:{count_key(event)}"), self._key("popularity"), *given],
+                                      args=[self.weights.get(event["event_type"], 1.0), event["item_id"],
+                                            self.policy.window_s, self.policy.contributor_cap], client=pipe)
+            pipe.xtrim(self._key("events"), minid=self._oldest_kept(), approximate=False)
+            results = await pipe.execute()
+        verdicts = results[4::5]  # rpush, ltrim, expire, xadd, count per event
+        return [event for event, counted in zip(events, verdicts, strict=True) if counted]
 
     async def recent(self, user_id: str) -> list[str]:
         return await self.redis.lrange(self._key(f"session:{user_id}"), 0, -1)
@@ -131,8 +222,11 @@ class RedisStore:
         return [(item, float(score)) for item, score in pairs]
 
     async def log_exposure(self, record: dict) -> None:
-        await self.redis.xadd(self._key("exposures"), {"exposure": json.dumps(record)}, maxlen=STREAM_MAXLEN,
-                              approximate=True)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(self._key("exposures"), {"exposure": json.dumps(record)}, maxlen=STREAM_MAXLEN,
+                      approximate=True)
+            pipe.xtrim(self._key("exposures"), minid=self._oldest_kept(), approximate=False)
+            await pipe.execute()
 
     async def bandit_record(self, shown: list[str], rewarded: list[str]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -158,6 +252,20 @@ class RedisStore:
     async def events(self) -> list[dict]:
         return await self._stream("events", "event")
 
+    async def forget(self, user_id: str) -> dict[str, int]:
+        removed = {"session": int(await self.redis.llen(self._key(f"session:{user_id}")))}
+        await self.redis.delete(self._key(f"session:{user_id}"))
+        for name, field in (("events", "event"), ("exposures", "exposure")):
+            ids, start = [], "-"
+            while True:  # the whole stream, a page at a time
+                page = await self.redis.xrange(self._key(name), min=start, count=FORGET_PAGE)
+                ids += [entry_id for entry_id, fields in page if json.loads(fields[field]).get("user_id") == user_id]
+                if len(page) < FORGET_PAGE:
+                    break
+                start = "(" + page[-1][0]
+            removed[name] = int(await self.redis.xdel(self._key(name), *ids)) if ids else 0
+        return removed
+
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())
@@ -168,5 +276,8 @@ class RedisStore:
         await self.redis.aclose()
 
 
-def open_store(redis_url: str | None, session_length: int, weights: dict[str, float]) -> SessionStore:
-    return RedisStore(redis_url, session_length, weights) if redis_url else MemoryStore(session_length, weights)
+def open_store(redis_url: str | None, session_length: int, weights: dict[str, float],
+               policy: StorePolicy = StorePolicy()) -> SessionStore:
+    if redis_url:
+        return RedisStore(redis_url, session_length, weights, policy=policy)
+    return MemoryStore(session_length, weights, policy)

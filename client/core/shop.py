@@ -80,6 +80,10 @@ class Shop:
         self.age_days = np.concatenate([self.age_days, np.zeros(len(indices))])
         return indices
 
+    def forget(self, user_ids: list[str]) -> int:
+        """Drop the users' known histories from memory; returns how many were known."""
+        return sum(self.histories.pop(user, None) is not None for user in user_ids)
+
     def new_items(self, freshness_days: float) -> list[int]:
         """Items created within ``freshness_days`` of the dataset's end, newest first."""
         fresh = np.flatnonzero(self.age_days <= freshness_days)

@@ -12,6 +12,7 @@ from recstack.preprocessing.datasets import DATASETS, generate_synthetic, load_d
 from recstack.preprocessing.datasets.synthetic import SyntheticConfig
 from recstack.preprocessing.pipeline import format_summary, preprocess
 from recstack.preprocessing.schema import InputError
+from recstack.preprocessing.tombstones import read_tombstones
 from recstack.settings import Settings
 
 
@@ -48,7 +49,7 @@ def run_preprocess(args: argparse.Namespace, settings: Settings) -> dict:
                                                                         ("test_start", args.test_start)) if value})
     out = args.out or settings.data_output(data.name)
     manifest = preprocess(data, out, workflow, split, engine=args.engine or settings.engine,
-                          progress=not args.quiet)
+                          progress=not args.quiet, tombstones=read_tombstones(settings.tombstones_file))
     print(format_summary(manifest))
     print(f"  written to {out}")
     return manifest

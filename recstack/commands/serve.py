@@ -25,9 +25,14 @@ def api_main(argv: list[str], settings: Settings) -> int:
     parser.add_argument("--redis-url", help="Redis URL; in-process store when unset")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--insecure-no-auth", action="store_true",
+                        help="no API keys: anyone who reaches the facade may call everything (local experiments "
+                             "only; logged as a warning) [RECSTACK_FACADE__AUTH=false]")
     args = parser.parse_args(argv)
     given = {name: getattr(args, name) for name in ("data", "engine", "repository", "triton_url", "redis_url", "host",
                                                     "port") if getattr(args, name) is not None}
+    if args.insecure_no_auth:
+        given["auth"] = False
     config = replace(settings.facade_config(), **given)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
     return 0

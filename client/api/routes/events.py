@@ -10,6 +10,7 @@ from recstack.client.api.batches import validate_batch
 from recstack.client.api.deps import MetricsDep, RecommenderDep
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import Event, EventsResponse, RejectedEvent
+from recstack.client.api.security import PublicCaller
 from recstack.client.core.recommender import StoreUnavailable
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"])
@@ -17,11 +18,13 @@ EventsBody = Annotated[dict | list, Body(examples=[{"user_id": "u1", "item_id": 
 
 
 @router.post("/events", response_model=EventsResponse)
-async def post_events(request: Request, recommender: RecommenderDep, metrics: MetricsDep,
+async def post_events(request: Request, recommender: RecommenderDep, metrics: MetricsDep, caller: PublicCaller,
                       body: EventsBody) -> EventsResponse:
     """An event object, a list of them, or ``{"events": [...]}``. Each is validated on its own: the response
     names the rejected ones and why; the rest are recorded and shape the user's next recommendations."""
     valid, rejected = validate_batch(body, "events", Event, request.app.state.config.max_batch_events)
+    for user_id in {event.user_id for _, event in valid}:
+        caller.check_user(user_id)  # a page may post for its own visitor only
     accepted = []
     now = datetime.now(UTC)
     for index, event in valid:
@@ -37,7 +40,7 @@ async def post_events(request: Request, recommender: RecommenderDep, metrics: Me
         metrics.events.labels("rejected").inc(len(rejected))
         raise HTTPException(422, {"message": "no valid event", "rejected": [r.model_dump() for r in rejected]})
     try:
-        await recommender.post_events(accepted)
+        await recommender.post_events(accepted, caller.contributor)
     except StoreUnavailable as exc:
         raise HTTPException(503, f"{exc}; nothing was recorded, send them again") from exc
     metrics.events.labels("accepted").inc(len(accepted))

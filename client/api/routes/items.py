@@ -10,6 +10,7 @@ from recstack.client.api.batches import validate_batch
 from recstack.client.api.deps import RecommenderDep
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import ItemsResponse, NewItem, RejectedEvent
+from recstack.client.api.security import AdminCaller
 
 router = APIRouter(prefix=API_PREFIX, tags=["catalog"])
 ItemsBody = Annotated[dict | list, Body(examples=[{"item_id": "sku-123", "title": "Trail Bike Light",
@@ -17,7 +18,8 @@ ItemsBody = Annotated[dict | list, Body(examples=[{"item_id": "sku-123", "title"
 
 
 @router.post("/items", response_model=ItemsResponse)
-async def add_items(request: Request, recommender: RecommenderDep, body: ItemsBody) -> ItemsResponse:
+async def add_items(request: Request, recommender: RecommenderDep, caller: AdminCaller,
+                    body: ItemsBody) -> ItemsResponse:
     """One item, a list, or ``{"items": [...]}``. Accepted items can be posted in events and get exploration slots
     right away; ``recstack build-repo --new-items <ingest file> --reload <triton>`` (every few minutes, or now)
     embeds them with the item tower and adds them to the index Triton serves."""
@@ -38,6 +40,7 @@ async def add_items(request: Request, recommender: RecommenderDep, body: ItemsBo
         recommender.add_items(accepted)
     except OSError as exc:
         raise HTTPException(503, f"cannot write the ingest file: {exc}; nothing was added") from exc
-    ingest = recommender.config.ingest_file
+    # The command, not the server's own path: an answer never shows where files live on the host.
     return ItemsResponse(accepted=len(accepted), rejected=rejected,
-                         publish=f"recstack build-repo --new-items {ingest} --reload <triton-host:http-port>")
+                         publish="recstack build-repo --new-items <the facade's ingest file> --reload "
+                                 "<triton-host:http-port>")

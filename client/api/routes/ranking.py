@@ -7,13 +7,14 @@ from recstack.client.api.deps import RecommenderDep
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.routes.recommendations import _response
 from recstack.client.api.schemas import RankRequest, RecommendationsResponse, SearchRerankRequest
+from recstack.client.api.security import ServerCaller
 from recstack.client.core.recommender import UnknownItem
 
 router = APIRouter(prefix=API_PREFIX, tags=["ranking"])
 
 
 @router.post("/rank", response_model=RecommendationsResponse)
-async def rank(body: RankRequest, recommender: RecommenderDep) -> RecommendationsResponse:
+async def rank(body: RankRequest, recommender: RecommenderDep, caller: ServerCaller) -> RecommendationsResponse:
     """Order a category page's items for the user by the ranker (the given order when it cannot)."""
     try:
         return _response(await recommender.rank(body.user_id, body.item_ids))
@@ -22,7 +23,8 @@ async def rank(body: RankRequest, recommender: RecommenderDep) -> Recommendation
 
 
 @router.post("/search/rerank", response_model=RecommendationsResponse)
-async def search_rerank(body: SearchRerankRequest, recommender: RecommenderDep) -> RecommendationsResponse:
+async def search_rerank(body: SearchRerankRequest, recommender: RecommenderDep,
+                        caller: ServerCaller) -> RecommendationsResponse:
     """Re-order search results: ranker relevance blended with the search engine's order."""
     try:
         return _response(await recommender.rank(body.user_id, body.item_ids, body.keep_order_weight))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from recstack.client.api.deps import RecommenderDep
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import Context, RecommendationsResponse, RecommendationType, SimilarKind
+from recstack.client.api.security import PublicCaller
 from recstack.client.core.recommender import Served, UnknownItem
 
 router = APIRouter(prefix=API_PREFIX, tags=["recommendations"])
@@ -27,7 +28,7 @@ def _response(served: Served) -> RecommendationsResponse:
 
 @router.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
 async def recommendations(
-    request: Request, recommender: RecommenderDep, user_id: str,
+    request: Request, recommender: RecommenderDep, caller: PublicCaller, user_id: str,
     type: RecommendationType = RecommendationType.personalized,  # noqa: A002 - the API's parameter name
     limit: Annotated[int, Query(ge=1)] = 20,
     context: Context = Context.homepage,
@@ -49,6 +50,7 @@ async def recommendations(
         elif type is RecommendationType.trending:
             served = await recommender.trending(limit, category)
         else:
+            caller.check_user(user_id)  # a personal list's reasons name items of the user's history
             served = await recommender.personalized(user_id, limit, context.value, exclude, category, item_id)
     except UnknownItem as exc:
         raise HTTPException(404, str(exc)) from exc
@@ -56,7 +58,7 @@ async def recommendations(
 
 
 @router.get("/similar/{item_id}", response_model=RecommendationsResponse)
-async def similar(request: Request, recommender: RecommenderDep, item_id: str,
+async def similar(request: Request, recommender: RecommenderDep, caller: PublicCaller, item_id: str,
                   limit: Annotated[int, Query(ge=1)] = 10,
                   kind: SimilarKind = SimilarKind.similar) -> RecommendationsResponse:
     """"Similar products", "customers also viewed" or "frequently bought together"."""

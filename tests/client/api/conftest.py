@@ -7,6 +7,7 @@ import redis
 from fastapi.testclient import TestClient
 from recstack.client.api.main import create_app
 from recstack.client.core.config import FacadeConfig
+from recstack.client.core.keys import FileKeyStore, NewKey, add_key, create_key, open_key_store
 
 
 @pytest.fixture
@@ -15,10 +16,27 @@ def flush_redis(redis_url):
     return redis_url
 
 
+def new_key(config: FacadeConfig, name: str, scope: str, origins: tuple[str, ...] = (),
+            requests_per_minute: float | None = None) -> NewKey:
+    """A key in the facade's key store (its Redis, or its keys file), as `recstack keys create` makes it; with an
+    unreachable Redis, in the keys file (the copy a facade keeps of the last keys it read)."""
+    new = create_key(name, scope, origins, requests_per_minute)
+    try:
+        add_key(open_key_store(config.redis_url, config.keys_file), new)
+    except redis.ConnectionError:
+        add_key(FileKeyStore(config.keys_file), new)
+    return new
+
+
 def make_api(trained_shop, triton_url: str, redis_url: str | None, **overrides) -> TestClient:
-    overrides = {"ingest_file": Path(tempfile.mkdtemp()) / "new_items.jsonl", "timeout_ms": 2000, **overrides}
+    """The facade, called with an admin key (limited far above what a test sends) unless auth is off."""
+    scratch = Path(tempfile.mkdtemp())
+    overrides = {"ingest_file": scratch / "new_items.jsonl", "keys_file": scratch / "keys.json", "timeout_ms": 2000,
+                 "keys_refresh_s": 0.0, **overrides}
     config = FacadeConfig(triton_url=triton_url, redis_url=redis_url, **overrides)
-    return TestClient(create_app(config, trained_shop[0]))
+    admin = new_key(config, f"tests{scratch.name}".replace(".", "_"), "admin", requests_per_minute=1e6)
+    headers = {"X-API-Key": admin.key} if config.auth else {}
+    return TestClient(create_app(config, trained_shop[0]), headers=headers)
 
 
 @pytest.fixture

@@ -9,18 +9,23 @@ import textwrap
 
 def test_the_facade_answers_with_torch_unimportable(trained_shop, model_repository, tmp_path):
     code = textwrap.dedent(f"""
-        import json, sys
+        import contextlib, io, json, sys
         sys.modules["torch"] = None  # any `import torch` now raises ImportError, as in the serve-only image
         from dataclasses import replace
         from fastapi.testclient import TestClient
         import recstack.commands.serve
         from recstack.client.api.main import create_app
+        from recstack.commands.keys import main as keys
         from recstack.settings import Settings
 
         settings = Settings(build_dir={str(tmp_path)!r})
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            keys(["create", "--scope", "public", "--name", "page", "--origin", "https://shop.example"], settings)
+        key = printed.getvalue().splitlines()[1]  # the line after the announcement
         config = replace(settings.facade_config(), engine="in-process", repository={str(model_repository)!r},
                          data={str(trained_shop[0])!r})
-        with TestClient(create_app(config)) as api:
+        with TestClient(create_app(config), headers={{"X-API-Key": key, "Origin": "https://shop.example"}}) as api:
             answers = {{"health": api.get("/health").status_code,
                        "trending": api.get("/api/v1/recommendations/anyone", params={{"type": "trending"}}).json()}}
         answers["loaded"] = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "onnx"))

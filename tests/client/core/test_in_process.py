@@ -1,14 +1,11 @@
 import asyncio
-import tempfile
-from pathlib import Path
 
 import polars as pl
 import pytest
-from fastapi.testclient import TestClient
-from recstack.client.api.main import create_app
-from recstack.client.core.config import FacadeConfig
 from recstack.client.core.in_process import InProcessRecommender
 from recstack.ensemble.funnel import Funnel
+
+from tests.client.api.conftest import make_api
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +60,7 @@ def test_facade_serves_personal_lists_without_triton(trained_shop, model_reposit
     items = pl.read_parquet(trained_shop[0] / "items.parquet")
     seen = set(items.filter(pl.col("item_idx").is_in(row["history"]))["item_id"].to_list())
     user = row["user_id"]
-    config = FacadeConfig(engine="in-process", repository=model_repository, triton_url="127.0.0.1:1",
-                          ingest_file=Path(tempfile.mkdtemp()) / "new_items.jsonl")
-    with TestClient(create_app(config, trained_shop[0])) as api:
+    with make_api(trained_shop, "127.0.0.1:1", None, engine="in-process", repository=model_repository) as api:
         body = api.get(f"/api/v1/recommendations/{user}", params={"limit": 5}).json()
         assert not body["degraded"]
         assert len(body["recommendations"]) == 5

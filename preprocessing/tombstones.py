@@ -1,0 +1,107 @@
+"""Users who asked to be forgotten: kept as SHA-256 digests of their ids (the list itself names nobody), applied
+by every build that reads raw logs, so a deleted user never comes back from old data; and their rows taken out of
+prepared datasets already written.
+
+Examples
+--------
+>>> from pathlib import Path
+>>> path = Path(TOMBSTONES_NAME)
+>>> add_tombstones(path, ["u1", "u2"])
+2
+>>> sorted(forgotten(["u1", "u3"], read_tombstones(path)))
+['u1']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+from recstack.preprocessing.layout import PreparedLayout
+
+TOMBSTONES_NAME = "tombstones.txt"  # in the build folder
+
+
+def digest(user_id: str) -> str:
+    return hashlib.sha256(f"recstack-user:{user_id}".encode()).hexdigest()
+
+
+def read_tombstones(path: str | Path | None) -> frozenset[str]:
+    if path is None or not Path(path).exists():
+        return frozenset()
+    return frozenset(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
+
+
+def add_tombstones(path: str | Path, user_ids: Iterable[str]) -> int:
+    """Append the users' digests (durably: fsynced); returns how many were new."""
+    path = Path(path)
+    known = read_tombstones(path)
+    new = sorted({digest(u) for u in user_ids} - known)
+    if new:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as out:
+            out.write("".join(f"{d}\n" for d in new))
+            out.flush()
+            os.fsync(out.fileno())
+    return len(new)
+
+
+def forgotten(user_ids: Iterable[str], tombstones: frozenset[str]) -> set[str]:
+    """Those of ``user_ids`` whose digest is in ``tombstones``."""
+    return {u for u in user_ids if digest(u) in tombstones} if tombstones else set()
+
+
+class TombstoneWatch:
+    """The tombstone list as a long-running process sees it: re-read when the file changes (looked at no more
+    often than every ``refresh_s``), so a user deleted through one facade process is unknown to all of them."""
+
+    def __init__(self, path: str | Path | None, refresh_s: float = 2.0):
+        self.path, self.refresh_s = (Path(path) if path is not None else None), refresh_s
+        self.digests: frozenset[str] = frozenset()
+        self._checked_at, self._mtime = float("-inf"), None
+
+    def __contains__(self, user_id: str) -> bool:
+        if self.path is None:
+            return False
+        if time.monotonic() - self._checked_at > self.refresh_s:
+            self._checked_at = time.monotonic()
+            mtime = self.path.stat().st_mtime_ns if self.path.exists() else None
+            if mtime != self._mtime:
+                self.digests, self._mtime = read_tombstones(self.path), mtime
+        return bool(self.digests) and digest(user_id) in self.digests
+
+
+def rewrite_without(path: Path, keep: pl.Expr) -> int:
+    """Rewrite a parquet file with only the rows ``keep`` selects (atomically); returns the rows removed."""
+    table = pl.read_parquet(path)
+    kept = table.filter(keep)
+    removed = table.height - kept.height
+    if removed:
+        tmp = path.with_name(f".{path.name}.tmp")
+        kept.write_parquet(tmp)
+        os.replace(tmp, path)
+    return removed
+
+
+def forget_prepared(root: str | Path, user_ids: list[str]) -> int:
+    """Take the users out of a prepared dataset folder: every table keyed by their raw id or their index, and
+    the user vocabulary (so no index can be traced back to them). Returns the rows removed."""
+    layout = PreparedLayout(root)
+    vocabulary = layout.vocabulary("user_id")
+    indices: list[int] = []
+    if vocabulary.exists():
+        indices = pl.read_parquet(vocabulary).filter(pl.col("raw").is_in(user_ids))["index"].to_list()
+    removed = 0
+    for path in sorted(layout.root.rglob("*.parquet")):
+        columns = pl.read_parquet_schema(path)
+        if "user_id" in columns and columns["user_id"] == pl.String:
+            removed += rewrite_without(path, ~pl.col("user_id").is_in(user_ids))
+        elif "user_idx" in columns and indices:
+            removed += rewrite_without(path, ~pl.col("user_idx").is_in(indices))
+        elif path == vocabulary:
+            removed += rewrite_without(path, ~pl.col("raw").is_in(user_ids))
+    return removed
