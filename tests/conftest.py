@@ -122,3 +122,12 @@ def redis_url(tmp_path_factory):
     client.close()
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture
+def flush_redis(redis_url):
+    """The test Redis, emptied."""
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url

@@ -23,17 +23,30 @@ DAY_S = 86_400
 
 # Live popularity counts an event only if (a) this user has not had this event type on this item counted in the
 # window, and (b) its contributor (the client address of a public key) has counted less than its cap in the window.
-# One call per event, atomic, so several facade processes share the gates.
+# One call per batch, atomic, so several facade processes share the gates.
+# KEYS: popularity, the contributor's counter ("" for none), then one gate per event; ARGV: window seconds, cap,
+# then weight and item per event. Returns 1 or 0 per event.
 COUNT_ONCE = """
-if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[3]) then return 0 end
-if KEYS[3] then
-  local given = tonumber(redis.call('GET', KEYS[3]) or '0')
-  if given >= tonumber(ARGV[4]) then return 0 end
-  redis.call('INCRBYFLOAT', KEYS[3], ARGV[1])
-  redis.call('EXPIRE', KEYS[3], ARGV[3])
+local window, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
+local contributor = KEYS[2]
+local verdicts = {}
+for i = 3, #KEYS do
+  local weight, item = ARGV[2 * i - 3], ARGV[2 * i - 2]
+  local counted = 0
+  if redis.call('SET', KEYS[i], 1, 'NX', 'EX', window) then
+    local given = contributor ~= '' and tonumber(redis.call('GET', contributor) or '0') or 0
+    if given < cap then
+      if contributor ~= '' then
+        redis.call('INCRBYFLOAT', contributor, weight)
+        redis.call('EXPIRE', contributor, window)
+      end
+      redis.call('ZINCRBY', KEYS[1], weight, item)
+      counted = 1
+    end
+  end
+  verdicts[#verdicts + 1] = counted
 end
-redis.call('ZINCRBY', KEYS[2], ARGV[1], ARGV[2])
-return 1
+return verdicts
 """
 
 
@@ -198,7 +211,8 @@ class RedisStore:
 
     async def append(self, events: list[dict], contributor: str | None = None) -> list[dict]:
         ttl_s = max(1, int(self.policy.session_ttl_days * DAY_S))
-        given = [self._key(f"given:{contributor}")] if contributor is not None else []
+        contributor_key = self._key(f"given:{contributor}") if contributor is not None else ""
+        gates, weighted = [], []
         async with self.redis.pipeline(transaction=True) as pipe:
             for event in events:
                 key = self._key(f"session:{event['user_id']}")
@@ -206,12 +220,12 @@ class RedisStore:
                 pipe.ltrim(key, -self.session_length, -1)
                 pipe.expire(key, ttl_s)  # an idle session does not stay forever
                 pipe.xadd(self._key("events"), {"event": json.dumps(event)}, maxlen=STREAM_MAXLEN, approximate=True)
-                await self.count_once(keys=[self._key(f"counted:{count_key(event)}"), self._key("popularity"), *given],
-                                      args=[self.weights.get(event["event_type"], 1.0), event["item_id"],
-                                            self.policy.window_s, self.policy.contributor_cap], client=pipe)
+                gates.append(self._key(f"counted:{count_key(event)}"))
+                weighted += [self.weights.get(event["event_type"], 1.0), event["item_id"]]
             pipe.xtrim(self._key("events"), minid=self._oldest_kept(), approximate=False)
-            results = await pipe.execute()
-        verdicts = results[4::5]  # rpush, ltrim, expire, xadd, count per event
+            await self.count_once(keys=[self._key("popularity"), contributor_key, *gates],
+                                  args=[self.policy.window_s, self.policy.contributor_cap, *weighted], client=pipe)
+            verdicts = (await pipe.execute())[-1]
         return [event for event, counted in zip(events, verdicts, strict=True) if counted]
 
     async def recent(self, user_id: str) -> list[str]:

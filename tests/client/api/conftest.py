@@ -10,12 +10,6 @@ from recstack.client.core.config import FacadeConfig
 from recstack.client.core.keys import FileKeyStore, NewKey, add_key, create_key, open_key_store
 
 
-@pytest.fixture
-def flush_redis(redis_url):
-    redis.Redis.from_url(redis_url).flushdb()
-    return redis_url
-
-
 def new_key(config: FacadeConfig, name: str, scope: str, origins: tuple[str, ...] = (),
             requests_per_minute: float | None = None) -> NewKey:
     """A key in the facade's key store (its Redis, or its keys file), as `recstack keys create` makes it; with an
@@ -28,15 +22,17 @@ def new_key(config: FacadeConfig, name: str, scope: str, origins: tuple[str, ...
     return new
 
 
-def make_api(trained_shop, triton_url: str, redis_url: str | None, **overrides) -> TestClient:
-    """The facade, called with an admin key (limited far above what a test sends) unless auth is off."""
+def make_api(trained_shop, triton_url: str, redis_url: str | None, data_dir: Path | None = None,
+             **overrides) -> TestClient:
+    """The facade (on the small shop's prepared data, or ``data_dir``), called with an admin key (limited far
+    above what a test sends) unless auth is off."""
     scratch = Path(tempfile.mkdtemp())
     overrides = {"ingest_file": scratch / "new_items.jsonl", "keys_file": scratch / "keys.json", "timeout_ms": 2000,
                  "keys_refresh_s": 0.0, **overrides}
     config = FacadeConfig(triton_url=triton_url, redis_url=redis_url, **overrides)
     admin = new_key(config, f"tests{scratch.name}".replace(".", "_"), "admin", requests_per_minute=1e6)
     headers = {"X-API-Key": admin.key} if config.auth else {}
-    return TestClient(create_app(config, trained_shop[0]), headers=headers)
+    return TestClient(create_app(config, data_dir or trained_shop[0]), headers=headers)
 
 
 @pytest.fixture

@@ -67,3 +67,39 @@ def test_a_store_outage_degrades_reads_and_refuses_writes(trained_shop, triton_s
         posted = api.post("/api/v1/events", json={"user_id": "u1", "item_id": items[0], "event_type": "view"})
         assert posted.status_code == 503 and "nothing was recorded" in posted.text
         assert 'recstack_fallbacks_total{reason="store"}' in api.get("/metrics").text
+
+
+def top_trending(api, headers=None) -> list[str]:
+    body = api.get("/api/v1/recommendations/anon_reader", params={"type": "trending", "limit": 10},
+                   headers=headers or {}).json()
+    return [r["item_id"] for r in body["recommendations"]]
+
+
+def fake_purchases(api, targets: list[str], headers: dict) -> None:
+    """The attack measured before keys existed: 20 POSTs of 1,000 purchases of the attacker's chosen items, each
+    from a made-up visitor."""
+    for post in range(20):
+        batch = [{"user_id": f"anon_bot{post}x{n}", "item_id": targets[n % len(targets)], "event_type": "purchase"}
+                 for n in range(1000)]
+        assert api.post("/api/v1/events", json=batch, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("auth", [True, False], ids=["public-key", "no-auth"])
+def test_a_burst_of_fake_purchases_from_one_client_moves_at_most_one_trending_item(trained_shop, triton_server,
+                                                                                  flush_redis, auth):
+    from .conftest import make_api, new_key
+
+    with make_api(trained_shop, triton_server.grpc_url, flush_redis, auth=auth) as api:
+        before = top_trending(api)
+        shop = api.app.state.recommender.shop
+        targets = [shop.item_ids[i] for i in shop.popular[-9:]]  # the least popular items
+        headers = {}
+        if auth:
+            origin = "https://shop.example"
+            headers = {"X-API-Key": new_key(api.app.state.config, "page", "public", (origin,)).key, "Origin": origin}
+        fake_purchases(api, targets, headers)
+        moved = set(top_trending(api)) - set(before)
+        if auth:
+            assert len(moved) <= 1 and len(set(top_trending(api)) & set(targets)) <= 1
+        else:  # a trusted caller is believed: what the cap prevents for pages
+            assert len(set(top_trending(api)) & set(targets)) >= 5
