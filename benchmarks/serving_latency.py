@@ -113,17 +113,27 @@ def stage_breakdown(before: dict, after: dict) -> dict:
 
 
 @contextlib.contextmanager
-def facade_process(data_dir: Path, work: Path, engine: str, repository: Path, triton_grpc_url: str):
-    """A facade (``recstack serve api``, one worker) on a free port; yields ``(url, pid)``."""
+def facade_process(data_dir: Path, work: Path, engine: str, repository: Path, triton_grpc_url: str,
+                   auth: bool = True, redis_url: str | None = None):
+    """A facade (``recstack serve api``, one worker) on a free port, with its store and keys in ``redis_url`` or
+    in-process and in a keys file; yields ``(url, pid, headers)``: the headers carry a server key (limited far
+    above any load point) unless ``auth`` is off."""
     import httpx
+    from recstack.client.core.keys import create_key, open_key_store
     from recstack.ensemble.server import THREAD_VARIABLES, free_port
 
     port = free_port()
+    keys_file = work / "keys.json"
+    key = create_key("bench", "server", requests_per_minute=1e9)
+    open_key_store(redis_url, keys_file).save(key.record)  # replaces the previous run's
+    headers = {"X-API-Key": key.key} if auth else {}
     env = {**os.environ, "RECSTACK_FACADE__INGEST_FILE": str(work / "ingest" / "new_items.jsonl"),
+           "RECSTACK_FACADE__KEYS_FILE": str(keys_file), **({"RECSTACK_FACADE__REDIS_URL": redis_url} if redis_url
+                                                            else {}),
            **{name: os.environ.get(name, "1") for name in THREAD_VARIABLES}}  # as Triton's model instances
     command = [sys.executable, "-m", "recstack", "serve", "api", "--data", str(data_dir), "--engine", engine,
                "--repository", str(repository), "--triton-url", triton_grpc_url, "--host", "127.0.0.1",
-               "--port", str(port)]
+               "--port", str(port), *([] if auth else ["--insecure-no-auth"])]
     log = (work / f"facade-{engine}.log").open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -138,7 +148,7 @@ def facade_process(data_dir: Path, work: Path, engine: str, repository: Path, tr
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the facade was not ready within 300 s; see {log.name}")
             time.sleep(0.5)
-        yield url, process.pid
+        yield url, process.pid, headers
     finally:
         process.terminate()
         try:
@@ -159,10 +169,10 @@ def triton_sender(url: str, protocol: str, histories: list):
     return send, client.close
 
 
-def facade_sender(url: str, users: list[str]):
+def facade_sender(url: str, users: list[str], headers: dict[str, str]):
     import aiohttp
 
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=headers)
 
     async def send(i: int):
         async with session.get(f"{url}/api/v1/recommendations/{users[i % len(users)]}",
@@ -266,9 +276,9 @@ def run_config(n_items: int, candidates: int, args, say) -> dict:
                                     (triton_pid,), server.http_url))
             else:
                 engine = "in-process" if target == "facade-in-process" else "triton"
-                with facade_process(data_dir, work, engine, repository, server.grpc_url) as (url, pid):
+                with facade_process(data_dir, work, engine, repository, server.grpc_url) as (url, pid, headers):
                     pids = (pid,) if engine == "in-process" else (pid, triton_pid)
-                    asyncio.run(measure(target, lambda u=url: facade_sender(u, users), pids,
+                    asyncio.run(measure(target, lambda u=url, h=headers: facade_sender(u, users, h), pids,
                                         None if engine == "in-process" else server.http_url))
     result["comparison"] = compare(result["targets"])
     return result

@@ -33,8 +33,8 @@ def latency_summary(data_dir: Path, repository: Path, triton_grpc_url: str, work
     rows = [("Triton gRPC", p) for p in asyncio.run(measure(lambda: triton_sender(triton_grpc_url, "grpc",
                                                                                    histories)))]
     work.mkdir(parents=True, exist_ok=True)
-    with facade_process(data_dir, work, "triton", repository, triton_grpc_url) as (url, _):
-        rows += [("facade → Triton", p) for p in asyncio.run(measure(lambda: facade_sender(url, users)))]
+    with facade_process(data_dir, work, "triton", repository, triton_grpc_url) as (url, _, headers):
+        rows += [("facade → Triton", p) for p in asyncio.run(measure(lambda: facade_sender(url, users, headers)))]
     lines = [f"{'target':<16} {'load':>12} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6}"]
     for name, p in rows:
         load = "1 client" if p["mode"] == "closed" else f"{p['offered_rps']:.0f} req/s"

@@ -65,7 +65,7 @@ class NewItem(BaseModel):
     title: Annotated[str, StringConstraints(max_length=500)] | None = None
     category: Annotated[str, StringConstraints(max_length=200)] | None = None
     brand: Annotated[str, StringConstraints(max_length=200)] | None = None
-    price: float | None = Field(None, ge=0)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
     created_at: datetime | None = None
 
 

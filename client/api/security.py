@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response
+from fastapi.security import APIKeyHeader, HTTPBearer
+from pydantic import BaseModel
 from recstack.client.core.config import FacadeConfig
 from recstack.client.core.keys import ANONYMOUS_PREFIX, ApiKey, KeyRing, Scope, allows, verify_user_token
 from recstack.client.core.ratelimit import RateLimiter
@@ -26,6 +28,19 @@ CORS_HEADERS = {"Access-Control-Allow-Methods": "GET, POST",
                 "Access-Control-Allow-Headers": f"Content-Type, Authorization, {KEY_HEADER}, {USER_TOKEN_HEADER}",
                 "Access-Control-Max-Age": "600"}
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="recstack"'}
+
+
+class Refusal(BaseModel):
+    detail: str
+
+
+# What every keyed route may answer besides its own statuses (declared in the OpenAPI schema).
+KEYED_RESPONSES = {
+    401: {"model": Refusal, "description": "no key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)"},
+    403: {"model": Refusal, "description": "the key lacks the scope (named in `detail`), a public key is used from "
+                                           "another origin, or acts for a user without a valid user token"},
+    429: {"model": Refusal, "description": "the key's rate limit is reached: retry after `Retry-After` seconds"},
+}
 
 
 @dataclass(frozen=True)
@@ -121,8 +136,13 @@ class Security:
             await self.limiter.close()
 
 
+# The two ways to send a key, declared so that /docs offers them ("Authorize"); the key is read by presented_key.
+KEY_SCHEMES = (Depends(APIKeyHeader(name=KEY_HEADER, auto_error=False)), Depends(HTTPBearer(auto_error=False)))
+
+
 def _require(scope: Scope):
-    async def dependency(request: Request, response: Response) -> Caller:
+    async def dependency(request: Request, response: Response, _header=KEY_SCHEMES[0],
+                         _bearer=KEY_SCHEMES[1]) -> Caller:
         return await request.app.state.security.admit(request, response, scope)
 
     dependency.__name__ = f"require_{scope}_key"

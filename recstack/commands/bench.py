@@ -15,7 +15,8 @@ BENCHMARKS = {"preprocessing": ("preprocessing_throughput", "preprocessing throu
               "serving": ("serving_latency", "funnel latency and throughput under load: Triton (HTTP, gRPC), the "
                                              "facade on Triton and in-process, per catalog size and candidate count"),
               "perf-analyzer": ("perf_analyzer", "the recommend ensemble driven by NVIDIA's perf_analyzer"),
-              "scoring": ("batch_scoring", "batch scoring throughput (users/s), in-process and through Triton")}
+              "scoring": ("batch_scoring", "batch scoring throughput (users/s), in-process and through Triton"),
+              "security": ("security_overhead", "what API keys and rate limits add to a request's latency")}
 
 
 def main(argv: list[str], settings: Settings) -> int:

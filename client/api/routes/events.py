@@ -10,10 +10,10 @@ from recstack.client.api.batches import validate_batch
 from recstack.client.api.deps import MetricsDep, RecommenderDep
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import Event, EventsResponse, RejectedEvent
-from recstack.client.api.security import PublicCaller
+from recstack.client.api.security import KEYED_RESPONSES, PublicCaller
 from recstack.client.core.recommender import StoreUnavailable
 
-router = APIRouter(prefix=API_PREFIX, tags=["events"])
+router = APIRouter(prefix=API_PREFIX, tags=["events"], responses=KEYED_RESPONSES)
 EventsBody = Annotated[dict | list, Body(examples=[{"user_id": "u1", "item_id": "i0000658", "event_type": "view"}])]
 
 

@@ -10,9 +10,9 @@ from recstack.client.api.batches import validate_batch
 from recstack.client.api.deps import RecommenderDep
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import ItemsResponse, NewItem, RejectedEvent
-from recstack.client.api.security import AdminCaller
+from recstack.client.api.security import KEYED_RESPONSES, AdminCaller
 
-router = APIRouter(prefix=API_PREFIX, tags=["catalog"])
+router = APIRouter(prefix=API_PREFIX, tags=["catalog"], responses=KEYED_RESPONSES)
 ItemsBody = Annotated[dict | list, Body(examples=[{"item_id": "sku-123", "title": "Trail Bike Light",
                                                    "category": "sports/cycling", "brand": "Velton", "price": 19.9}])]
 

@@ -7,10 +7,10 @@ from recstack.client.api.deps import RecommenderDep
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.routes.recommendations import _response
 from recstack.client.api.schemas import RankRequest, RecommendationsResponse, SearchRerankRequest
-from recstack.client.api.security import ServerCaller
+from recstack.client.api.security import KEYED_RESPONSES, ServerCaller
 from recstack.client.core.recommender import UnknownItem
 
-router = APIRouter(prefix=API_PREFIX, tags=["ranking"])
+router = APIRouter(prefix=API_PREFIX, tags=["ranking"], responses=KEYED_RESPONSES)
 
 
 @router.post("/rank", response_model=RecommendationsResponse)

@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from recstack.client.api.deps import RecommenderDep
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import Context, RecommendationsResponse, RecommendationType, SimilarKind
-from recstack.client.api.security import PublicCaller
+from recstack.client.api.security import KEYED_RESPONSES, PublicCaller
 from recstack.client.core.recommender import Served, UnknownItem
 
-router = APIRouter(prefix=API_PREFIX, tags=["recommendations"])
+router = APIRouter(prefix=API_PREFIX, tags=["recommendations"], responses=KEYED_RESPONSES)
 
 
 def _limit(request: Request, limit: int) -> int:

@@ -77,3 +77,20 @@ def test_new_items_are_served_at_once_and_indexed_after_publishing(trained_shop,
 def test_bad_item_bodies(api, body, message):
     response = api.post("/api/v1/items", json=body)
     assert response.status_code == 422 and message in response.text
+
+
+def test_item_text_is_kept_as_given_numbers_must_be_finite_and_answers_show_no_paths(api, tmp_path):
+    hostile = {"item_id": "sku-xss", "title": "<script>alert(1)</script>", "price": 9.5}
+    # JSON has no Infinity; Python's encoder writes it anyway, as the measured attack did.
+    body = json.dumps([hostile, {"item_id": "sku-inf", "price": float("inf")}, {"item_id": "sku-nan",
+                                                                                   "price": float("nan")}])
+    response = api.post("/api/v1/items", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["accepted"] == 1 and [r["index"] for r in answer["rejected"]] == [1, 2]
+    assert all("finite" in r["reason"] for r in answer["rejected"])
+    ingest = api.app.state.config.ingest_file
+    assert str(ingest) not in response.text and str(ingest.parent) not in response.text
+    stored = [json.loads(line) for line in ingest.read_text().splitlines()]
+    assert [{k: row[k] for k in hostile} for row in stored] == [hostile]  # stored as given
+    assert "Infinity" not in ingest.read_text() and "NaN" not in ingest.read_text()
