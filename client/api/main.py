@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from recstack.client.api import problems
+from recstack.client.api.limits import RequestLimits
+from recstack.client.api.problems import problem
 from recstack.client.api.routes import events, health, items, ranking, recommendations, users
 from recstack.client.api.security import CORS_HEADERS, OPERATOR_PATHS, Security
 from recstack.client.core.config import FacadeConfig
@@ -78,13 +80,13 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
                 **CORS_HEADERS} if allowed else {}
         if request.method == "OPTIONS" and origin and "access-control-request-method" in request.headers:
             if not allowed:
-                return JSONResponse({"detail": f"origin {origin} is not allowed to call this API"}, status_code=403)
+                return problem(403, f"origin {origin} is not allowed to call this API")
             return Response(status_code=204, headers=cors)
         if request.url.path in OPERATOR_PATHS:
             try:
                 security.operator_allowed(request)
             except HTTPException as exc:
-                return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+                return problem(exc.status_code, exc.detail, exc.headers)
         response = await call_next(request)
         response.headers.update(cors)
         return response
@@ -102,6 +104,9 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
             app.state.metrics.requests.labels(endpoint, str(status)).inc()
             app.state.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
+    problems.install(app)
+    # Added last, so outermost: an oversized or hostile body is refused before anything else reads it.
+    app.add_middleware(RequestLimits, max_body_bytes=config.max_body_bytes, max_depth=config.max_json_depth)
     return app
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from recstack.client.recommendation import Recommendation
 
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+# Declared in the schema (not only checked in code), so a client knows the rules before it sends.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")]
+MAX_LIMIT = 100  # longest list one call returns
+MAX_LIST_IDS = 1000  # ids one rank or re-rank call orders
+MAX_EXCLUDE = 200  # ids one recommendations call leaves out
+MAX_CONTEXT_CHARS = 2000  # an event's free-form context, as JSON text
+CategoryName = Annotated[str, StringConstraints(max_length=200)]
 
 
 class EventType(StrEnum):
@@ -53,7 +60,15 @@ class Event(BaseModel):
     item_id: Id
     event_type: EventType
     timestamp: datetime | None = None
-    context: dict[str, Any] | str | None = None
+    context: dict[str, Any] | Annotated[str, StringConstraints(max_length=MAX_CONTEXT_CHARS)] | None = Field(
+        None, description=f"free-form (a page, a campaign), at most {MAX_CONTEXT_CHARS} characters as JSON")
+
+    @field_validator("context")
+    @classmethod
+    def _small_context(cls, context):
+        if isinstance(context, dict) and len(json.dumps(context)) > MAX_CONTEXT_CHARS:
+            raise ValueError(f"context is over {MAX_CONTEXT_CHARS} characters as JSON")
+        return context
 
 
 class NewItem(BaseModel):
@@ -63,7 +78,7 @@ class NewItem(BaseModel):
 
     item_id: Id
     title: Annotated[str, StringConstraints(max_length=500)] | None = None
-    category: Annotated[str, StringConstraints(max_length=200)] | None = None
+    category: CategoryName | None = None
     brand: Annotated[str, StringConstraints(max_length=200)] | None = None
     price: float | None = Field(None, ge=0, allow_inf_nan=False)
     created_at: datetime | None = None
@@ -94,7 +109,7 @@ class RankRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: Id
-    item_ids: list[Id] = Field(min_length=1, max_length=1000)
+    item_ids: list[Id] = Field(min_length=1, max_length=MAX_LIST_IDS)
 
 
 class SearchRerankRequest(RankRequest):

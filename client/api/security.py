@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
-from pydantic import BaseModel
+from recstack.client.api.problems import problem_responses
 from recstack.client.core.config import FacadeConfig
 from recstack.client.core.keys import ANONYMOUS_PREFIX, ApiKey, KeyRing, Scope, allows, verify_user_token
 from recstack.client.core.ratelimit import RateLimiter
@@ -30,17 +30,8 @@ CORS_HEADERS = {"Access-Control-Allow-Methods": "GET, POST",
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="recstack"'}
 
 
-class Refusal(BaseModel):
-    detail: str
-
-
 # What every keyed route may answer besides its own statuses (declared in the OpenAPI schema).
-KEYED_RESPONSES = {
-    401: {"model": Refusal, "description": "no key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)"},
-    403: {"model": Refusal, "description": "the key lacks the scope (named in `detail`), a public key is used from "
-                                           "another origin, or acts for a user without a valid user token"},
-    429: {"model": Refusal, "description": "the key's rate limit is reached: retry after `Retry-After` seconds"},
-}
+KEYED_RESPONSES = problem_responses(401, 403, 429)
 
 
 @dataclass(frozen=True)

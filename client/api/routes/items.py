@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Request
 from recstack.client.api.batches import validate_batch
 from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.problems import problem_responses
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import ItemsResponse, NewItem, RejectedEvent
 from recstack.client.api.security import KEYED_RESPONSES, AdminCaller
 
-router = APIRouter(prefix=API_PREFIX, tags=["catalog"], responses=KEYED_RESPONSES)
+router = APIRouter(prefix=API_PREFIX, tags=["catalog"], 
+                   responses={**KEYED_RESPONSES, **problem_responses(413, 422, 503)})
 ItemsBody = Annotated[dict | list, Body(examples=[{"item_id": "sku-123", "title": "Trail Bike Light",
                                                    "category": "sports/cycling", "brand": "Velton", "price": 19.9}])]
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.problems import problem_responses
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.routes.recommendations import _response
 from recstack.client.api.schemas import RankRequest, RecommendationsResponse, SearchRerankRequest
 from recstack.client.api.security import KEYED_RESPONSES, ServerCaller
 from recstack.client.core.recommender import UnknownItem
 
-router = APIRouter(prefix=API_PREFIX, tags=["ranking"], responses=KEYED_RESPONSES)
+router = APIRouter(prefix=API_PREFIX, tags=["ranking"], 
+                   responses={**KEYED_RESPONSES, **problem_responses(404, 422)})
 
 
 @router.post("/rank", response_model=RecommendationsResponse)

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.problems import problem_responses
 from recstack.client.api.routes import API_PREFIX
-from recstack.client.api.schemas import Context, RecommendationsResponse, RecommendationType, SimilarKind
+from recstack.client.api.schemas import (
+    MAX_EXCLUDE,
+    MAX_LIMIT,
+    CategoryName,
+    Context,
+    Id,
+    RecommendationsResponse,
+    RecommendationType,
+    SimilarKind,
+)
 from recstack.client.api.security import KEYED_RESPONSES, PublicCaller
 from recstack.client.core.recommender import Served, UnknownItem
 
-router = APIRouter(prefix=API_PREFIX, tags=["recommendations"], responses=KEYED_RESPONSES)
-
-
-def _limit(request: Request, limit: int) -> int:
-    top = request.app.state.config.max_limit
-    if limit > top:
-        raise HTTPException(422, f"limit must be within 1..{top}; got {limit}")
-    return limit
+router = APIRouter(prefix=API_PREFIX, tags=["recommendations"],
+                   responses={**KEYED_RESPONSES, **problem_responses(404, 422)})
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="how many items")]
 
 
 def _response(served: Served) -> RecommendationsResponse:
@@ -28,20 +33,22 @@ def _response(served: Served) -> RecommendationsResponse:
 
 @router.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
 async def recommendations(
-    request: Request, recommender: RecommenderDep, caller: PublicCaller, user_id: str,
+    recommender: RecommenderDep, caller: PublicCaller, user_id: Id,
     type: RecommendationType = RecommendationType.personalized,  # noqa: A002 - the API's parameter name
-    limit: Annotated[int, Query(ge=1)] = 20,
+    limit: Limit = 20,
     context: Context = Context.homepage,
-    exclude: Annotated[list[str], Query(description="item ids to leave out (repeat, or comma-separated)")] = (),
-    item_id: Annotated[str | None, Query(description="the product of a product page; required for similar")] = None,
-    category: str = "",
+    exclude: Annotated[list[str], Query(max_length=MAX_EXCLUDE,
+                                        description="item ids to leave out (repeat, or comma-separated)")] = (),
+    item_id: Annotated[Id | None, Query(description="the product of a product page; required for similar")] = None,
+    category: CategoryName = "",
 ) -> RecommendationsResponse:
     """Personalised (the live session included), similar to ``item_id``, or trending items; an unknown user
     gets what is trending in the context (cold start), never an error."""
-    limit = _limit(request, limit)
     if category and category not in recommender.shop.category_names:
         raise HTTPException(422, f"unknown category {category!r}")
     exclude = tuple(e.strip() for value in exclude for e in value.split(",") if e.strip())
+    if len(exclude) > MAX_EXCLUDE:
+        raise HTTPException(422, f"exclude names {len(exclude)} items; at most {MAX_EXCLUDE}")
     try:
         if type is RecommendationType.similar:
             if item_id is None:
@@ -58,11 +65,9 @@ async def recommendations(
 
 
 @router.get("/similar/{item_id}", response_model=RecommendationsResponse)
-async def similar(request: Request, recommender: RecommenderDep, caller: PublicCaller, item_id: str,
-                  limit: Annotated[int, Query(ge=1)] = 10,
+async def similar(recommender: RecommenderDep, caller: PublicCaller, item_id: Id, limit: Limit = 10,
                   kind: SimilarKind = SimilarKind.similar) -> RecommendationsResponse:
     """"Similar products", "customers also viewed" or "frequently bought together"."""
-    limit = _limit(request, limit)
     try:
         return _response(await recommender.similar(item_id, limit, kind.value))
     except UnknownItem as exc:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 from recstack.client.api.deps import RecommenderDep
+from recstack.client.api.problems import problem_responses
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import Id
 from recstack.client.api.security import KEYED_RESPONSES, AdminCaller
 from recstack.client.forget import Forgotten, forget_users
 
-router = APIRouter(prefix=API_PREFIX, tags=["users"], responses=KEYED_RESPONSES)
+router = APIRouter(prefix=API_PREFIX, tags=["users"], 
+                   responses={**KEYED_RESPONSES, **problem_responses(422, 503)})
 
 
 @router.delete("/users/{user_id}", response_model=Forgotten)

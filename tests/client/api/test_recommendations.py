@@ -78,7 +78,7 @@ def test_trending_and_similar_types(api, items):
 
 @pytest.mark.parametrize(("path", "params", "status", "message"), [
     ("/api/v1/recommendations/u1", {"limit": 0}, 422, ""),
-    ("/api/v1/recommendations/u1", {"limit": 101}, 422, "limit must be within 1..100"),
+    ("/api/v1/recommendations/u1", {"limit": 101}, 422, "less than or equal to 100"),
     ("/api/v1/recommendations/u1", {"type": "best"}, 422, ""),
     ("/api/v1/recommendations/u1", {"context": "checkout"}, 422, ""),
     ("/api/v1/recommendations/u1", {"type": "similar"}, 422, "needs item_id"),
