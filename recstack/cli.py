@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("commands.report", "main", "experiment report: CTR and conversion per variant with 95% intervals"),
     "keys": ("commands.keys", "main", "create, list or revoke the facade's API keys"),
     "forget": ("commands.forget", "main", "delete users from every store recstack keeps"),
+    "ingest": ("commands.ingest", "main", "move the facade's events from Redis to the event log (build/lake)"),
     "bench": ("commands.bench", "main", "benchmarks (figures as JSON + PNG under benchmarks/results/)"),
 }
 

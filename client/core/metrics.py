@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0)
 
@@ -21,3 +21,5 @@ class Metrics:
         self.triton_errors = Counter("recstack_triton_errors_total", "failed or timed-out Triton calls", ["model"],
                                      registry=self.registry)
         self.events = Counter("recstack_events_total", "posted events", ["outcome"], registry=self.registry)
+        self.ingest_lag = Gauge("recstack_ingest_lag_events", "accepted events not yet in the event log "
+                                "(recstack ingest); -1 without Redis", registry=self.registry)

@@ -18,6 +18,9 @@ from typing import Protocol
 from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
 
 STREAM_MAXLEN = 1_000_000
+KEY_PREFIX = "recstack:"  # of every key recstack keeps in Redis
+EVENTS_STREAM = "events"  # what recstack ingest moves to the event log
+INGEST_GROUP = "ingest"  # the consumer group of recstack ingest
 FORGET_PAGE = 10_000  # stream entries read per round trip when a user's entries are searched
 DAY_S = 86_400
 
@@ -99,6 +102,9 @@ class SessionStore(Protocol):
     async def forget(self, user_id: str) -> dict[str, int]:
         """Remove everything the store holds that names the user; returns what was removed per part."""
 
+    async def ingest_lag(self) -> int | None:
+        """Events on the stream not yet in the event log (None: no stream consumers here)."""
+
     async def ping(self) -> bool: ...
 
     async def close(self) -> None: ...
@@ -173,6 +179,9 @@ class MemoryStore:
             log.extend(kept)
         return removed
 
+    async def ingest_lag(self) -> int | None:
+        return None
+
     async def ping(self) -> bool:
         return True
 
@@ -191,7 +200,7 @@ class RedisStore:
     """
 
     def __init__(self, url: str, session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
-                 weights: dict[str, float] | None = None, prefix: str = "recstack:",
+                 weights: dict[str, float] | None = None, prefix: str = KEY_PREFIX,
                  policy: StorePolicy = StorePolicy()):
         import redis.asyncio as redis
 
@@ -219,10 +228,11 @@ class RedisStore:
                 pipe.rpush(key, event["item_id"])
                 pipe.ltrim(key, -self.session_length, -1)
                 pipe.expire(key, ttl_s)  # an idle session does not stay forever
-                pipe.xadd(self._key("events"), {"event": json.dumps(event)}, maxlen=STREAM_MAXLEN, approximate=True)
+                pipe.xadd(self._key(EVENTS_STREAM), {"event": json.dumps(event)}, maxlen=STREAM_MAXLEN,
+                          approximate=True)
                 gates.append(self._key(f"counted:{count_key(event)}"))
                 weighted += [self.weights.get(event["event_type"], 1.0), event["item_id"]]
-            pipe.xtrim(self._key("events"), minid=self._oldest_kept(), approximate=False)
+            pipe.xtrim(self._key(EVENTS_STREAM), minid=self._oldest_kept(), approximate=False)
             await self.count_once(keys=[self._key("popularity"), contributor_key, *gates],
                                   args=[self.policy.window_s, self.policy.contributor_cap, *weighted], client=pipe)
             verdicts = (await pipe.execute())[-1]
@@ -264,12 +274,12 @@ class RedisStore:
         return await self._stream("exposures", "exposure")
 
     async def events(self) -> list[dict]:
-        return await self._stream("events", "event")
+        return await self._stream(EVENTS_STREAM, "event")
 
     async def forget(self, user_id: str) -> dict[str, int]:
         removed = {"session": int(await self.redis.llen(self._key(f"session:{user_id}")))}
         await self.redis.delete(self._key(f"session:{user_id}"))
-        for name, field in (("events", "event"), ("exposures", "exposure")):
+        for name, field in ((EVENTS_STREAM, "event"), ("exposures", "exposure")):
             ids, start = [], "-"
             while True:  # the whole stream, a page at a time
                 page = await self.redis.xrange(self._key(name), min=start, count=FORGET_PAGE)
@@ -280,6 +290,16 @@ class RedisStore:
             removed[name] = int(await self.redis.xdel(self._key(name), *ids)) if ids else 0
         return removed
 
+    async def ingest_lag(self) -> int | None:
+        stream = self._key(EVENTS_STREAM)
+        try:
+            if not await self.redis.exists(stream):
+                return 0
+            lag = group_lag(await self.redis.xinfo_groups(stream))
+            return int(await self.redis.xlen(stream)) if lag is None else lag
+        except Exception:  # noqa: BLE001 - no stream yet, or Redis unreachable: nothing to report
+            return None
+
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())
@@ -288,6 +308,15 @@ class RedisStore:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+def group_lag(groups: list[dict]) -> int | None:
+    """The ingest group's backlog from ``XINFO GROUPS``: entries never delivered plus delivered but not yet
+    acknowledged; None before any consumer made the group (then the whole stream is the backlog)."""
+    for group in groups:
+        if group["name"] == INGEST_GROUP:
+            return int(group.get("lag") or 0) + int(group.get("pending") or 0)
+    return None
 
 
 def open_store(redis_url: str | None, session_length: int, weights: dict[str, float],

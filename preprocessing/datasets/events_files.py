@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from recstack.preprocessing.lake import read_lake_events
 from recstack.preprocessing.schema import RawDataset, read_table, validate_events, validate_items
 
 
@@ -13,7 +14,8 @@ def load_events_files(events_path: Path, items_path: Path | None = None) -> RawD
     Parameters
     ----------
     events_path : Path
-        ``.csv``, ``.tsv`` or ``.parquet`` with columns ``user_id, item_id, event_type, timestamp`` and
+        ``.csv``, ``.tsv`` or ``.parquet`` (or a folder of ``date=*/part-*.parquet``, the event log of
+        :mod:`recstack.preprocessing.lake`) with columns ``user_id, item_id, event_type, timestamp`` and
         optionally ``weight`` (see :mod:`recstack.preprocessing.schema`).
     items_path : Path, optional
         Same file types, column ``item_id`` (unique) and optionally ``category, brand, title, price,
@@ -39,7 +41,10 @@ def load_events_files(events_path: Path, items_path: Path | None = None) -> RawD
     ('shop', 2)
     """
     events_path = Path(events_path)
-    raw_events, kind = read_table(events_path)
+    if events_path.is_dir():  # the event log recstack ingest writes (deduplicated on the facade's event ids)
+        raw_events, kind = read_lake_events(events_path).drop("event_id", strict=False), "parquet"
+    else:
+        raw_events, kind = read_table(events_path)
     events = validate_events(raw_events, str(events_path), kind)
     items = None
     if items_path is not None:

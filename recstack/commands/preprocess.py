@@ -23,7 +23,8 @@ def preprocess_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="synthetic", choices=DATASETS,
                    help="synthetic (default), a public dataset read from --data-dir, or 'events' for your logs")
     p.add_argument("--data-dir", type=Path, help="folder of the public datasets [RECSTACK_DATA_DIR]")
-    p.add_argument("--events", type=Path, help="with --dataset events: events file (.csv/.tsv/.parquet)")
+    p.add_argument("--events", type=Path, help="with --dataset events: events file (.csv/.tsv/.parquet), or the event "
+                                              "log's folder (build/lake/events)")
     p.add_argument("--items", type=Path, help="with --dataset events: optional items file")
     p.add_argument("--synthetic-events", type=int, help="size of the synthetic dataset [RECSTACK_SYNTHETIC_EVENTS]")
     p.add_argument("--split", choices=("leave_one_out", "temporal"), help="split strategy [leave_one_out]")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Request
 from recstack.client.api.batches import validate_batch
 from recstack.client.api.deps import MetricsDep, RecommenderDep
+from recstack.client.api.problems import problem_responses
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import Event, EventsResponse, RejectedEvent
 from recstack.client.api.security import KEYED_RESPONSES, PublicCaller
 from recstack.client.core.recommender import StoreUnavailable
 
-router = APIRouter(prefix=API_PREFIX, tags=["events"], responses=KEYED_RESPONSES)
+router = APIRouter(prefix=API_PREFIX, tags=["events"], 
+                   responses={**KEYED_RESPONSES, **problem_responses(413, 422, 503)})
 EventsBody = Annotated[dict | list, Body(examples=[{"user_id": "u1", "item_id": "i0000658", "event_type": "view"}])]
 
 
@@ -32,8 +35,9 @@ async def post_events(request: Request, recommender: RecommenderDep, metrics: Me
         if item_idx is None:
             rejected.append(RejectedEvent(index=index, reason=f"item_id: unknown item {event.item_id!r}"))
             continue
-        accepted.append({"user_id": event.user_id, "item_id": event.item_id, "item_idx": item_idx,
-                         "event_type": event.event_type.value,
+        # The id the event log deduplicates on, so a consumer replaying after a crash never doubles an event.
+        accepted.append({"event_id": uuid.uuid4().hex, "user_id": event.user_id, "item_id": event.item_id,
+                         "item_idx": item_idx, "event_type": event.event_type.value,
                          "timestamp": (event.timestamp or now).isoformat(), "context": event.context})
     rejected.sort(key=lambda r: r.index)
     if not accepted:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from recstack.client.api.deps import MetricsDep, RecommenderDep
 
 router = APIRouter(tags=["health"])
+READINESS = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"ready": {"type": "boolean"}}, "required": ["ready"],
+    "additionalProperties": {"type": "boolean"}}}}}
 
 
 @router.get("/health")
@@ -15,12 +18,17 @@ async def health() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", response_class=JSONResponse,
+            responses={200: {"description": "every part answers", **READINESS},
+                       503: {"description": "some part does not answer (false in the body)", **READINESS}})
 async def ready(recommender: RecommenderDep) -> JSONResponse:
     checks = await recommender.ready()
     return JSONResponse({"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503)
 
 
-@router.get("/metrics")
-async def metrics(metrics: MetricsDep) -> Response:
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+@router.get("/metrics", response_class=PlainTextResponse,
+            responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}})
+async def metrics(metrics: MetricsDep, recommender: RecommenderDep) -> PlainTextResponse:
+    lag = await recommender.store.ingest_lag()
+    metrics.ingest_lag.set(-1 if lag is None else lag)
+    return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
