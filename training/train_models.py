@@ -47,7 +47,7 @@ def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] 
     >>> summary = train_models("build/data/synthetic", "build/models/synthetic",
     ...                        train=TrainConfig(epochs=2))  # doctest: +SKIP
     >>> sorted(summary["reports"])  # doctest: +SKIP
-    ['ease', 'item_knn', 'popularity', 'sasrec', 'two_tower']
+    ['als', 'bpr', 'ease', 'item_knn', 'most_popular', 'sasrec', 'two_tower']
     """
     unknown = sorted(set(models) - set(MODELS))
     if unknown:

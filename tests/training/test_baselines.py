@@ -36,3 +36,24 @@ def test_baselines_learn_from_every_training_event_not_the_truncated_sequences(p
     rows, cols = prepared.train_interactions()
     assert matrix.nnz == len(set(zip(rows.tolist(), cols.tolist(), strict=True)))
     assert matrix.shape[0] == len(prepared.train_sequences)
+
+
+@pytest.mark.parametrize("name", ["als", "bpr"])
+def test_matrix_factorisation_beats_popularity_and_scores_every_item(prepared, name):
+    from recstack.training.baselines import BASELINES
+
+    model = BASELINES[name](prepared)
+    batch = prepared.valid
+    scores = model(batch.histories[:4], batch.user_idx[:4])
+    assert scores.shape == (4, prepared.n_items) and torch.isfinite(scores).all()
+    popular = evaluate(MostPopular(prepared), prepared, prepared.valid)["ndcg@10"]
+    assert evaluate(model, prepared, prepared.valid)["ndcg@10"] > popular * 1.2
+
+
+def test_als_scores_a_history_it_never_saw_in_training(prepared):
+    from recstack.training.baselines import ALS
+
+    model = ALS(prepared)
+    seq = prepared.train_sequences[0]
+    short, longer = model([seq[:2]], np.array([0]))[0], model([seq], np.array([0]))[0]
+    assert not torch.allclose(short, longer)  # the factors follow the history given, not the training row
