@@ -9,11 +9,24 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from recstack.client.api.routes import events, health, items, ranking, recommendations, users
+from fastapi.staticfiles import StaticFiles
+from recstack.client.api.routes import (
+    API_PREFIX,
+    dashboard,
+    demo,
+    events,
+    health,
+    items,
+    ranking,
+    recommendations,
+    users,
+)
+from recstack.client.api.routes.dashboard import DASHBOARD_PATH
 from recstack.client.api.security import CORS_HEADERS, OPERATOR_PATHS, Security
+from recstack.client.core.catalog import Catalog
 from recstack.client.core.config import FacadeConfig
 from recstack.client.core.experiments import Experiments
-from recstack.client.core.keys import FileKeyStore, KeyRing, open_key_store
+from recstack.client.core.keys import FileKeyStore, KeyRing, create_key, open_key_store
 from recstack.client.core.metrics import Metrics
 from recstack.client.core.ratelimit import RateLimiter
 from recstack.client.core.recommender import Recommender
@@ -22,6 +35,7 @@ from recstack.client.core.shop import Shop
 from recstack.client.engine import engine_kind, open_engine
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parents[1] / "static"  # recstack.js, the demo's and the dashboard's assets
 
 
 def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> FastAPI:
@@ -52,6 +66,9 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
         engine = open_engine(engine_kind(config.engine, config.protocol), config.triton_url, config.repository)
         app.state.recommender = Recommender(shop, store, engine, config, app.state.metrics,
                                             Experiments.load(config.experiments_file))
+        if config.demo:
+            app.state.catalog = Catalog.load(shop, data_dir)
+            app.state.demo_key = demo_key(config)
         try:
             yield
         finally:
@@ -64,8 +81,11 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
     app.state.config = config
     app.state.metrics = Metrics()
     app.state.security = open_security(config)
-    for module in (recommendations, ranking, events, items, users, health):
+    for module in (recommendations, ranking, events, items, users, health, dashboard):
         app.include_router(module.router)
+    if config.demo:
+        app.include_router(demo.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -101,8 +121,21 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
             endpoint = getattr(request.scope.get("route"), "path", "unmatched")
             app.state.metrics.requests.labels(endpoint, str(status)).inc()
             app.state.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            if endpoint.startswith(API_PREFIX) and endpoint != DASHBOARD_PATH:  # the shop's traffic, not ours
+                app.state.metrics.timeline.request(status, time.perf_counter() - start)
 
     return app
+
+
+def demo_key(config: FacadeConfig) -> str | None:
+    """The demo storefront's public key, for its pages on this port under either loopback name (each start
+    replaces the one before); None when keys are off."""
+    if not config.auth:
+        return None
+    origins = tuple(f"http://{host}:{config.port}" for host in ("127.0.0.1", "localhost"))
+    new = create_key("demo-storefront", "public", origins)
+    open_key_store(config.redis_url, config.keys_file).save(new.record)
+    return new.key
 
 
 def open_security(config: FacadeConfig) -> Security:

@@ -21,7 +21,8 @@ def _limit(request: Request, limit: int) -> int:
     return limit
 
 
-def _response(served: Served) -> RecommendationsResponse:
+def _response(served: Served, request: Request) -> RecommendationsResponse:
+    request.app.state.metrics.served(i.model_version for i in served.items)
     return RecommendationsResponse(recommendations=served.items, experiment_id=served.experiment_id,
                                    variant=served.variant, request_id=served.request_id, degraded=served.degraded)
 
@@ -54,7 +55,7 @@ async def recommendations(
             served = await recommender.personalized(user_id, limit, context.value, exclude, category, item_id)
     except UnknownItem as exc:
         raise HTTPException(404, str(exc)) from exc
-    return _response(served)
+    return _response(served, request)
 
 
 @router.get("/similar/{item_id}", response_model=RecommendationsResponse)
@@ -64,6 +65,6 @@ async def similar(request: Request, recommender: RecommenderDep, caller: PublicC
     """"Similar products", "customers also viewed" or "frequently bought together"."""
     limit = _limit(request, limit)
     try:
-        return _response(await recommender.similar(item_id, limit, kind.value))
+        return _response(await recommender.similar(item_id, limit, kind.value), request)
     except UnknownItem as exc:
         raise HTTPException(404, str(exc)) from exc
