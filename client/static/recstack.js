@@ -225,8 +225,8 @@ class RecStack {
                     timestamp: new Date().toISOString(), context };
     this.pending.push(event);
     try { this.onEvent?.(event); } catch { /* the page's hook must not stop tracking */ }
-    // A click or a cart often leaves the page: send at once, as a beacon.
-    if (urgent || this.pending.length >= this.batchSize) this.flush(urgent);
+    // A click or a cart often leaves the page: send at once (a keepalive request outlives the page).
+    if (urgent || this.pending.length >= this.batchSize) this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), this.flushMs);
   }
 
