@@ -128,12 +128,13 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
 
 
 def demo_key(config: FacadeConfig) -> str | None:
-    """The demo storefront's public key, for its pages on this port under either loopback name (each start
-    replaces the one before); None when keys are off."""
+    """The demo storefront's public key, for its pages on this port under either loopback name; None when keys
+    are off. Each start replaces the key of its port (facades on other ports sharing the store keep theirs), so the
+    demo runs as one process per port."""
     if not config.auth:
         return None
     origins = tuple(f"http://{host}:{config.port}" for host in ("127.0.0.1", "localhost"))
-    new = create_key("demo-storefront", "public", origins)
+    new = create_key(f"demo-storefront-{config.port}", "public", origins)
     open_key_store(config.redis_url, config.keys_file).save(new.record)
     return new.key
 
