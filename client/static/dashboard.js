@@ -23,7 +23,7 @@ function lineChart(series, { unit = "" } = {}) {
   // series: [{ name, points: [number|null] }], one point per time bucket
   const width = 320, height = 120, left = 34, bottom = 14;
   const values = series.flatMap((s) => s.points).filter((v) => v !== null);
-  const top = Math.max(1e-9, ...values, 0) * 1.1 || 1;
+  const top = (Math.max(0, ...values) || 1) * 1.1; // all zero: an axis of 1, not of nothing
   const count = Math.max(...series.map((s) => s.points.length), 2);
   const x = (i) => left + (i / (count - 1)) * (width - left - 4);
   const y = (v) => 4 + (1 - v / top) * (height - bottom - 4);
@@ -31,7 +31,9 @@ function lineChart(series, { unit = "" } = {}) {
   svg.append(el("svg:line", { x1: left, x2: width, y1: y(0), y2: y(0), stroke: "#ccc" }));
   svg.append(el("svg:text", { x: 2, y: 10 }, `${+top.toPrecision(3)}${unit}`));
   svg.append(el("svg:text", { x: 2, y: y(0) }, `0${unit}`));
-  svg.append(el("svg:text", { x: left, y: height - 2 }, `${Math.round(count * board.bucket / 60)} min ago`));
+  const span = (count - 1) * board.bucket;
+  svg.append(el("svg:text", { x: left, y: height - 2 },
+                span < 120 ? `${span} s ago` : `${Math.round(span / 60)} min ago`));
   svg.append(el("svg:text", { x: width - 24, y: height - 2 }, "now"));
   series.forEach((s, k) => {
     const path = s.points.map((v, i) => (v === null ? null : `${x(i)},${y(v)}`)).filter(Boolean).join(" ");
@@ -43,23 +45,26 @@ function lineChart(series, { unit = "" } = {}) {
 }
 
 function intervalChart(variants) {
-  // One row per variant: CTR and conversion as dots with their Wilson intervals as bars.
+  // Per variant: its name and rates on one line, CTR and conversion beneath as dots on their Wilson intervals.
   if (!variants.length) return [el("p", {}, "No experiment has served a list yet.")];
-  const rowHeight = 22, width = 320, left = 110, height = variants.length * rowHeight + 18;
+  const rowHeight = 36, width = 320, left = 4, height = variants.length * rowHeight + 14;
   const top = Math.max(0.01, ...variants.flatMap((v) => [v.ctr_ci95[1], v.conversion_ci95[1]]));
   const x = (p) => left + (p / top) * (width - left - 8);
+  const percent = (p) => `${(100 * p).toFixed(1)}%`;
   const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
   variants.forEach((v, i) => {
-    const middle = 10 + i * rowHeight;
-    svg.append(el("svg:text", { x: 0, y: middle + 4 }, `${v.experiment_id}/${v.variant} (${v.lists})`));
+    const base = i * rowHeight;
+    svg.append(el("svg:text", { x: left, y: base + 10, "font-size": 8.5 },
+                  `${v.experiment_id} / ${v.variant}: ${v.lists} lists, CTR ${percent(v.ctr)}, ` +
+                  `conv. ${percent(v.conversion)}`));
     [["ctr", 0], ["conversion", 1]].forEach(([metric, k]) => {
-      const [low, high] = v[`${metric}_ci95`], at = middle + (k ? 5 : -3);
+      const [low, high] = v[`${metric}_ci95`], at = base + 18 + k * 7;
       svg.append(el("svg:line", { x1: x(low), x2: x(high), y1: at, y2: at, stroke: COLOURS[k], "stroke-width": 2 }));
       svg.append(el("svg:circle", { cx: x(v[metric]), cy: at, r: 3, fill: COLOURS[k] }));
     });
   });
-  svg.append(el("svg:text", { x: left, y: height - 2 }, "0"));
-  svg.append(el("svg:text", { x: width - 40, y: height - 2 }, `${(top * 100).toPrecision(3)}%`));
+  svg.append(el("svg:text", { x: left, y: height - 2 }, "0%"));
+  svg.append(el("svg:text", { x: width - 40, y: height - 2 }, percent(top)));
   const legend = el("div", { class: "legend" });
   legend.append(el("span", { style: `color:${COLOURS[0]}` }, "■ CTR"),
                 el("span", { style: `color:${COLOURS[1]}` }, "■ conversion"));

@@ -14,6 +14,7 @@ from recstack.client.api.schemas import Event, EventsResponse, RejectedEvent
 from recstack.client.api.security import KEYED_RESPONSES, BeaconCaller, Caller, PublicCaller
 from recstack.client.core.metrics import Metrics
 from recstack.client.core.recommender import Recommender, StoreUnavailable
+from starlette.requests import ClientDisconnect
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"], responses=KEYED_RESPONSES)
 EventsBody = Annotated[dict | list, Body(examples=[{"user_id": "u1", "item_id": "i0000658", "event_type": "view"}])]
@@ -36,6 +37,8 @@ async def post_beacon(request: Request, recommender: RecommenderDep, metrics: Me
     since a beacon cannot set headers. Same checks as the public key in a header, origin included."""
     try:
         body = json.loads(await request.body())
+    except ClientDisconnect as exc:  # a closing page's request cut short: nothing arrived, nothing to record
+        raise HTTPException(400, "the client left before the body arrived; nothing was recorded") from exc
     except ValueError as exc:
         raise HTTPException(422, f"the body is not JSON: {exc}") from exc
     if not isinstance(body, dict | list):

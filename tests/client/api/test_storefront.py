@@ -62,13 +62,13 @@ def shop_app(api: str, key: str):
     ])
 
 
-def facade(trained_shop, model_repository, redis_url, port: int | None = None):
-    """The facade with the demo storefront on a free loopback port (not started), its config and an admin key."""
+def facade(trained_shop, model_repository, redis_url, port: int | None = None, **overrides):
+    """The facade with the demo storefront on a free loopback port (not started), and its config."""
     scratch = Path(tempfile.mkdtemp())
     port = port or free_port()
     config = FacadeConfig(engine="in-process", repository=model_repository, redis_url=redis_url, demo=True,
                           port=port, ingest_file=scratch / "new_items.jsonl", keys_file=scratch / "keys.json",
-                          keys_refresh_s=0.0, timeout_ms=3000)
+                          keys_refresh_s=0.0, timeout_ms=3000, **overrides)
     return config, BackgroundServer(create_app(config, trained_shop[0]), port)
 
 
@@ -302,22 +302,40 @@ def test_item_text_is_shown_as_text_never_as_markup(live, page, categories, item
     assert page.evaluate("window.injected") is None
 
 
-def test_the_dashboard_loads_with_an_admin_key_and_refuses_without_one(live, page):
-    page.goto(f"{live.api}/dashboard")
-    page.wait_for_selector("#refused:has-text('admin key is needed')")
-    assert page.is_hidden("#board")
-    public = new_key(live.config, "dashpage", "public", (live.api,)).key
-    page.goto("about:blank")  # a new load: a change of fragment alone would not run the page again
-    page.goto(f"{live.api}/dashboard#key={public}")
-    page.wait_for_selector("#refused:has-text('Refused')")
-    assert "scope 'admin'" in page.inner_text("#refused") and page.is_hidden("#board")
-    httpx.get(f"{live.api}/api/v1/recommendations/anon_dash?limit=5", headers={"X-API-Key": live.admin})
-    page.goto("about:blank")
-    page.goto(f"{live.api}/dashboard#key={live.admin}")
-    page.wait_for_selector("#board:not([hidden])")
-    assert "#key" not in page.url  # the key leaves the address bar (and the history)
-    assert page.locator("#board svg").count() >= 4
-    assert "in-process" in page.inner_text("#serving")
-    assert page.locator("#trending li").count() == 10
-    screenshot(page, "dashboard")
-    assert page.problems == []
+def test_the_dashboard_loads_with_an_admin_key_and_refuses_without_one(trained_shop, model_repository, redis_url,
+                                                                       tmp_path, page):
+    experiments = tmp_path / "experiments.json"
+    experiments.write_text(json.dumps({"experiments": [{
+        "id": "model-vs-popular", "traffic": 1.0, "interleave": False,
+        "variants": [{"name": "control", "weight": 0.5}, {"name": "popular", "weight": 0.5, "source": "popular"}]}]}))
+    config, server = facade(trained_shop, model_repository, redis_url, experiments_file=experiments)
+    admin = new_key(config, "ops", "admin").key
+    api = f"http://127.0.0.1:{config.port}"
+    with server:
+        public = new_key(config, f"dash{config.port}", "public", (api,)).key
+        for n in range(12):  # lists of both variants, half of them clicked
+            visitor = f"anon_dash{n}"
+            served = httpx.get(f"{api}/api/v1/recommendations/{visitor}?limit=5",
+                               headers={"X-API-Key": admin}).json()["recommendations"]
+            if n % 2:
+                httpx.post(f"{api}/api/v1/events", headers={"X-API-Key": admin},
+                           json={"user_id": visitor, "item_id": served[0]["item_id"], "event_type": "click"})
+        page.goto(f"{api}/dashboard")
+        page.wait_for_selector("#refused:has-text('admin key is needed')")
+        assert page.is_hidden("#board")
+        page.goto("about:blank")  # a new load: a change of fragment alone would not run the page again
+        page.goto(f"{api}/dashboard#key={public}")
+        page.wait_for_selector("#refused:has-text('Refused')")
+        assert "scope 'admin'" in page.inner_text("#refused") and page.is_hidden("#board")
+        page.goto("about:blank")
+        page.goto(f"{api}/dashboard#key={admin}")
+        page.wait_for_selector("#board:not([hidden])")
+        assert "#key" not in page.url  # the key leaves the address bar (and the history)
+        assert page.locator("#requests svg, #latency svg, #rates svg, #experiments svg").count() == 4
+        report = page.inner_text("#experiments")
+        assert "model-vs-popular / control" in report and "model-vs-popular / popular" in report
+        assert page.locator("#experiments circle").count() == 4  # CTR and conversion of each variant
+        assert "in-process" in page.inner_text("#serving")
+        assert page.locator("#trending li").count() == 10
+        screenshot(page, "dashboard")
+        assert page.problems == []
