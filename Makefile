@@ -25,13 +25,17 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Debian packages the tests use, installed when missing: redis-server (tests start their own on a free port)
-# and libb64-0d (perf_analyzer, taken from the tritonclient 2.51 wheel, links it).
+# Debian packages the tests use, installed when missing: redis-server (tests start their own on a free port),
+# libb64-0d (perf_analyzer, taken from the tritonclient 2.51 wheel, links it) and chromium with its driver (the
+# storefront's browser tests; Playwright drives it, so no browser is ever downloaded).
 system-deps:
 	@command -v redis-server >/dev/null || (echo "redis-server is missing: installing it" && \
 		(apt-get install -y -qq redis-server || (apt-get update -qq && apt-get install -y -qq redis-server)))
 	@ldconfig -p | grep -q libb64.so.0d || (echo "libb64-0d is missing: installing it" && \
 		(apt-get install -y -qq libb64-0d || (apt-get update -qq && apt-get install -y -qq libb64-0d)))
+	@command -v chromium >/dev/null || (echo "chromium is missing: installing it" && \
+		(apt-get install -y -qq chromium chromium-driver || \
+		 (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)))
 
 test-all: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

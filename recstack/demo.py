@@ -79,4 +79,9 @@ def main(argv: list[str], settings: Settings) -> int:
         print(f"latency on this machine ({describe_machine()['summary']}), 20 items per answer; "
               "full sweeps: recstack bench serving")
         print(latency_summary(out, repository, server.grpc_url, settings.build_dir / "demo"))
+    port = settings.facade_config().port
+    print("the demo storefront (recstack.js widgets on this catalog) and the operations dashboard, served until "
+          f"Ctrl-C by:\n  .venv/bin/recstack serve api --engine in-process --demo\n  storefront: "
+          f"http://127.0.0.1:{port}/demo/\n  dashboard:  http://127.0.0.1:{port}/dashboard#key=<admin key: "
+          "recstack keys create --scope admin --name ops>")
     return 0

@@ -56,8 +56,9 @@ def json_problem(body: bytes, max_depth: int) -> str | None:
 
 
 def _is_json(headers: dict[bytes, bytes]) -> bool:
+    # FastAPI reads a body without a type as JSON, and a beacon sends its JSON as text/plain.
     content_type = headers.get(b"content-type", b"")
-    return not content_type or b"json" in content_type  # FastAPI reads a body without a type as JSON
+    return not content_type or b"json" in content_type or content_type.startswith(b"text/plain")
 
 
 class RequestLimits:

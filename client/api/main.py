@@ -8,14 +8,27 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.staticfiles import StaticFiles
 from recstack.client.api import problems
 from recstack.client.api.limits import RequestLimits
 from recstack.client.api.problems import problem
-from recstack.client.api.routes import events, health, items, ranking, recommendations, users
+from recstack.client.api.routes import (
+    API_PREFIX,
+    dashboard,
+    demo,
+    events,
+    health,
+    items,
+    ranking,
+    recommendations,
+    users,
+)
+from recstack.client.api.routes.dashboard import DASHBOARD_PATH
 from recstack.client.api.security import CORS_HEADERS, OPERATOR_PATHS, Security
+from recstack.client.core.catalog import Catalog
 from recstack.client.core.config import FacadeConfig
 from recstack.client.core.experiments import Experiments
-from recstack.client.core.keys import FileKeyStore, KeyRing, open_key_store
+from recstack.client.core.keys import FileKeyStore, KeyRing, create_key, open_key_store
 from recstack.client.core.metrics import Metrics
 from recstack.client.core.ratelimit import RateLimiter
 from recstack.client.core.recommender import Recommender
@@ -24,6 +37,7 @@ from recstack.client.core.shop import Shop
 from recstack.client.engine import engine_kind, open_engine
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parents[1] / "static"  # recstack.js, the demo's and the dashboard's assets
 
 
 def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> FastAPI:
@@ -54,6 +68,9 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
         engine = open_engine(engine_kind(config.engine, config.protocol), config.triton_url, config.repository)
         app.state.recommender = Recommender(shop, store, engine, config, app.state.metrics,
                                             Experiments.load(config.experiments_file))
+        if config.demo:
+            app.state.catalog = Catalog.load(shop, data_dir)
+            app.state.demo_key = demo_key(config)
         try:
             yield
         finally:
@@ -66,8 +83,11 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
     app.state.config = config
     app.state.metrics = Metrics()
     app.state.security = open_security(config)
-    for module in (recommendations, ranking, events, items, users, health):
+    for module in (recommendations, ranking, events, items, users, health, dashboard):
         app.include_router(module.router)
+    if config.demo:
+        app.include_router(demo.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -103,11 +123,25 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
             endpoint = getattr(request.scope.get("route"), "path", "unmatched")
             app.state.metrics.requests.labels(endpoint, str(status)).inc()
             app.state.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            if endpoint.startswith(API_PREFIX) and endpoint != DASHBOARD_PATH:  # the shop's traffic, not ours
+                app.state.metrics.timeline.request(status, time.perf_counter() - start)
 
     problems.install(app)
     # Added last, so outermost: an oversized or hostile body is refused before anything else reads it.
     app.add_middleware(RequestLimits, max_body_bytes=config.max_body_bytes, max_depth=config.max_json_depth)
     return app
+
+
+def demo_key(config: FacadeConfig) -> str | None:
+    """The demo storefront's public key, for its pages on this port under either loopback name; None when keys
+    are off. Each start replaces the key of its port (facades on other ports sharing the store keep theirs), so the
+    demo runs as one process per port."""
+    if not config.auth:
+        return None
+    origins = tuple(f"http://{host}:{config.port}" for host in ("127.0.0.1", "localhost"))
+    new = create_key(f"demo-storefront-{config.port}", "public", origins)
+    open_key_store(config.redis_url, config.keys_file).save(new.record)
+    return new.key
 
 
 def open_security(config: FacadeConfig) -> Security:

@@ -25,6 +25,7 @@ class EventType(StrEnum):
     add_to_cart = "add_to_cart"
     purchase = "purchase"
     rating = "rating"
+    impression = "impression"  # a list's item seen by the visitor (widgets): kept in the event stream only
 
 
 class Context(StrEnum):

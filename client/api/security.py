@@ -83,15 +83,20 @@ class Security:
     def enabled(self) -> bool:
         return self.keyring is not None
 
-    def authenticate(self, request: Request, scope: Scope) -> ApiKey:
-        """The request's live key, allowed ``scope``; 401 or 403 otherwise."""
-        key = presented_key(request)
+    def authenticate(self, request: Request, scope: Scope, in_url: bool = False) -> ApiKey:
+        """The request's live key, allowed ``scope``; 401 or 403 otherwise. ``in_url``: the key is the ``key``
+        query parameter (beacons cannot set headers), and only a public key may travel there, since URLs end up
+        in logs."""
+        key = request.query_params.get("key") if in_url else presented_key(request)
         if key is None:
             raise HTTPException(401, f"an API key is needed (Authorization: Bearer <key>, or {KEY_HEADER}); this "
                                      f"call needs scope {scope!r}", headers=WWW_AUTHENTICATE)
         record = self.keyring.find(key)
         if record is None:
             raise HTTPException(401, "unknown or revoked API key", headers=WWW_AUTHENTICATE)
+        if in_url and record.scope != "public":
+            raise HTTPException(403, f"only a public key may be sent in a URL; key {record.name!r} has scope "
+                                     f"{record.scope!r}: send it in a header")
         if not allows(record.scope, scope):
             raise HTTPException(403, f"this call needs a key of scope {scope!r} or above; key {record.name!r} has "
                                      f"scope {record.scope!r}")
@@ -100,10 +105,12 @@ class Security:
                                      f"({', '.join(record.origins) or 'none configured'})")
         return record
 
-    async def admit(self, request: Request, response: Response, scope: Scope) -> Caller:
+    async def admit(self, request: Request, response: Response, scope: Scope, in_url: bool = False) -> Caller:
+        # A beacon carries the user token in the URL too, for the same reason as its key.
+        token = request.query_params.get("user_token") if in_url else request.headers.get(USER_TOKEN_HEADER)
         if not self.enabled:
-            return Caller(None, client_address(request), request.headers.get(USER_TOKEN_HEADER))
-        record = self.authenticate(request, scope)
+            return Caller(None, client_address(request), token)
+        record = self.authenticate(request, scope, in_url)
         client = client_address(request)
         bucket = f"{record.name}@{client}" if record.scope == "public" else record.name
         verdict = await self.limiter.hit(bucket, record.requests_per_minute or self.limits[record.scope])
@@ -111,7 +118,7 @@ class Security:
             raise HTTPException(429, f"rate limit of key {record.name!r} reached; retry in {verdict.retry_after_s} s",
                                 headers=verdict.headers())
         response.headers.update(verdict.headers())
-        return Caller(record, client, request.headers.get(USER_TOKEN_HEADER))
+        return Caller(record, client, token)
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a page on ``origin`` may call from a browser (CORS): some live public key lists it."""
@@ -140,6 +147,12 @@ def _require(scope: Scope):
     return Depends(dependency)
 
 
+async def _require_url_key(request: Request, response: Response) -> Caller:
+    return await request.app.state.security.admit(request, response, "public", in_url=True)
+
+
 PublicCaller = Annotated[Caller, _require("public")]
+# navigator.sendBeacon cannot set headers: the public key (and a user token) come as query parameters.
+BeaconCaller = Annotated[Caller, Depends(_require_url_key)]
 ServerCaller = Annotated[Caller, _require("server")]
 AdminCaller = Annotated[Caller, _require("admin")]

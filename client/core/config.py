@@ -41,6 +41,7 @@ class FacadeConfig:
     data: Path | None = None  # prepared dataset (id maps, known histories) [build/data/synthetic]
     ingest_file: Path | None = None  # items added through the API, for build-repo --new-items [build/ingest/...]
     experiments_file: Path | None = None
+    demo: bool = False  # the demo storefront at /demo/ on the prepared catalog, with a public key of its own
     host: str = DEFAULT_HOST
     port: int = 8080
     # Security (client/README.md, "Keys, limits and data rights"). Off only by an explicit choice, with a warning.

@@ -49,6 +49,7 @@ class PopularItems:
     async def fallback(self, reason: str, limit: int, category: str, skip: set[int]) -> list[Recommendation]:
         """:meth:`popular`, counted as a fallback for ``reason`` (triton, error)."""
         self.metrics.fallbacks.labels(reason).inc()
+        self.metrics.timeline.add("fallbacks")
         return await self.popular(limit, category, skip)
 
     async def with_live_counts(self, items: list[Recommendation], limit: int, category: str,

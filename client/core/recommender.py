@@ -29,6 +29,7 @@ from recstack.ensemble.triton_models import MAX_LIMIT
 from recstack.preprocessing.tombstones import TOMBSTONES_NAME, TombstoneWatch
 
 log = logging.getLogger(__name__)
+STREAM_ONLY = frozenset({"impression"})  # event types recorded in the event stream only
 WRITE_S_PER_EVENT = 0.002  # a batch's write budget grows with it: 1,000 events take ~0.25 s on an idle 2-core host
 
 
@@ -211,9 +212,16 @@ class Recommender:
         is reported as accepted). ``contributor`` names an untrusted source (a public key's client address)
         whose share of the live statistics is capped."""
         start = time.perf_counter()
+        # An impression says a list was seen, not that the item interested anyone: kept for reports, out of the
+        # live session (the ranker's input), popularity and the bandit.
+        seen = [e for e in events if e["event_type"] in STREAM_ONLY]
+        interactions = [e for e in events if e["event_type"] not in STREAM_ONLY]
         try:
             budget = max(1.0, self.config.store_timeout_ms / 100) + len(events) * WRITE_S_PER_EVENT
-            counted = await asyncio.wait_for(self.store.append(events, contributor), budget)
+            counted = await asyncio.wait_for(self.store.append(interactions, contributor), budget) \
+                if interactions else []
+            if seen:
+                await asyncio.wait_for(self.store.log_events(seen), budget)
         except Exception as exc:  # noqa: BLE001
             raise StoreUnavailable(f"the session store did not take the events: {type(exc).__name__}") from exc
         await self.exploration.reward(counted)  # the bandit learns from what popularity counted, nothing else

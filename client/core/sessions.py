@@ -81,6 +81,9 @@ class SessionStore(Protocol):
         :class:`StorePolicy` allows (``contributor``: an untrusted source whose share is capped, None for a
         trusted backend). Returns the events that were counted."""
 
+    async def log_events(self, events: list[dict]) -> None:
+        """Events kept in the stream only (impressions): no session, no live counts."""
+
     async def recent(self, user_id: str) -> list[str]:
         """The user's live items (raw ids), oldest first."""
 
@@ -146,6 +149,9 @@ class MemoryStore:
             self.counts[event["item_id"]] += weight
             counted.append(event)
         return counted
+
+    async def log_events(self, events: list[dict]) -> None:
+        self.stream.extend(events)
 
     async def recent(self, user_id: str) -> list[str]:
         return list(self.sessions.get(user_id, ()))
@@ -237,6 +243,13 @@ class RedisStore:
                                   args=[self.policy.window_s, self.policy.contributor_cap, *weighted], client=pipe)
             verdicts = (await pipe.execute())[-1]
         return [event for event, counted in zip(events, verdicts, strict=True) if counted]
+
+    async def log_events(self, events: list[dict]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(self._key("events"), {"event": json.dumps(event)}, maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.xtrim(self._key("events"), minid=self._oldest_kept(), approximate=False)
+            await pipe.execute()
 
     async def recent(self, user_id: str) -> list[str]:
         return await self.redis.lrange(self._key(f"session:{user_id}"), 0, -1)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 from recstack.preprocessing.lake import read_lake_events
-from recstack.preprocessing.schema import RawDataset, read_table, validate_events, validate_items
+from recstack.preprocessing.schema import EVENT_TYPES, RawDataset, read_table, validate_events, validate_items
 
 
 def load_events_files(events_path: Path, items_path: Path | None = None) -> RawDataset:
@@ -42,7 +43,9 @@ def load_events_files(events_path: Path, items_path: Path | None = None) -> RawD
     """
     events_path = Path(events_path)
     if events_path.is_dir():  # the event log recstack ingest writes (deduplicated on the facade's event ids)
-        raw_events, kind = read_lake_events(events_path).drop("event_id", strict=False), "parquet"
+        # Impressions (what a page showed) stay in the log, but are not interactions the models learn from.
+        logged = read_lake_events(events_path).filter(pl.col("event_type").is_in(EVENT_TYPES))
+        raw_events, kind = logged.drop("event_id", strict=False), "parquet"
     else:
         raw_events, kind = read_table(events_path)
     events = validate_events(raw_events, str(events_path), kind)

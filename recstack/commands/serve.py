@@ -28,12 +28,20 @@ def api_main(argv: list[str], settings: Settings) -> int:
     parser.add_argument("--insecure-no-auth", action="store_true",
                         help="no API keys: anyone who reaches the facade may call everything (local experiments "
                              "only; logged as a warning) [RECSTACK_FACADE__AUTH=false]")
+    parser.add_argument("--demo", action="store_true",
+                        help="serve the demo storefront at /demo/ (widgets of /static/recstack.js on the prepared "
+                             "catalog) [RECSTACK_FACADE__DEMO=true]")
     args = parser.parse_args(argv)
     given = {name: getattr(args, name) for name in ("data", "engine", "repository", "triton_url", "redis_url", "host",
                                                     "port") if getattr(args, name) is not None}
+    if args.demo:
+        given["demo"] = True
     if args.insecure_no_auth:
         given["auth"] = False
     config = replace(settings.facade_config(), **given)
+    if config.demo:
+        print(f"demo storefront: http://127.0.0.1:{config.port}/demo/  dashboard: http://127.0.0.1:{config.port}"
+              "/dashboard (admin key)")
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
     return 0
 

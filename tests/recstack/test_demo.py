@@ -35,3 +35,4 @@ def test_demo_runs_every_stage_and_prints_summaries(tmp_path, monkeypatch, capsy
     table = out[out.index("latency on this machine"):].splitlines()[2:6]
     assert [line[:16].strip() for line in table] == ["Triton gRPC"] * 2 + ["facade → Triton"] * 2
     assert all(float(line.split()[-5]) > 0 for line in table)  # req/s
+    assert "storefront: http://127.0.0.1:8080/demo/" in out

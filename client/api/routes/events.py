@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -12,10 +13,12 @@ from recstack.client.api.deps import MetricsDep, RecommenderDep
 from recstack.client.api.problems import problem_responses
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import Event, EventsResponse, RejectedEvent
-from recstack.client.api.security import KEYED_RESPONSES, PublicCaller
-from recstack.client.core.recommender import StoreUnavailable
+from recstack.client.api.security import KEYED_RESPONSES, BeaconCaller, Caller, PublicCaller
+from recstack.client.core.metrics import Metrics
+from recstack.client.core.recommender import Recommender, StoreUnavailable
+from starlette.requests import ClientDisconnect
 
-router = APIRouter(prefix=API_PREFIX, tags=["events"], 
+router = APIRouter(prefix=API_PREFIX, tags=["events"],
                    responses={**KEYED_RESPONSES, **problem_responses(413, 422, 503)})
 EventsBody = Annotated[dict | list, Body(examples=[{"user_id": "u1", "item_id": "i0000658", "event_type": "view"}])]
 
@@ -25,6 +28,29 @@ async def post_events(request: Request, recommender: RecommenderDep, metrics: Me
                       body: EventsBody) -> EventsResponse:
     """An event object, a list of them, or ``{"events": [...]}``. Each is validated on its own: the response
     names the rejected ones and why; the rest are recorded and shape the user's next recommendations."""
+    return await _record(request, recommender, metrics, caller, body)
+
+
+@router.post("/events/beacon", response_model=EventsResponse, responses=problem_responses(400),
+             openapi_extra={"requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+async def post_beacon(request: Request, recommender: RecommenderDep, metrics: MetricsDep,
+                      caller: BeaconCaller) -> EventsResponse:
+    """What ``navigator.sendBeacon`` sends: the body of ``/events`` as JSON in any content type (a beacon's
+    ``text/plain`` needs no CORS preflight), the public key as ``?key=`` (and a user token as ``&user_token=``),
+    since a beacon cannot set headers. Same checks as the public key in a header, origin included."""
+    try:
+        body = json.loads(await request.body())
+    except ClientDisconnect as exc:  # a closing page's request cut short: nothing arrived, nothing to record
+        raise HTTPException(400, "the client left before the body arrived; nothing was recorded") from exc
+    except ValueError as exc:
+        raise HTTPException(422, f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict | list):
+        raise HTTPException(422, "the body is an event, a list of events, or {\"events\": [...]}")
+    return await _record(request, recommender, metrics, caller, body)
+
+
+async def _record(request: Request, recommender: Recommender, metrics: Metrics, caller: Caller,
+                  body: dict | list) -> EventsResponse:
     valid, rejected = validate_batch(body, "events", Event, request.app.state.config.max_batch_events)
     for user_id in {event.user_id for _, event in valid}:
         caller.check_user(user_id)  # a page may post for its own visitor only
@@ -48,5 +74,6 @@ async def post_events(request: Request, recommender: RecommenderDep, metrics: Me
     except StoreUnavailable as exc:
         raise HTTPException(503, f"{exc}; nothing was recorded, send them again") from exc
     metrics.events.labels("accepted").inc(len(accepted))
+    metrics.timeline.add("events", len(accepted))
     metrics.events.labels("rejected").inc(len(rejected))
     return EventsResponse(accepted=len(accepted), rejected=rejected)

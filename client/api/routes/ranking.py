@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from recstack.client.api.deps import RecommenderDep
 from recstack.client.api.problems import problem_responses
 from recstack.client.api.routes import API_PREFIX
@@ -16,19 +16,20 @@ router = APIRouter(prefix=API_PREFIX, tags=["ranking"],
 
 
 @router.post("/rank", response_model=RecommendationsResponse)
-async def rank(body: RankRequest, recommender: RecommenderDep, caller: ServerCaller) -> RecommendationsResponse:
+async def rank(request: Request, body: RankRequest, recommender: RecommenderDep,
+               caller: ServerCaller) -> RecommendationsResponse:
     """Order a category page's items for the user by the ranker (the given order when it cannot)."""
     try:
-        return _response(await recommender.rank(body.user_id, body.item_ids))
+        return _response(await recommender.rank(body.user_id, body.item_ids), request)
     except UnknownItem as exc:
         raise HTTPException(404, str(exc)) from exc
 
 
 @router.post("/search/rerank", response_model=RecommendationsResponse)
-async def search_rerank(body: SearchRerankRequest, recommender: RecommenderDep,
+async def search_rerank(request: Request, body: SearchRerankRequest, recommender: RecommenderDep,
                         caller: ServerCaller) -> RecommendationsResponse:
     """Re-order search results: ranker relevance blended with the search engine's order."""
     try:
-        return _response(await recommender.rank(body.user_id, body.item_ids, body.keep_order_weight))
+        return _response(await recommender.rank(body.user_id, body.item_ids, body.keep_order_weight), request)
     except UnknownItem as exc:
         raise HTTPException(404, str(exc)) from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from recstack.client.api.deps import RecommenderDep
 from recstack.client.api.problems import problem_responses
 from recstack.client.api.routes import API_PREFIX
@@ -26,14 +26,15 @@ router = APIRouter(prefix=API_PREFIX, tags=["recommendations"],
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="how many items")]
 
 
-def _response(served: Served) -> RecommendationsResponse:
+def _response(served: Served, request: Request) -> RecommendationsResponse:
+    request.app.state.metrics.served(i.model_version for i in served.items)
     return RecommendationsResponse(recommendations=served.items, experiment_id=served.experiment_id,
                                    variant=served.variant, request_id=served.request_id, degraded=served.degraded)
 
 
 @router.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
 async def recommendations(
-    recommender: RecommenderDep, caller: PublicCaller, user_id: Id,
+    request: Request, recommender: RecommenderDep, caller: PublicCaller, user_id: Id,
     type: RecommendationType = RecommendationType.personalized,  # noqa: A002 - the API's parameter name
     limit: Limit = 20,
     context: Context = Context.homepage,
@@ -61,14 +62,14 @@ async def recommendations(
             served = await recommender.personalized(user_id, limit, context.value, exclude, category, item_id)
     except UnknownItem as exc:
         raise HTTPException(404, str(exc)) from exc
-    return _response(served)
+    return _response(served, request)
 
 
 @router.get("/similar/{item_id}", response_model=RecommendationsResponse)
-async def similar(recommender: RecommenderDep, caller: PublicCaller, item_id: Id, limit: Limit = 10,
-                  kind: SimilarKind = SimilarKind.similar) -> RecommendationsResponse:
+async def similar(request: Request, recommender: RecommenderDep, caller: PublicCaller, item_id: Id,
+                  limit: Limit = 10, kind: SimilarKind = SimilarKind.similar) -> RecommendationsResponse:
     """"Similar products", "customers also viewed" or "frequently bought together"."""
     try:
-        return _response(await recommender.similar(item_id, limit, kind.value))
+        return _response(await recommender.similar(item_id, limit, kind.value), request)
     except UnknownItem as exc:
         raise HTTPException(404, str(exc)) from exc

@@ -52,6 +52,7 @@ def lag(redis_url: str) -> int | None:
 
 def test_events_reach_the_log_once_by_date_and_preprocessing_reads_it(flush_redis, tmp_path):
     events = make_events(700) + make_events(300, day="2026-12-01")
+    events[5]["event_type"] = "impression"  # logged, but not an interaction to learn from
     post(flush_redis, events)
     assert lag(flush_redis) == 1000  # before any consumer: the whole stream
     lake = EventLake(tmp_path / "lake")
@@ -61,7 +62,7 @@ def test_events_reach_the_log_once_by_date_and_preprocessing_reads_it(flush_redi
     logged = lake.events()
     assert sorted(logged["event_id"]) == sorted(e["event_id"] for e in events)
     assert {p.parent.name for p in lake.parts()} == {"date=2026-11-30", "date=2026-12-01"}
-    assert load_events_files(lake.events_dir).events.height == 1000
+    assert load_events_files(lake.events_dir).events.height == 999
     post(flush_redis, make_events(10))
     assert lag(flush_redis) == 10
 
