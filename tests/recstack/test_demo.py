@@ -28,8 +28,9 @@ def test_demo_runs_every_stage_and_prints_summaries(tmp_path, monkeypatch, capsy
     assert (tmp_path / "model_repository" / "repository.json").exists()
     assert "Triton ready" in out and "-> model sasrec-" in out
     assert "$ curl -s -H 'X-API-Key: rsk_server_" in out and '{"accepted": 4, "rejected": []}' in out
-    assert "401 {\"detail\": \"an API key is needed" in out  # the call without a key
-    assert "403 {\"detail\": \"a public key acts for anonymous visitors" in out  # a page asking for a shop user
+    # The call without a key, and a page asking for a shop user: problem details naming what is needed.
+    assert '401 {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "an API key is needed' in out
+    assert '"status": 403, "detail": "a public key acts for anonymous visitors' in out
     assert out.count('"degraded": false') >= 4 and "5/5" in out
     # It ends with a latency table: both targets, one client and a fixed rate, each with answers.
     table = out[out.index("latency on this machine"):].splitlines()[2:6]
