@@ -21,3 +21,5 @@ class Metrics:
         self.triton_errors = Counter("recstack_triton_errors_total", "failed or timed-out Triton calls", ["model"],
                                      registry=self.registry)
         self.events = Counter("recstack_events_total", "posted events", ["outcome"], registry=self.registry)
+        self.dropped = Counter("recstack_dropped_requests_total", "requests dropped for a client too slow to send them",
+                               ["reason"], registry=self.registry)
