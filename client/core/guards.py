@@ -1,7 +1,8 @@
 """Time budgets around the facade's two dependencies: the engine (with a circuit breaker) and the session store.
 
 A slow or failed call never fails a request: the engine's caller falls back to popular items, the store's
-caller goes on without live data; both are counted in the metrics.
+caller goes on without live data; both are counted in the metrics, and the answer says what it left out
+(:func:`leave_out`, collected per request by :func:`collecting_left_out`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from recstack.client.core.breaker import CircuitBreaker
 from recstack.client.core.config import FacadeConfig
@@ -16,6 +20,37 @@ from recstack.client.core.metrics import Metrics
 from recstack.client.engine import Engine
 
 log = logging.getLogger(__name__)
+
+# Parts an answer can leave out: the models' ranking (popular items answered), the user's live session, the live
+# popularity counts, the new-item bandit's statistics.
+PARTS = ("model", "live_session", "live_counts", "exploration")
+# The set of the request being answered; tasks it gathers share it, so any of them can add to it.
+_LEFT_OUT: ContextVar[set[str] | None] = ContextVar("left_out", default=None)
+
+
+@contextmanager
+def collecting_left_out() -> Iterator[set[str]]:
+    """Collect, for the answer built inside, the :data:`PARTS` it had to leave out."""
+    parts: set[str] = set()
+    token = _LEFT_OUT.set(parts)
+    try:
+        yield parts
+    finally:
+        _LEFT_OUT.reset(token)
+
+
+def leave_out(part: str) -> None:
+    """Note that the answer being built goes without ``part`` (nothing to note outside an answer)."""
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; parts are {PARTS}")
+    parts = _LEFT_OUT.get()
+    if parts is not None:
+        parts.add(part)
+
+
+def left_out_now() -> set[str]:
+    """What the answer being built has left out so far."""
+    return set(_LEFT_OUT.get() or ())
 
 
 class TritonUnavailable(RuntimeError):
@@ -76,13 +111,17 @@ class GuardedStore:
     def __init__(self, config: FacadeConfig, metrics: Metrics):
         self.config, self.metrics = config, metrics
 
-    async def __call__(self, what: str, make_call, default):
+    async def __call__(self, what: str, make_call, default, part: str | None = None):
+        """``make_call()``'s result, or ``default`` when the store fails; a read that feeds an answer names the
+        ``part`` the answer then goes without."""
         start = time.perf_counter()
         try:
             result = await asyncio.wait_for(make_call(), self.config.store_timeout_ms / 1000)
         except Exception as exc:  # noqa: BLE001 - connection, timeout and protocol errors alike
             log.warning("session store %s failed: %s: %s", what, type(exc).__name__, exc)
             self.metrics.fallbacks.labels("store").inc()
+            if part is not None:
+                leave_out(part)
             return default
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
         return result

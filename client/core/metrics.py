@@ -20,6 +20,8 @@ class Metrics:
                                  ["reason"], registry=self.registry)
         self.triton_errors = Counter("recstack_triton_errors_total", "failed or timed-out Triton calls", ["model"],
                                      registry=self.registry)
+        self.degraded = Counter("recstack_degraded_answers_total", "answers that left a part out (degraded_parts)",
+                                ["part"], registry=self.registry)
         self.events = Counter("recstack_events_total", "posted events", ["outcome"], registry=self.registry)
         self.dropped = Counter("recstack_dropped_requests_total", "requests dropped for a client too slow to send them",
                                ["reason"], registry=self.registry)

@@ -17,8 +17,9 @@ async def health() -> dict:
 
 @router.get("/ready")
 async def ready(recommender: RecommenderDep) -> JSONResponse:
-    checks = await recommender.ready()
-    return JSONResponse({"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503)
+    checks, left_out = await recommender.ready()
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, **checks, "degraded_parts": left_out}, status_code=200 if ready else 503)
 
 
 @router.get("/metrics")

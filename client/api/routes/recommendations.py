@@ -23,7 +23,8 @@ def _limit(request: Request, limit: int) -> int:
 
 def _response(served: Served) -> RecommendationsResponse:
     return RecommendationsResponse(recommendations=served.items, experiment_id=served.experiment_id,
-                                   variant=served.variant, request_id=served.request_id, degraded=served.degraded)
+                                   variant=served.variant, request_id=served.request_id, degraded=served.degraded,
+                                   degraded_parts=sorted(served.left_out))
 
 
 @router.get("/recommendations/{user_id}", response_model=RecommendationsResponse)
