@@ -26,7 +26,8 @@ class FacadeConfig:
     protocol: Literal["http", "grpc"] = "grpc"
     timeout_ms: float = 250.0  # budget for the Triton call of one request; past it the fallback answers
     breaker_failures: int = 3  # consecutive Triton failures that open the circuit
-    breaker_reset_s: float = 5.0  # how long an open circuit skips Triton before one trial request
+    breaker_reset_s: float = 5.0  # how long an open circuit skips Triton before one trial request, at most
+    breaker_probe_s: float = 0.2  # how often an open circuit asks Triton whether it is ready again
     redis_url: str | None = None
     store_timeout_ms: float = 100.0  # budget of a store read; past it the answer goes on without live data
     live_min_count: float = 5.0  # weighted events an item needs before live counts move it up the lists

@@ -71,11 +71,14 @@ def refused(exc: Exception) -> bool:
 
 
 class GuardedEngine:
-    """Engine calls within ``timeout_ms`` behind a circuit breaker."""
+    """Engine calls within ``timeout_ms`` behind a circuit breaker. While the circuit is open a probe asks the
+    engine every ``breaker_probe_s`` whether it is ready, so answers recover as soon as Triton does rather than
+    after the rest of ``breaker_reset_s``."""
 
     def __init__(self, engine: Engine | None, config: FacadeConfig, metrics: Metrics):
         self.engine, self.config, self.metrics = engine, config, metrics
         self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
+        self.probe: asyncio.Task | None = None
 
     async def call(self, model: str, make_call):
         """``make_call(engine)``'s awaitable within the time budget. Timeouts and transport failures count towards
@@ -92,6 +95,7 @@ class GuardedEngine:
                 self.breaker.release()
             else:
                 self.breaker.record(False)
+                self._start_probe()
             raise TritonUnavailable(f"{model}: {type(exc).__name__}: {exc}") from exc
         except BaseException:  # cancelled: neither a success nor a failure, but the trial slot must be freed
             self.breaker.release()
@@ -102,6 +106,21 @@ class GuardedEngine:
 
     async def ready(self) -> bool:
         return self.engine is not None and await self.engine.ready()
+
+    def _start_probe(self) -> None:
+        if self.breaker.state == "open" and (self.probe is None or self.probe.done()):
+            self.probe = asyncio.get_running_loop().create_task(self._probe_until_ready())
+
+    async def _probe_until_ready(self) -> None:
+        """Ends when the engine is ready (the next call is the trial) or the open period ends by itself."""
+        while self.breaker.state == "open":
+            await asyncio.sleep(self.config.breaker_probe_s)
+            try:
+                ready = await asyncio.wait_for(self.engine.ready(), self.config.timeout_ms / 1000)
+            except Exception:  # noqa: BLE001 - a probe that fails or hangs says "not ready"
+                ready = False
+            if ready:
+                self.breaker.half_open()
 
 
 class GuardedStore:
