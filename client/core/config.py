@@ -29,6 +29,10 @@ class FacadeConfig:
     breaker_reset_s: float = 5.0  # how long an open circuit skips Triton before one trial request, at most
     breaker_probe_s: float = 0.2  # how often an open circuit asks Triton whether it is ready again
     redis_url: str | None = None
+    # The fsync policy Redis runs with (docker/compose.yaml passes the same RECSTACK_REDIS_FSYNC to both): "always"
+    # loses no acknowledged event to an OS crash or power cut, "everysec" up to the last ~1 s (2 s if the disk
+    # stalls); a killed Redis process loses nothing under either. /ready reports what the server says beside it.
+    redis_fsync: Literal["always", "everysec"] = "everysec"
     store_timeout_ms: float = 100.0  # budget of a store read; past it the answer goes on without live data
     live_min_count: float = 5.0  # weighted events an item needs before live counts move it up the lists
     session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH  # live events kept per user

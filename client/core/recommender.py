@@ -37,6 +37,8 @@ from recstack.ensemble.triton_models import MAX_LIMIT
 from recstack.preprocessing.tombstones import TOMBSTONES_NAME, TombstoneWatch
 
 log = logging.getLogger(__name__)
+# Acknowledged events an OS crash or power cut can take, by fsync policy (Redis documentation; client/README.md).
+OS_CRASH_LOSS_S = {"always": 0.0, "everysec": 2.0, "no": 30.0}
 WRITE_S_PER_EVENT = 0.002  # a batch's write budget grows with it: 1,000 events take ~0.25 s on an idle 2-core host
 
 
@@ -250,6 +252,19 @@ class Recommender:
             raise StoreUnavailable(f"the session store did not take the events: {type(exc).__name__}") from exc
         await self.exploration.reward(counted)  # the bandit learns from what popularity counted, nothing else
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
+
+    async def durability(self) -> dict:
+        """The stated fsync policy beside what the store reports, and the seconds of acknowledged events an OS crash
+        can take (None: everything, as nothing is on disk)."""
+        try:
+            server = await asyncio.wait_for(self.store.durability(), self.config.store_timeout_ms / 1000)
+        except Exception:  # noqa: BLE001 - an unreachable store says nothing
+            server = {"appendonly": None, "appendfsync": None}
+        policy = server["appendfsync"] or self.config.redis_fsync
+        if server["appendfsync"] and server["appendfsync"] != self.config.redis_fsync:
+            log.warning("redis_fsync is %r but Redis runs with appendfsync %r", self.config.redis_fsync, policy)
+        loss = OS_CRASH_LOSS_S.get(policy) if server["appendonly"] is not False else None
+        return {"redis_fsync": self.config.redis_fsync, **server, "os_crash_loss_s": loss}
 
     async def ready(self) -> tuple[dict[str, bool], list[str]]:
         """Whether Triton and the store answer, and what an answer would leave out right now."""

@@ -19,7 +19,8 @@ async def health() -> dict:
 async def ready(recommender: RecommenderDep) -> JSONResponse:
     checks, left_out = await recommender.ready()
     ready = all(checks.values())
-    return JSONResponse({"ready": ready, **checks, "degraded_parts": left_out}, status_code=200 if ready else 503)
+    return JSONResponse({"ready": ready, **checks, "degraded_parts": left_out,
+                         "durability": await recommender.durability()}, status_code=200 if ready else 503)
 
 
 @router.get("/metrics")
