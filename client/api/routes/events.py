@@ -42,7 +42,8 @@ async def post_events(request: Request, recommender: RecommenderDep, metrics: Me
     try:
         await recommender.post_events(accepted, caller.contributor)
     except StoreUnavailable as exc:
-        raise HTTPException(503, f"{exc}; nothing was recorded, send them again") from exc
+        raise HTTPException(503, f"{exc}; nothing was recorded, send them again",
+                            headers={"Retry-After": "1"}) from exc
     metrics.events.labels("accepted").inc(len(accepted))
     metrics.events.labels("rejected").inc(len(rejected))
     return EventsResponse(accepted=len(accepted), rejected=rejected)
