@@ -101,6 +101,7 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.set_title(title)
             ax.set_ylabel(unit)
             ax.legend()
+        latency.set_yscale("log")  # one event takes under a millisecond, a hundred from eight writers hundreds
         fig.suptitle("Redis appendfsync always vs everysec (RedisStore.append)")
 
 
