@@ -54,7 +54,7 @@ class FacadeConfig:
     body_timeout_s: float = 10.0  # 1,000 events (~150 kB) take well under a second on a slow mobile link
     keep_alive_s: float = 5.0
     max_connections: int = 1000  # past it a new request is answered 503 at once instead of queueing unseen
-    max_head_bytes: int = 16_384  # request line and headers; a larger head is refused with 400
+    max_head_bytes: int = 16_384  # a request head still incomplete past this size is refused with 400
     # Security (client/README.md, "Keys, limits and data rights"). Off only by an explicit choice, with a warning.
     auth: bool = True
     keys_file: Path | None = None  # the key store without Redis [build/keys.json]; with redis_url keys live there

@@ -15,7 +15,7 @@ HEAD_TIMEOUT_S, BODY_TIMEOUT_S = 1.0, 1.5
 @pytest.fixture(scope="module")
 def facade(trained_shop, model_repository, tmp_path_factory):
     settings = {"head_timeout_s": HEAD_TIMEOUT_S, "body_timeout_s": BODY_TIMEOUT_S, "keep_alive_s": 1.0,
-                "max_connections": 40}
+                "max_connections": 40, "max_head_bytes": 4096}
     with facade_process(trained_shop[0], tmp_path_factory.mktemp("facade"), "in-process", model_repository,
                         "127.0.0.1:1", facade_settings=settings) as (url, _, headers):
         yield url, headers
@@ -123,4 +123,13 @@ def test_past_the_connection_cap_a_request_is_refused_at_once(facade):
         for sock in idle:
             sock.close()
     time.sleep(0.2)
+    assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_a_head_growing_past_the_limit_is_refused(facade):
+    url, _ = facade
+    sock = connect(url)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\nX-Padding: " + b"x" * 8192)  # and still no end
+    received, _ = read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 400 ")
     assert httpx.get(f"{url}/health").status_code == 200
