@@ -114,10 +114,11 @@ def stage_breakdown(before: dict, after: dict) -> dict:
 
 @contextlib.contextmanager
 def facade_process(data_dir: Path, work: Path, engine: str, repository: Path, triton_grpc_url: str,
-                   auth: bool = True, redis_url: str | None = None):
+                   auth: bool = True, redis_url: str | None = None, facade_settings: dict | None = None):
     """A facade (``recstack serve api``, one worker) on a free port, with its store and keys in ``redis_url`` or
-    in-process and in a keys file; yields ``(url, pid, headers)``: the headers carry a server key (limited far
-    above any load point) unless ``auth`` is off."""
+    in-process and in a keys file, and :class:`FacadeConfig` fields ``facade_settings`` (through ``RECSTACK_FACADE__``
+    variables); yields ``(url, pid, headers)``: the headers carry a server key (limited far above any load point)
+    unless ``auth`` is off."""
     import httpx
     from recstack.client.core.keys import create_key, open_key_store
     from recstack.ensemble.server import THREAD_VARIABLES, free_port
@@ -130,7 +131,8 @@ def facade_process(data_dir: Path, work: Path, engine: str, repository: Path, tr
     env = {**os.environ, "RECSTACK_FACADE__INGEST_FILE": str(work / "ingest" / "new_items.jsonl"),
            "RECSTACK_FACADE__KEYS_FILE": str(keys_file), **({"RECSTACK_FACADE__REDIS_URL": redis_url} if redis_url
                                                             else {}),
-           **{name: os.environ.get(name, "1") for name in THREAD_VARIABLES}}  # as Triton's model instances
+           **{name: os.environ.get(name, "1") for name in THREAD_VARIABLES},  # as Triton's model instances
+           **{f"RECSTACK_FACADE__{name.upper()}": str(value) for name, value in (facade_settings or {}).items()}}
     command = [sys.executable, "-m", "recstack", "serve", "api", "--data", str(data_dir), "--engine", engine,
                "--repository", str(repository), "--triton-url", triton_grpc_url, "--host", "127.0.0.1",
                "--port", str(port), *([] if auth else ["--insecure-no-auth"])]

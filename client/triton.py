@@ -24,6 +24,21 @@ from recstack.training.data import pad_left
 
 Protocol = Literal["http", "grpc"]
 DEFAULT_SEQ_LEN = DEFAULT_MAX_SEQUENCE_LENGTH  # the ranker's default window
+# gRPC waits longer and longer between reconnection attempts (1 s growing to 120 s by default), so a channel that
+# saw Triton die stayed dark for up to 15 s after Triton was ready again; capped at 0.5 s, it reconnects at once.
+RECONNECT_BACKOFF = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                     ("grpc.max_reconnect_backoff_ms", 500))
+
+
+def grpc_channel_args() -> list[tuple[str, int]]:
+    """tritonclient's own channel options (message sizes, keep-alive) with :data:`RECONNECT_BACKOFF`."""
+    keepalive = grpcclient.KeepAliveOptions()
+    return [("grpc.max_send_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", grpcclient.MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+            ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data), *RECONNECT_BACKOFF]
 
 
 def _module(protocol: Protocol, asynchronous: bool):
@@ -96,6 +111,8 @@ class TritonRecommender:
             # HTTP's per-call timeout is a server-side hint that ensembles ignore: bound the socket instead.
             self.client = self.module.InferenceServerClient(url, connection_timeout=timeout_s,
                                                             network_timeout=timeout_s)
+        elif protocol == "grpc":
+            self.client = self.module.InferenceServerClient(url, channel_args=grpc_channel_args())
         else:
             self.client = self.module.InferenceServerClient(url)
 
@@ -147,7 +164,8 @@ class AsyncTritonRecommender:
     def __init__(self, url: str, protocol: Protocol = "grpc", seq_len: int = DEFAULT_SEQ_LEN):
         self.module = _module(protocol, asynchronous=True)
         self.seq_len = seq_len
-        self.client = self.module.InferenceServerClient(url)
+        options = {"channel_args": grpc_channel_args()} if protocol == "grpc" else {}
+        self.client = self.module.InferenceServerClient(url, **options)
 
     async def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend"
                                ) -> dict[str, np.ndarray]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 
 import httpx
 import polars as pl
 import uvicorn
 
 from recstack.client.api.main import create_app
+from recstack.client.api.server import server_config
 from recstack.client.core.config import FacadeConfig
 from recstack.client.core.keys import Scope, create_key, open_key_store
 from recstack.ensemble.server import free_port
@@ -19,10 +21,11 @@ from recstack.preprocessing.layout import PreparedLayout
 
 
 class BackgroundServer:
-    """uvicorn in a thread of this process, stopped on exit."""
+    """The facade's server (``recstack serve api``'s deadlines and limits) in a thread of this process, stopped on
+    exit."""
 
-    def __init__(self, app, port: int):
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    def __init__(self, app, config: FacadeConfig):
+        self.server = uvicorn.Server(server_config(app, config))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self):
@@ -75,7 +78,7 @@ def show_facade(config: FacadeConfig) -> str:
     user = pl.read_parquet(PreparedLayout(data_dir).eval_test, columns=["user_id"])["user_id"][0]
     items = pl.read_parquet(PreparedLayout(data_dir).items, columns=["item_id", "category_idx"]).drop_nulls("item_id")
     # A session in one category the user's list does not show yet, to see the list move towards it.
-    with BackgroundServer(app, port):
+    with BackgroundServer(app, replace(config, host="127.0.0.1", port=port)):
         before = httpx.get(f"{base}/api/v1/recommendations/{user}", params={"limit": 5},
                            headers=backend).json()["recommendations"]
         shown = set(i["item_id"] for i in before)

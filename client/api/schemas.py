@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from recstack.client.core.guards import PARTS
 from recstack.client.recommendation import Recommendation
 
 # Declared in the schema (not only checked in code), so a client knows the rules before it sends.
@@ -33,6 +34,9 @@ class Context(StrEnum):
     product_page = "product_page"
     category_page = "category_page"
     email = "email"
+
+
+DegradedPart = StrEnum("DegradedPart", {part: part for part in PARTS})
 
 
 class RecommendationType(StrEnum):
@@ -96,7 +100,12 @@ class RecommendationsResponse(BaseModel):
     experiment_id: str | None = None
     variant: str | None = None
     request_id: str
-    degraded: bool = Field(description="true when the popular-items fallback answered instead of the models")
+    degraded: bool = Field(description="true when the answer left something out; degraded_parts says what")
+    degraded_parts: list[DegradedPart] = Field(
+        default_factory=list,
+        description="what the answer went without: `model` (the models did not answer: popular items instead), "
+                    "`live_session` (the user's events since the last build could not be read), `live_counts` (the "
+                    "live popularity of posted events), `exploration` (the new-item bandit's statistics)")
 
 
 class EventsResponse(BaseModel):

@@ -67,7 +67,8 @@ class NewItemExploration:
         if not arms or slots <= 0:
             return items
         ids = [self.shop.item_ids[i] for i in arms]
-        shows, rewards = await self.guarded_store("read", lambda: self.store.bandit_stats(ids), ({}, {}))
+        shows, rewards = await self.guarded_store("read", lambda: self.store.bandit_stats(ids), ({}, {}),
+                                                  "exploration")
         picked = [self.shop.item_index(i) for i in thompson_pick(ids, shows, rewards, slots, self.rng)]
         kept = items[: limit - len(picked)]
         for offset, item in enumerate(picked):

@@ -1,5 +1,6 @@
 """A circuit breaker, so a dead Triton is not hammered: after ``failures`` consecutive failures calls are
-skipped for ``reset_s`` seconds, then one trial call decides whether to close again."""
+skipped for ``reset_s`` seconds (or until a readiness probe sees it back: :meth:`CircuitBreaker.half_open`), then
+one trial call decides whether to close again."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ class CircuitBreaker:
             self.trial_running = True
             return True
         return False
+
+    def half_open(self) -> None:
+        """End the open period now (the dependency was seen ready again): the next call is the trial."""
+        if self.opened_at is not None:
+            self.opened_at = min(self.opened_at, self.clock() - self.reset_s)
 
     def release(self) -> None:
         """End a call that is neither a success nor a failure (cancelled, or refused for its own input)."""

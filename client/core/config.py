@@ -26,8 +26,13 @@ class FacadeConfig:
     protocol: Literal["http", "grpc"] = "grpc"
     timeout_ms: float = 250.0  # budget for the Triton call of one request; past it the fallback answers
     breaker_failures: int = 3  # consecutive Triton failures that open the circuit
-    breaker_reset_s: float = 5.0  # how long an open circuit skips Triton before one trial request
+    breaker_reset_s: float = 5.0  # how long an open circuit skips Triton before one trial request, at most
+    breaker_probe_s: float = 0.2  # how often an open circuit asks Triton whether it is ready again
     redis_url: str | None = None
+    # The fsync policy Redis runs with (docker/compose.yaml passes the same RECSTACK_REDIS_FSYNC to both): "always"
+    # loses no acknowledged event to an OS crash or power cut, "everysec" up to the last ~1 s (2 s if the disk
+    # stalls); a killed Redis process loses nothing under either. /ready reports what the server says beside it.
+    redis_fsync: Literal["always", "everysec"] = "everysec"
     store_timeout_ms: float = 100.0  # budget of a store read; past it the answer goes on without live data
     live_min_count: float = 5.0  # weighted events an item needs before live counts move it up the lists
     session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH  # live events kept per user
@@ -44,6 +49,14 @@ class FacadeConfig:
     demo: bool = False  # the demo storefront at /demo/ on the prepared catalog, with a public key of its own
     host: str = DEFAULT_HOST
     port: int = 8080
+    # Slow and idle clients (client/README.md, "Timeouts, degradation and durability"): a connection that has not
+    # sent a request's head within head_timeout_s, or its body within body_timeout_s, is dropped, so a few hundred
+    # trickling clients cannot hold the worker's connections; keep_alive_s closes idle connections between requests.
+    head_timeout_s: float = 5.0
+    body_timeout_s: float = 10.0  # 1,000 events (~150 kB) take well under a second on a slow mobile link
+    keep_alive_s: float = 5.0
+    max_connections: int = 1000  # past it a new request is answered 503 at once instead of queueing unseen
+    max_head_bytes: int = 16_384  # a request head still incomplete past this size is refused with 400
     # Security (client/README.md, "Keys, limits and data rights"). Off only by an explicit choice, with a warning.
     auth: bool = True
     keys_file: Path | None = None  # the key store without Redis [build/keys.json]; with redis_url keys live there

@@ -25,6 +25,10 @@ class Metrics:
                                  ["reason"], registry=self.registry)
         self.triton_errors = PromCounter("recstack_triton_errors_total", "failed or timed-out Triton calls", ["model"],
                                      registry=self.registry)
+        self.degraded = PromCounter("recstack_degraded_answers_total", "answers that left a part out "
+                                    "(degraded_parts)", ["part"], registry=self.registry)
+        self.dropped = PromCounter("recstack_dropped_requests_total", "requests dropped for a client too slow to "
+                                   "send them", ["reason"], registry=self.registry)
         self.events = PromCounter("recstack_events_total", "posted events", ["outcome"], registry=self.registry)
         self.ingest_lag = Gauge("recstack_ingest_lag_events", "accepted events not yet in the event log "
                                 "(recstack ingest); -1 without Redis", registry=self.registry)

@@ -7,7 +7,7 @@ and the weighted counts of the events posted since (the session store's live cou
 from __future__ import annotations
 
 from recstack.client.core.config import FacadeConfig
-from recstack.client.core.guards import GuardedStore
+from recstack.client.core.guards import GuardedStore, leave_out
 from recstack.client.core.metrics import Metrics
 from recstack.client.core.sessions import SessionStore
 from recstack.client.core.shop import Shop
@@ -29,7 +29,7 @@ class PopularItems:
 
     async def live_counts(self, limit: int) -> list[tuple[int, float]]:
         """Items with at least ``live_min_count`` weighted events posted, most first."""
-        pairs = await self.guarded_store("read", lambda: self.store.popular(limit), [])
+        pairs = await self.guarded_store("read", lambda: self.store.popular(limit), [], "live_counts")
         known = [(self.shop.item_index(item), count) for item, count in pairs if count >= self.config.live_min_count]
         return [(index, count) for index, count in known if index is not None]
 
@@ -50,6 +50,7 @@ class PopularItems:
         """:meth:`popular`, counted as a fallback for ``reason`` (triton, error)."""
         self.metrics.fallbacks.labels(reason).inc()
         self.metrics.timeline.add("fallbacks")
+        leave_out("model")
         return await self.popular(limit, category, skip)
 
     async def with_live_counts(self, items: list[Recommendation], limit: int, category: str,

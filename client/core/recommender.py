@@ -7,6 +7,7 @@ assignment with interleaving (:mod:`.experiments`)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -18,7 +19,14 @@ import numpy as np
 from recstack.client.core.bandit import NewItemExploration
 from recstack.client.core.config import FacadeConfig
 from recstack.client.core.experiments import Assignment, Experiments, interleave
-from recstack.client.core.guards import GuardedEngine, GuardedStore, TritonUnavailable
+from recstack.client.core.guards import (
+    GuardedEngine,
+    GuardedStore,
+    TritonUnavailable,
+    collecting_left_out,
+    leave_out,
+    left_out_now,
+)
 from recstack.client.core.metrics import Metrics
 from recstack.client.core.popular import FALLBACK_VERSION, PopularItems
 from recstack.client.core.sessions import SessionStore
@@ -30,6 +38,8 @@ from recstack.preprocessing.tombstones import TOMBSTONES_NAME, TombstoneWatch
 
 log = logging.getLogger(__name__)
 STREAM_ONLY = frozenset({"impression"})  # event types recorded in the event stream only
+# Acknowledged events an OS crash or power cut can take, by fsync policy (Redis documentation; client/README.md).
+OS_CRASH_LOSS_S = {"always": 0.0, "everysec": 2.0, "no": 30.0}
 WRITE_S_PER_EVENT = 0.002  # a batch's write budget grows with it: 1,000 events take ~0.25 s on an idle 2-core host
 
 
@@ -44,11 +54,31 @@ class StoreUnavailable(RuntimeError):
 @dataclass
 class Served:
     items: list[Recommendation]
-    degraded: bool = False
     experiment_id: str | None = None
     variant: str | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     teams: list[str] | None = None  # interleaving: the variant that contributed each item (exposure log only)
+    left_out: set[str] = field(default_factory=set)  # parts of the answer that could not be had (guards.PARTS)
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.left_out)
+
+
+def answer(method):
+    """An endpoint of :class:`Recommender`: what its answer had to leave out is collected while it is built,
+    attached to it and counted in the metrics."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Recommender, *args, **kwargs) -> Served:
+        with collecting_left_out() as left_out:
+            served = await method(self, *args, **kwargs)
+        served.left_out |= left_out
+        for part in served.left_out:
+            self.metrics.degraded.labels(part).inc()
+        return served
+
+    return wrapper
 
 
 class Recommender:
@@ -73,7 +103,7 @@ class Recommender:
 
     async def history(self, user_id: str) -> np.ndarray:
         """The user's known sequence followed by the events posted since (the live session)."""
-        live = self._indices(await self._store("read", lambda: self.store.recent(user_id), []))
+        live = self._indices(await self._store("read", lambda: self.store.recent(user_id), [], "live_session"))
         known = self.shop.histories.get(user_id)
         # A user deleted through another facade process is forgotten here too, before this one restarts.
         base = known if known is not None and user_id not in self.forgotten else np.empty(0, dtype=np.int64)
@@ -87,6 +117,7 @@ class Recommender:
 
     # -- endpoints --------------------------------------------------------------------------------------------
 
+    @answer
     async def personalized(self, user_id: str, limit: int, context: str = "homepage", exclude: tuple[str, ...] = (),
                            category: str = "", item_id: str | None = None) -> Served:
         history = await self.history(user_id)
@@ -100,21 +131,22 @@ class Recommender:
         skip = set(history.tolist()) | set(excluded)
         if not len(history):  # a new user: what is popular in this context, personal once events arrive
             served.items = await self._trending_items(limit, category, skip)
-            served.degraded = served.items[0].model_version == FALLBACK_VERSION if served.items else False
         else:
             try:
                 served.items = await self._personal(history, excluded, limit, category, assignment, served)
                 if assignment is None or (assignment.variant is not None and assignment.variant.source == "model"):
                     served.items = await self.exploration.fill(served.items, skip, limit, category)
             except TritonUnavailable:
-                served.items, served.degraded = await self.popular.fallback("triton", limit, category, skip), True
+                served.items = await self.popular.fallback("triton", limit, category, skip)
             except Exception:  # a bug must not cost the shop its list: logged, counted, answered with popular items
                 log.exception("personalized recommendations failed for user %r", user_id)
-                served.items, served.degraded = await self.popular.fallback("error", limit, category, skip), True
+                served.items = await self.popular.fallback("error", limit, category, skip)
+        left_out = sorted(left_out_now())
+        # "degraded" is what the experiment report reads: the models did not answer, so the variant was not shown.
         record = {"request_id": served.request_id, "user_id": user_id, "context": context,
                   "experiment_id": served.experiment_id, "variant": served.variant,
                   "items": [i.item_id for i in served.items], "teams": served.teams,
-                  "degraded": served.degraded, "at": time.time()}
+                  "degraded": "model" in left_out, "left_out": left_out, "at": time.time()}
         await self._store("exposure log", lambda: self.store.log_exposure(record), None)
         return served
 
@@ -161,10 +193,11 @@ class Recommender:
             items += await self.popular.popular(limit - len(items), category, skip)
         return items
 
+    @answer
     async def trending(self, limit: int, category: str = "") -> Served:
-        items = await self._trending_items(limit, category, set())
-        return Served(items, degraded=bool(items) and items[0].model_version == FALLBACK_VERSION)
+        return Served(await self._trending_items(limit, category, set()))
 
+    @answer
     async def similar(self, item_id: str, limit: int, kind: str = "similar") -> Served:
         index = self.item_index(item_id)
         try:
@@ -172,8 +205,9 @@ class Recommender:
             return Served(result.items)
         except TritonUnavailable:
             category = self.shop.categories[index]
-            return Served(await self.popular.fallback("triton", limit, category, {index}), degraded=True)
+            return Served(await self.popular.fallback("triton", limit, category, {index}))
 
+    @answer
     async def rank(self, user_id: str, item_ids: list[str], keep_order_weight: float = 0.0) -> Served:
         """Order given items for a user: by the ranker's scores, blended with the given order when
         ``keep_order_weight`` > 0 (search re-ranking keeps some of the search engine's relevance)."""
@@ -187,13 +221,13 @@ class Recommender:
             spread = scores.max() - scores.min()
             relevance = (scores - scores.min()) / spread if spread > 0 else np.ones_like(scores)
             combined = (1 - keep_order_weight) * relevance + keep_order_weight * position
-            reason, degraded, version = "ranked for you", False, "ranker"
+            reason, version = "ranked for you", "ranker"
         except TritonUnavailable as exc:
             combined, reason, version = position, "original order", FALLBACK_VERSION
-            degraded = "no history" not in str(exc)
+            if "no history" not in str(exc):
+                leave_out("model")
         order = np.argsort(-combined, kind="stable")
-        return Served([self.popular.item(indices[i], float(combined[i]), reason, version) for i in order],
-                      degraded=degraded)
+        return Served([self.popular.item(indices[i], float(combined[i]), reason, version) for i in order])
 
     def add_items(self, rows: list[dict]) -> list[int]:
         """Items new to the catalog: known to the API (events, exploration slots) at once, appended to the ingest
@@ -227,5 +261,21 @@ class Recommender:
         await self.exploration.reward(counted)  # the bandit learns from what popularity counted, nothing else
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
 
-    async def ready(self) -> dict[str, bool]:
-        return {"triton": bool(await self.engine.ready()), "store": await self.store.ping()}
+    async def durability(self) -> dict:
+        """The stated fsync policy beside what the store reports, and the seconds of acknowledged events an OS crash
+        can take (None: everything, as nothing is on disk)."""
+        try:
+            server = await asyncio.wait_for(self.store.durability(), self.config.store_timeout_ms / 1000)
+        except Exception:  # noqa: BLE001 - an unreachable store says nothing
+            server = {"appendonly": None, "appendfsync": None}
+        policy = server["appendfsync"] or self.config.redis_fsync
+        if server["appendfsync"] and server["appendfsync"] != self.config.redis_fsync:
+            log.warning("redis_fsync is %r but Redis runs with appendfsync %r", self.config.redis_fsync, policy)
+        loss = OS_CRASH_LOSS_S.get(policy) if server["appendonly"] is not False else None
+        return {"redis_fsync": self.config.redis_fsync, **server, "os_crash_loss_s": loss}
+
+    async def ready(self) -> tuple[dict[str, bool], list[str]]:
+        """Whether Triton and the store answer, and what an answer would leave out right now."""
+        checks = {"triton": bool(await self.engine.ready()), "store": await self.store.ping()}
+        left_out = [] if checks["triton"] and self.engine.breaker.state == "closed" else ["model"]
+        return checks, left_out + ([] if checks["store"] else ["live_session", "live_counts", "exploration"])

@@ -110,6 +110,10 @@ class SessionStore(Protocol):
 
     async def ping(self) -> bool: ...
 
+    async def durability(self) -> dict:
+        """How the store keeps what it acknowledged: ``appendonly`` (an append-only file survives restarts) and
+        ``appendfsync`` (its fsync policy; None where the store's user may not read the configuration)."""
+
     async def close(self) -> None: ...
 
 
@@ -190,6 +194,9 @@ class MemoryStore:
 
     async def ping(self) -> bool:
         return True
+
+    async def durability(self) -> dict:
+        return {"appendonly": False, "appendfsync": None}
 
     async def close(self) -> None:
         pass
@@ -318,6 +325,16 @@ class RedisStore:
             return bool(await self.redis.ping())
         except Exception:  # noqa: BLE001 - unreachable in any way means not ready
             return False
+
+    async def durability(self) -> dict:
+        import redis
+
+        info = await self.redis.info("persistence")  # allowed to the compose file's ACL user (+info)
+        try:
+            policy = (await self.redis.config_get("appendfsync")).get("appendfsync")
+        except redis.ResponseError:  # CONFIG is an admin command, denied to that user
+            policy = None
+        return {"appendonly": bool(info.get("aof_enabled")), "appendfsync": policy}
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -16,7 +16,11 @@ BENCHMARKS = {"preprocessing": ("preprocessing_throughput", "preprocessing throu
                                              "facade on Triton and in-process, per catalog size and candidate count"),
               "perf-analyzer": ("perf_analyzer", "the recommend ensemble driven by NVIDIA's perf_analyzer"),
               "scoring": ("batch_scoring", "batch scoring throughput (users/s), in-process and through Triton"),
-              "security": ("security_overhead", "what API keys and rate limits add to a request's latency")}
+              "security": ("security_overhead", "what API keys and rate limits add to a request's latency"),
+              "events": ("events_durability", "what an acknowledged event costs with Redis fsync always vs "
+                                              "everysec, and what survives a killed Redis"),
+              "chaos": ("chaos", "open-loop load while Triton and Redis are killed and restarted and slow clients "
+                                 "crowd the facade: statuses, degradation, recovery, lost events, RSS")}
 
 
 def main(argv: list[str], settings: Settings) -> int:

@@ -12,9 +12,8 @@ from recstack.settings import Settings
 
 
 def api_main(argv: list[str], settings: Settings) -> int:
-    import uvicorn
-
     from recstack.client.api.main import create_app
+    from recstack.client.api.server import serve
 
     parser = argparse.ArgumentParser(prog="recstack serve api", description="Run the FastAPI facade (docs at /docs).")
     parser.add_argument("--data", type=Path, help="prepared dataset [build/data/synthetic]")
@@ -42,7 +41,7 @@ def api_main(argv: list[str], settings: Settings) -> int:
     if config.demo:
         print(f"demo storefront: http://127.0.0.1:{config.port}/demo/  dashboard: http://127.0.0.1:{config.port}"
               "/dashboard (admin key)")
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
+    serve(create_app(config), config)
     return 0
 
 

@@ -3,6 +3,7 @@ gives it (a password, the default user off, an ACL user limited to recstack's ke
 facade that uses Redis still works."""
 
 import asyncio
+import re
 import shutil
 import subprocess
 import time
@@ -36,8 +37,8 @@ def compose_redis(tmp_path):
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (make test installs Debian's redis-server)")
-    command = [arg.replace("${REDIS_PASSWORD:?set REDIS_PASSWORD}", PASSWORD)
-               for arg in services()["redis"]["command"]]
+    command = [re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", arg.replace("${REDIS_PASSWORD:?set REDIS_PASSWORD}", PASSWORD))
+               for arg in services()["redis"]["command"]]  # ${NAME:-default} as compose fills it in unset
     port = free_port()
     process = subprocess.Popen([binary, *command[1:], "--port", str(port), "--bind", "127.0.0.1",
                                 "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -85,3 +86,19 @@ def test_redis_refuses_strangers_and_serves_the_facade_user(compose_redis):
     new = create_key("shop", "server")
     keys.save(new.record)
     assert keys.load()["shop"].key_hash == new.record.key_hash
+
+
+@pytest.mark.redis
+def test_the_facade_user_reads_the_append_only_state_but_not_the_configuration(compose_redis):
+    url, _ = compose_redis
+    store = RedisStore(url)
+
+    async def durability():
+        try:
+            return await store.durability()
+        finally:
+            await store.close()
+
+    assert asyncio.run(durability()) == {"appendonly": True, "appendfsync": None}
+    facade = services()["facade"]["environment"]["RECSTACK_FACADE__REDIS_FSYNC"]
+    assert facade == "${RECSTACK_REDIS_FSYNC:-everysec}" and facade in services()["redis"]["command"]

@@ -72,7 +72,8 @@ async def _record(request: Request, recommender: Recommender, metrics: Metrics, 
     try:
         await recommender.post_events(accepted, caller.contributor)
     except StoreUnavailable as exc:
-        raise HTTPException(503, f"{exc}; nothing was recorded, send them again") from exc
+        raise HTTPException(503, f"{exc}; nothing was recorded, send them again",
+                            headers={"Retry-After": "1"}) from exc
     metrics.events.labels("accepted").inc(len(accepted))
     metrics.timeline.add("events", len(accepted))
     metrics.events.labels("rejected").inc(len(rejected))

@@ -8,8 +8,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from recstack.client.api.deps import MetricsDep, RecommenderDep
 
 router = APIRouter(tags=["health"])
+# ready, one boolean per part checked (triton, store), what answers leave out now, and the store's durability.
 READINESS = {"content": {"application/json": {"schema": {
-    "type": "object", "properties": {"ready": {"type": "boolean"}}, "required": ["ready"],
+    "type": "object", "required": ["ready", "degraded_parts", "durability"],
+    "properties": {"ready": {"type": "boolean"}, "degraded_parts": {"type": "array", "items": {"type": "string"}},
+                   "durability": {"type": "object"}},
     "additionalProperties": {"type": "boolean"}}}}}
 
 
@@ -22,8 +25,10 @@ async def health() -> dict:
             responses={200: {"description": "every part answers", **READINESS},
                        503: {"description": "some part does not answer (false in the body)", **READINESS}})
 async def ready(recommender: RecommenderDep) -> JSONResponse:
-    checks = await recommender.ready()
-    return JSONResponse({"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503)
+    checks, left_out = await recommender.ready()
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, **checks, "degraded_parts": left_out,
+                         "durability": await recommender.durability()}, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse,

@@ -29,7 +29,8 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="how many items")]
 def _response(served: Served, request: Request) -> RecommendationsResponse:
     request.app.state.metrics.served(i.model_version for i in served.items)
     return RecommendationsResponse(recommendations=served.items, experiment_id=served.experiment_id,
-                                   variant=served.variant, request_id=served.request_id, degraded=served.degraded)
+                                   variant=served.variant, request_id=served.request_id, degraded=served.degraded,
+                                   degraded_parts=sorted(served.left_out))
 
 
 @router.get("/recommendations/{user_id}", response_model=RecommendationsResponse)

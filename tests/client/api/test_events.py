@@ -66,6 +66,7 @@ def test_a_store_outage_degrades_reads_and_refuses_writes(trained_shop, triton_s
         assert api.get("/api/v1/recommendations/newbie", params={"type": "trending"}).status_code == 200
         posted = api.post("/api/v1/events", json={"user_id": "u1", "item_id": items[0], "event_type": "view"})
         assert posted.status_code == 503 and "nothing was recorded" in posted.text
+        assert posted.headers["Retry-After"] == "1"
         assert 'recstack_fallbacks_total{reason="store"}' in api.get("/metrics").text
 
 

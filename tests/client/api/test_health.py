@@ -14,7 +14,9 @@ pytestmark = [pytest.mark.triton, pytest.mark.redis]
 def test_health_ready_and_metrics(api, known_user):
     assert api.get("/health").json() == {"status": "ok"}
     ready = api.get("/ready")
-    assert ready.status_code == 200 and ready.json() == {"ready": True, "triton": True, "store": True}
+    assert ready.status_code == 200
+    assert ready.json() | {"durability": None} == {"ready": True, "triton": True, "store": True, "degraded_parts": [],
+                                                   "durability": None}
     api.get(f"/api/v1/recommendations/{known_user[0]}")
     text = api.get("/metrics").text
     assert 'recstack_requests_total{endpoint="/api/v1/recommendations/{user_id}",status="200"}' in text
@@ -25,7 +27,10 @@ def test_health_ready_and_metrics(api, known_user):
 def test_not_ready_without_triton_or_store(trained_shop):
     with make_api(trained_shop, "127.0.0.1:1", "redis://127.0.0.1:1/0") as api:
         ready = api.get("/ready")
-        assert ready.status_code == 503 and ready.json() == {"ready": False, "triton": False, "store": False}
+        assert ready.status_code == 503
+        assert ready.json() | {"durability": None} == {
+            "ready": False, "triton": False, "store": False, "durability": None,
+            "degraded_parts": ["model", "live_session", "live_counts", "exploration"]}
 
 
 def test_fallback_while_triton_is_down_and_recovery(trained_shop, model_repository, flush_redis, known_user,

@@ -14,8 +14,8 @@ def test_personalized_list_for_a_known_user(api, known_user, items):
     response = get(api, user, limit=7)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"recommendations", "experiment_id", "variant", "request_id", "degraded"}
-    assert not body["degraded"] and len(body["request_id"]) == 32
+    assert set(body) == {"recommendations", "experiment_id", "variant", "request_id", "degraded", "degraded_parts"}
+    assert not body["degraded"] and body["degraded_parts"] == [] and len(body["request_id"]) == 32
     recs = body["recommendations"]
     assert len(recs) == 7 and all(set(r) == {"item_id", "score", "reason", "model_version"} for r in recs)
     seen = {items[i - 2] for i in history}

@@ -48,3 +48,14 @@ def test_a_released_trial_lets_the_next_call_try():
     assert breaker.allow() and not breaker.allow()
     breaker.release()  # the trial was cancelled: no verdict
     assert breaker.allow()
+
+
+def test_half_open_ends_the_open_period_now():
+    clock = Clock()
+    breaker = CircuitBreaker(failures=1, reset_s=60, clock=clock)
+    breaker.half_open()  # closed: nothing to end
+    assert breaker.state == "closed"
+    breaker.record(False)
+    clock.now = 1.0
+    breaker.half_open()
+    assert breaker.state == "half-open" and breaker.allow() and not breaker.allow()
