@@ -17,39 +17,19 @@ import asyncio
 import json
 import shutil
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 from recstack.benchmarks.load import closed_loop, open_loop
 from recstack.benchmarks.machine import describe_machine
 from recstack.benchmarks.plots import figure
+from recstack.benchmarks.redis_server import RedisServer
 from recstack.benchmarks.serving_latency import facade_process, prepare_shop
 
 from recstack.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 STORES = ("in-process", "redis")
-
-
-def start_redis(work: Path) -> tuple[subprocess.Popen, str]:
-    """A throw-away redis-server on a free loopback port (nothing persisted)."""
-    import redis
-    from recstack.ensemble.server import free_port
-
-    port = free_port()
-    process = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", "--dir", str(work)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        try:
-            redis.Redis.from_url(url).ping()
-            return process, url
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("redis-server did not start")
 
 
 def trending_sender(url: str, headers: dict[str, str]):
@@ -160,7 +140,8 @@ def main(argv: list[str], settings: Settings) -> int:
 
     repository = args.work / "model_repository"
     build_repository(data_dir, models_dir, repository, clean=True, verbose=False)
-    redis_process, redis_url = start_redis(args.work) if shutil.which("redis-server") else (None, None)
+    redis_server = RedisServer(args.work / "redis", fsync=None).start() if shutil.which("redis-server") else None
+    redis_url = redis_server.url if redis_server else None
     stores = STORES if redis_url else STORES[:1]
     points, guard = [], {}
     try:
@@ -178,8 +159,8 @@ def main(argv: list[str], settings: Settings) -> int:
                                   f"p50 {point['p50_ms']:.2f} ms  p99 {point['p99_ms']:.2f} ms  "
                                   f"errors {point['errors']}", flush=True)
     finally:
-        if redis_process is not None:
-            redis_process.kill()
+        if redis_server is not None:
+            redis_server.kill()
     summary = added(points)
     payload = {"benchmark": "security_overhead", "machine": describe_machine(),
                "command": "recstack bench security " + " ".join(argv), "route": "GET trending (limit 20)",

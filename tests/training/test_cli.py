@@ -18,7 +18,7 @@ def test_train_writes_metrics_and_an_accuracy_table_with_baselines(prepared, tmp
                  "--out", str(tmp_path), "--quiet", "--sampled"])
     assert code == 0
     summary = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(summary["reports"]) == {"sasrec", "two_tower", "most_popular", "item_knn", "ease"}
+    assert set(summary["reports"]) == {"sasrec", "two_tower", "most_popular", "item_knn", "ease", "als", "bpr"}
     assert "recall@500" in summary["reports"]["two_tower"]["test"]
     assert summary["reports"]["sasrec"]["epochs"] == 2
     parity = summary["reports"]["sasrec"]["onnx_parity"]

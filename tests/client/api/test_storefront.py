@@ -8,6 +8,7 @@ import json
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -69,7 +70,7 @@ def facade(trained_shop, model_repository, redis_url, port: int | None = None, *
     config = FacadeConfig(engine="in-process", repository=model_repository, redis_url=redis_url, demo=True,
                           port=port, ingest_file=scratch / "new_items.jsonl", keys_file=scratch / "keys.json",
                           keys_refresh_s=0.0, timeout_ms=3000, **overrides)
-    return config, BackgroundServer(create_app(config, trained_shop[0]), port)
+    return config, BackgroundServer(create_app(config, trained_shop[0]), replace(config, host="127.0.0.1"))
 
 
 def start_shop(config: FacadeConfig):
@@ -77,7 +78,8 @@ def start_shop(config: FacadeConfig):
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     key = new_key(config, f"shop{port}", "public", (origin,)).key
-    return origin, BackgroundServer(shop_app(f"http://127.0.0.1:{config.port}", key), port)
+    return origin, BackgroundServer(shop_app(f"http://127.0.0.1:{config.port}", key),
+                                    replace(config, host="127.0.0.1", port=port))
 
 
 @pytest.fixture(scope="module")
