@@ -1,7 +1,8 @@
 """``recstack ingest``: move the events the facade accepted from its Redis stream to the event log
 (``build/lake/events/date=YYYY-MM-DD/part-*.parquet``, :mod:`recstack.preprocessing.lake`), acknowledging each
 batch only once it is durably written. Several can run at once (one Redis consumer group, a ``--name`` each);
-SIGTERM or Ctrl-C finishes the current batch. ``recstack preprocess --dataset events --events build/lake/events`` trains on it.
+SIGTERM or Ctrl-C finishes the current batch. ``recstack preprocess --dataset events --events build/lake/events``
+trains on it.
 """
 
 from __future__ import annotations
