@@ -230,8 +230,7 @@ class _Pool:
         lam = self.config.mmr_lambda
         mmr = np.where(self.open[users], lam * self.relevance[users] - (1 - lam) * self.closest[users], -np.inf)
         categories = self.categories[users]
-        blocked = (categories[:, :, None] == capped[:, None, :]).any(2)
-        limited = np.where(blocked, -np.inf, mmr)
+        limited = np.where((categories == capped[:, :1]) | (categories == capped[:, 1:]), -np.inf, mmr)
         mmr = np.where(np.isfinite(limited).any(1, keepdims=True), limited, mmr)
         best = np.argmax(mmr, 1)
         index = np.flatnonzero(users)
