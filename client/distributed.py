@@ -10,6 +10,7 @@ the model repository once, on its first task, and keeps them for the next ones. 
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from recstack.client.core.shop import Shop
 from recstack.client.scoring import ChunkJob
 from recstack.ensemble.batch import BatchFunnel
 from tqdm import tqdm
+
+# One chunk at a time per worker process, whatever its thread count: the engine spreads a chunk over all of them.
+_ONE_CHUNK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -34,7 +38,8 @@ def _score_chunk(job: ChunkJob, number: int, user_ids: list[str]) -> int:
 
     # The worker's thread count is its share of the host's cores (LocalCluster: threads_per_worker).
     threads = get_worker().state.nthreads
-    return job.run(number, user_ids, _shop(job.data_dir), _engine(job.repository, threads))
+    with _ONE_CHUNK:
+        return job.run(number, user_ids, _shop(job.data_dir), _engine(job.repository, threads))
 
 
 def score_chunks(chunks: dict[int, list[str]], job: ChunkJob, bar: tqdm, workers: int | None = None,

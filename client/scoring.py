@@ -113,14 +113,15 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "batch", k: 
     todo = missing[:max_chunks] if max_chunks is not None else missing
     bar = tqdm(total=len(chosen), unit="user", disable=not progress, desc=f"scoring ({mode})")
     bar.update(len(chosen) - sum(len(chunks[n]) for n in missing))
-    started = time.perf_counter()
-    if distributed:
+    if distributed:  # the time includes starting a local cluster and each worker's loading
         from recstack.client.distributed import score_chunks
 
+        started = time.perf_counter()
         score_chunks({n: chunks[n] for n in todo}, ChunkJob(data_dir, repository, parts, excluded, k), bar,
                      workers, scheduler)
     else:
         with _recommender(mode, repository, triton_url, batch, in_flight) as recommend:
+            started = time.perf_counter()  # after loading the models: what a chunk costs, in every mode alike
             for number in todo:
                 user_ids = chunks[number]
                 outputs = recommend([shop.histories[u] for u in user_ids], excluded, k)
