@@ -207,12 +207,15 @@ class _Pool:
         self.open = open_ & (rows >= 0)
         self.categories = catalog.category_idx[items]
         self.closest = np.zeros(items.shape)  # 0 until an item is chosen
-        # One product per user for the whole pool: a matrix-vector product per chosen item cost more than the
-        # MMR itself, and one product for the batch would round differently with who else is in it.
-        self.similarity = np.zeros((*items.shape, items.shape[1]), dtype=np.float32)
-        for user, size in enumerate((rows >= 0).sum(1)):
-            vectors = catalog.vectors[items[user, :size]]
-            self.similarity[user, :size, :size] = vectors @ vectors.T
+        self.vectors = catalog.vectors[items]
+
+    def _chosen(self, users: np.ndarray, vectors: np.ndarray) -> None:
+        """Each of ``users`` chose an item with these vectors: its cosine to every pool item may be the closest.
+        Only the chosen items' rows of the similarity matrix are computed (a quarter of it for 50 of 200), each
+        user's from that user's vectors alone, so a list does not depend on who else is in the batch."""
+        users = _rows_of(users, len(self.items))
+        similarity = np.einsum("upd,ud->up", self.vectors[users], vectors)
+        self.closest[users] = np.maximum(self.closest[users], similarity)
 
     def place(self, users: np.ndarray, items: np.ndarray):
         """Promoted ``items`` into their slots for ``users``: scored by their relevance when they were
@@ -220,24 +223,29 @@ class _Pool:
         inside = (self.items[users] == items[:, None]) & (self.rows[users] >= 0)
         scores = np.where(inside.any(1), self.relevance[users, np.argmax(inside, 1)], 0.0)
         self.open[users] &= ~inside
-        similarity = np.einsum("upd,ud->up", self.catalog.vectors[self.items[users]], self.catalog.vectors[items])
-        self.closest[users] = np.maximum(self.closest[users], similarity)
+        self._chosen(users, self.catalog.vectors[items])
         return items, scores, np.full(len(items), -1), self.catalog.category_idx[items]
 
     def pick(self, users: np.ndarray, capped: np.ndarray):
         """The best open item by MMR for each of ``users``, skipping ``capped`` categories while another
         category is left to choose from."""
         lam = self.config.mmr_lambda
-        mmr = np.where(self.open[users], lam * self.relevance[users] - (1 - lam) * self.closest[users], -np.inf)
-        categories = self.categories[users]
+        rows = _rows_of(users, len(self.items))
+        mmr = np.where(self.open[rows], lam * self.relevance[rows] - (1 - lam) * self.closest[rows], -np.inf)
+        categories = self.categories[rows]
         limited = np.where((categories == capped[:, :1]) | (categories == capped[:, 1:]), -np.inf, mmr)
         mmr = np.where(np.isfinite(limited).any(1, keepdims=True), limited, mmr)
         best = np.argmax(mmr, 1)
         index = np.flatnonzero(users)
         self.open[index, best] = False
-        self.closest[index] = np.maximum(self.closest[index], self.similarity[index, best])
+        self._chosen(users, self.vectors[index, best])
         return (self.items[index, best], self.relevance[index, best], self.rows[index, best],
                 categories[np.arange(len(index)), best])
+
+
+def _rows_of(users: np.ndarray, count: int) -> np.ndarray | slice:
+    """The rows a mask of users selects; every row as a slice, a view rather than a copy of the (B, P, dim) pool."""
+    return slice(None) if users.all() and len(users) == count else users
 
 
 def _first_occurrence(values: np.ndarray, n_items: int) -> np.ndarray:
