@@ -1,15 +1,18 @@
-"""Batch scoring throughput (``recstack score``): users/s for K = 50 of the batch engine, the online funnel
-in-process and through Triton, and the ranker alone (the floor), per user count.
+"""Batch scoring throughput (``recstack score``): users/s for K = 50 of the batch engine (in one process and on
+a local Dask cluster), the online funnel in-process and through Triton, and the ranker alone (the floor), per user
+count.
 
 For each user count a synthetic shop (``--events-per-user`` events per user, ``--items`` items) is generated and
 preprocessed, both models are exported with initial weights (throughput depends on shapes, not on what the
 weights learned) and a repository is built. Each mode scores the users into its own folder (the same chunked,
 resumable writer a campaign uses), one chunk per mode in turn, so a slower or busier minute of a shared machine
 falls on every mode alike; ``--max-users`` caps how many are scored per mode, so a 1M-user shop can be measured
-on a slice. ``ranker`` times the ranker alone on the batch engine's groups of each chunk (same users, widths and
-candidates, same threads): what scoring would cost if everything else were free. The first chunk's lists of the
-modes are compared, and the peak memory of the scoring process (and of Triton) is sampled. Writes
-``batch_scoring.json`` and ``batch_scoring.png``.
+on a slice. ``dask`` scores each round's users in one chunk per worker on a local cluster (``--workers``
+processes, one thread each) started once for the run, so each worker loads the models once. ``ranker`` times the
+ranker alone on the batch engine's groups of each chunk (same users, widths and candidates, same threads): what
+scoring would cost if everything else were free. The first chunk's lists of the modes are compared, and the peak
+memory of the scoring process (and of Triton or the Dask workers) is sampled. Writes ``batch_scoring.json`` and
+``batch_scoring.png``.
 """
 
 from __future__ import annotations
@@ -31,19 +34,20 @@ from recstack.benchmarks.serving_latency import prepare_shop
 from recstack.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
-MODES = ("batch", "in-process", "triton")
+MODES = ("batch", "dask", "in-process", "triton")
 FLOOR = "ranker"  # the ranker alone on the batch engine's groups
 
 
 class PeakMemory:
-    """Peak resident memory (GiB) of processes and their children, sampled every 0.2 s in a thread."""
+    """Peak resident memory (GiB) of processes, sampled every 0.2 s in a thread: this process alone, and the
+    servers a mode uses (Triton, Dask workers) with their children."""
 
-    def __init__(self, pids):
-        self.pids, self.peak, self._stop = list(pids), 0.0, threading.Event()
+    def __init__(self, servers=()):
+        self.servers, self.peak, self._stop = list(servers), 0.0, threading.Event()
 
     def _sample(self) -> float:
-        total = 0
-        for pid in self.pids:
+        total = psutil.Process().memory_info().rss
+        for pid in self.servers:
             try:
                 process = psutil.Process(pid)
                 total += sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
@@ -115,19 +119,24 @@ def run_users(n_users: int, args, say) -> dict:
         shutil.rmtree(shop / f"scores_{mode}", ignore_errors=True)  # a fresh run: resuming would time nothing
     ordered = sorted(histories)
     server = TritonServer(repository, work_dir=args.work / "triton").start() if "triton" in args.modes else None
+    cluster = _local_cluster(args.workers) if "dask" in args.modes else None
+    servers = {"triton": [server.pid] if server else [], "dask": _worker_pids(cluster) if cluster else []}
     try:
         for number in range(rounds):  # one chunk per mode in turn
             for mode in args.modes:
-                pids = [psutil.Process().pid] + ([server.pid] if mode == "triton" else [])
-                with PeakMemory(pids) as memory:
-                    summary = score_users(data_dir, shop / f"scores_{mode}", mode, args.k, repository=repository,
-                                          triton_url=server.grpc_url if server else None,
-                                          chunk_users=args.chunk_users, max_chunks=1, progress=False)
+                # Dask: the round's users in one chunk per worker, on a cluster started once for the whole run.
+                distributed = {"scheduler": cluster.scheduler_address} if mode == "dask" else {}
+                size = -(-args.chunk_users // args.workers) if mode == "dask" else args.chunk_users
+                with PeakMemory(servers.get(mode, [])) as memory:
+                    summary = score_users(data_dir, shop / f"scores_{mode}", "batch" if mode == "dask" else mode,
+                                          args.k, repository=repository, triton_url=server.grpc_url if server else None,
+                                          chunk_users=size, max_chunks=args.workers if mode == "dask" else 1,
+                                          progress=False, **distributed)
                 _add(totals[mode], summary["scored_now"], summary["seconds"], memory.peak)
                 if summary.get("rows"):
                     totals[mode]["rows"] = summary["rows"]
             chunk = ordered[number * args.chunk_users:(number + 1) * args.chunk_users]
-            with PeakMemory([psutil.Process().pid]) as memory:
+            with PeakMemory() as memory:
                 seconds = ranker_seconds(repository, [histories[u] for u in chunk], args.k)
             _add(totals[FLOOR], len(chunk), seconds, memory.peak)
             say(f"  round {number + 1}/{rounds}: " + ", ".join(
@@ -135,6 +144,8 @@ def run_users(n_users: int, args, say) -> dict:
     finally:
         if server is not None:
             server.stop()
+        if cluster is not None:
+            cluster.close()
     for mode, total in totals.items():
         total["users_per_second"] = round(total["scored_now"] / total["seconds"], 1)
         total["seconds"], total["peak_memory_gib"] = round(total["seconds"], 2), round(total["peak_memory_gib"], 2)
@@ -143,16 +154,35 @@ def run_users(n_users: int, args, say) -> dict:
             f"{total['users_per_second']:.0f} users/s, peak memory {total['peak_memory_gib']:.1f} GiB")
     speed = {mode: total["users_per_second"] for mode, total in totals.items()}
     result["ratios"] = {f"{a}_over_{b}": round(speed[a] / speed[b], 2) for a, b in
-                        (("batch", "in-process"), ("batch", "triton"), ("triton", "in-process"), ("batch", FLOOR))
+                        (("batch", "in-process"), ("batch", "triton"), ("triton", "in-process"), ("batch", FLOOR),
+                         ("dask", "batch"), ("dask", "in-process"), ("dask", "triton"))
                         if a in speed and b in speed}
-    first = {mode: pl.read_parquet(shop / f"scores_{mode}" / "parts" / "part-00000.parquet") for mode in args.modes}
-    reference = first[args.modes[0]]
+    reference = pl.read_parquet(shop / f"scores_{args.modes[0]}" / "parts" / "part-00000.parquet")
+    first = {mode: pl.scan_parquet(shop / f"scores_{mode}" / "parts" / "part-*.parquet")
+             .filter(pl.col("user_id").is_in(reference["user_id"].unique().to_list()))
+             .sort("user_id", "rank").collect() for mode in args.modes}
+    reference = reference.sort("user_id", "rank")
     result["identical_lists_first_chunk"] = all(
         f.select("user_id", "item_id", "reason").equals(reference.select("user_id", "item_id", "reason"))
         for f in first.values())
     result["max_score_difference"] = max(float((f["score"] - reference["score"]).abs().max()) for f in first.values()) \
         if result["identical_lists_first_chunk"] else None
     return result
+
+
+def _local_cluster(workers: int):
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, processes=True, threads_per_worker=1, dashboard_address=None)
+
+
+def _worker_pids(cluster) -> list[int]:
+    import os
+
+    from distributed import Client
+
+    with Client(cluster) as client:
+        return list(client.run(os.getpid).values())
 
 
 def _add(total: dict, users: int, seconds: float, peak: float) -> None:
@@ -197,6 +227,7 @@ def main(argv: list[str], settings: Settings) -> int:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--events-per-user", type=int, default=10)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--workers", type=int, default=2, help="Dask worker processes (one thread each), dask mode")
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--max-users", type=int, help="score at most this many users per mode (a slice)")
     parser.add_argument("--chunk-users", type=int, default=5000)
@@ -212,9 +243,11 @@ def main(argv: list[str], settings: Settings) -> int:
     payload = {"benchmark": "batch_scoring", "machine": describe_machine(),
                "command": "recstack bench scoring " + " ".join(argv if argv is not None else sys.argv[1:]),
                "note": "models exported with initial weights; modes alternate chunk by chunk; batch: groups of "
-                       "256 users ordered by history length, FAISS and the ranker on every core; in-process: the "
-                       "online funnel, one thread; Triton mode: gRPC, batches of 64 users, 4 in flight, client and "
-                       "server on the same machine; ranker: the ranker alone on the batch mode's groups",
+                       "256 users ordered by history length, FAISS and the ranker on every core; dask: the batch "
+                       "engine on a LocalCluster of --workers processes with one thread each, the round's users in "
+                       "one chunk per worker; in-process: the online funnel, one thread; triton: gRPC, batches of "
+                       "64 users, 4 in flight, client and server on the same machine; ranker: the ranker alone on "
+                       "the batch mode's groups",
                "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "batch_scoring.json").write_text(json.dumps(payload, indent=2) + "\n")
