@@ -71,3 +71,20 @@ def test_a_killed_worker_s_chunks_are_scored_again(trained_shop, model_repositor
     assert killed, "no worker was killed while scoring"
     assert summary["chunks_done"] == summary["chunks"] == 24
     assert pl.read_parquet(tmp_path / "recommendations.parquet").equals(single)
+
+
+def test_a_running_cluster_s_workers_load_the_models_once(trained_shop, model_repository, users, single, tmp_path):
+    from distributed import Client, LocalCluster
+    from recstack.client import distributed
+
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        summary = score_users(trained_shop[0], tmp_path, "batch", 10, model_repository, users=users,
+                              exclude=["i0000148"], chunk_users=30, progress=False,
+                              scheduler=cluster.scheduler_address)
+        with Client(cluster) as client:
+            loads = client.run(lambda: (distributed._engine.cache_info().misses,
+                                        distributed._engine.cache_info().hits))
+    assert summary["workers"] == cluster.scheduler_address and summary["chunks_done"] == 8
+    assert all(misses <= 1 for misses, _ in loads.values())  # 8 chunks, at most one load per worker
+    assert sum(misses + hits for misses, hits in loads.values()) == 8
+    assert pl.read_parquet(tmp_path / "recommendations.parquet").equals(single)

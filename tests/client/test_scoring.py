@@ -52,6 +52,9 @@ def test_a_killed_run_resumes_where_it_stopped(trained_shop, model_repository, u
         score_users(data, tmp_path / "other", "carrier-pigeon", 5, model_repository, users=users, progress=False)
     with pytest.raises(ValueError, match="not in"):
         score_users(data, tmp_path / "other", "batch", 5, model_repository, users=["nobody"], progress=False)
+    with pytest.raises(ValueError, match="Dask workers run the batch mode"):
+        score_users(data, tmp_path / "other", "in-process", 5, model_repository, users=users, workers=2,
+                    progress=False)
 
 
 def test_batch_mode_gives_the_in_process_lists(trained_shop, model_repository, users, tmp_path):
