@@ -110,12 +110,10 @@ class Reranker:
         category would make a run longer than ``max_category_run``, counting the items already chosen before it
         and the promoted items fixed right after it. Only the latest category and the next promoted item's can."""
         last, run = chosen.last_category[users], chosen.run[users]
-        ahead = promoted[users, position + 1:]
+        ahead = promoted[users, position + 1:]  # at least one column: ``promoted`` is one wider than the lists
         ahead_categories = np.where(ahead >= 0, self.catalog.category_idx[np.maximum(ahead, 0)], NO_CATEGORY)
-        following_next = np.where(ahead[:, 0] >= 0, ahead_categories[:, 0], NO_CATEGORY) if ahead.shape[1] else \
-            np.full(len(last), NO_CATEGORY)
         capped = np.full((len(last), 2), NO_CATEGORY, dtype=np.int64)
-        for column, category in enumerate((last, following_next)):
+        for column, category in enumerate((last, ahead_categories[:, 0])):
             same = ahead_categories == category[:, None]
             following = np.where(same.all(1), same.shape[1], np.argmin(same, 1))  # promoted run right after
             length = 1 + np.where(category == last, run, 0) + following
