@@ -42,7 +42,7 @@ def _identity(users: list[str], k: int, exclude: list[str], fingerprint: str) ->
     return digest[:16]
 
 
-def rows(user_ids: list[str], outputs: dict[str, np.ndarray]) -> pl.DataFrame:
+def _rows(user_ids: list[str], outputs: dict[str, np.ndarray]) -> pl.DataFrame:
     """The output table of a chunk's ``recommend`` tensors (one row per listed item, best first)."""
     keep = outputs["item_idx"] >= 0
     counts = keep.sum(1)
@@ -56,14 +56,14 @@ def rows(user_ids: list[str], outputs: dict[str, np.ndarray]) -> pl.DataFrame:
                          "model_version": text["model_version"]}, schema=OUTPUT_SCHEMA)
 
 
-def write_part(path: Path, frame: pl.DataFrame) -> None:
+def _write_part(path: Path, frame: pl.DataFrame) -> None:
     """A chunk's rows, there whole or not at all (what a resumed run relies on)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer: a retried chunk may overlap
     frame.write_parquet(tmp)
     os.replace(tmp, path)
 
 
-def part_path(parts: Path, number: int) -> Path:
+def _part_path(parts: Path, number: int) -> Path:
     return parts / f"part-{number:05d}.parquet"
 
 
@@ -109,7 +109,7 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "batch", k: 
     state.write_text(json.dumps({"identity": identity, "users": len(chosen), "k": k, "mode": mode}))
 
     chunks = [chosen[i:i + chunk_users] for i in range(0, len(chosen), chunk_users)]
-    missing = [n for n in range(len(chunks)) if not part_path(parts, n).exists()]  # the rest: an earlier run's
+    missing = [n for n in range(len(chunks)) if not _part_path(parts, n).exists()]  # the rest: an earlier run's
     todo = missing[:max_chunks] if max_chunks is not None else missing
     bar = tqdm(total=len(chosen), unit="user", disable=not progress, desc=f"scoring ({mode})")
     bar.update(len(chosen) - sum(len(chunks[n]) for n in missing))
@@ -125,7 +125,7 @@ def score_users(data_dir: str | Path, out: str | Path, mode: Mode = "batch", k: 
             for number in todo:
                 user_ids = chunks[number]
                 outputs = recommend([shop.histories[u] for u in user_ids], excluded, k)
-                write_part(part_path(parts, number), rows(user_ids, outputs))
+                _write_part(_part_path(parts, number), _rows(user_ids, outputs))
                 bar.update(len(user_ids))
     bar.close()
     seconds = time.perf_counter() - started
@@ -154,11 +154,11 @@ class ChunkJob:
     def run(self, number: int, user_ids: list[str], shop: Shop, engine: BatchFunnel) -> int:
         """Score and write chunk ``number`` unless a part is there already (a retried task whose first try had
         written it); returns the users it holds."""
-        path = part_path(self.parts, number)
+        path = _part_path(self.parts, number)
         if not path.exists():
             outputs = engine.recommend_histories([shop.histories[u] for u in user_ids],
                                                  [self.excluded] * len(user_ids), self.k)
-            write_part(path, rows(user_ids, outputs))
+            _write_part(path, _rows(user_ids, outputs))
         return len(user_ids)
 
 

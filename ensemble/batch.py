@@ -24,7 +24,8 @@ GROUP_USERS = 256  # users per ranker call: large enough to amortise onnxruntime
 
 class BatchFunnel:
     """:meth:`recommend_histories` gives the same lists as :meth:`Funnel.recommend_histories` on the same users
-    (scores equal within float rounding: ``tests/ensemble/test_batch.py``), several times faster per user.
+    (scores equal within float rounding: ``tests/ensemble/test_batch.py``), faster per user (it overlaps the
+    ranker with the Python stages and searches once per chunk: benchmarks/README.md, "Batch scoring").
 
     Examples
     --------
