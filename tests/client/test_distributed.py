@@ -52,12 +52,18 @@ def test_a_killed_worker_s_chunks_are_scored_again(trained_shop, model_repositor
 
     killed = []
 
+    def is_worker(process) -> bool:
+        try:
+            return "spawn_main" in " ".join(process.cmdline())
+        except psutil.Error:  # gone meanwhile (an earlier cluster's process exiting)
+            return False
+
     def kill_a_worker_once_scoring_began():
         deadline = time.monotonic() + 120
         me = psutil.Process()
         while time.monotonic() < deadline and not killed:
             # The local cluster's nannies live in this process; each starts its worker with multiprocessing.
-            workers = [p for p in me.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+            workers = [p for p in me.children(recursive=True) if is_worker(p)]
             if workers and any((tmp_path / "parts").glob("part-*.parquet")):
                 os.kill(workers[0].pid, signal.SIGKILL)
                 killed.append(workers[0].pid)
