@@ -14,6 +14,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
+from distributed import Client, LocalCluster, as_completed, get_worker
 from recstack.client.core.shop import Shop
 from recstack.client.scoring import ChunkJob
 from recstack.ensemble.batch import BatchFunnel
@@ -34,8 +35,6 @@ def _engine(repository: Path, threads: int) -> BatchFunnel:
 
 
 def _score_chunk(job: ChunkJob, number: int, user_ids: list[str]) -> int:
-    from distributed import get_worker
-
     # The worker's thread count is its share of the host's cores (LocalCluster: threads_per_worker).
     threads = get_worker().state.nthreads
     with _ONE_CHUNK:
@@ -46,8 +45,6 @@ def score_chunks(chunks: dict[int, list[str]], job: ChunkJob, bar: tqdm, workers
                  scheduler: str | None = None) -> None:
     """Run the chunks (number → user ids) as Dask tasks, on the cluster at ``scheduler`` or on a local cluster
     of ``workers`` processes (one thread each); returns when every part is written."""
-    from distributed import Client, LocalCluster, as_completed
-
     cluster = None if scheduler else LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
                                                   dashboard_address=None)
     try:
