@@ -1,11 +1,18 @@
-"""Batch scoring throughput (``recstack score``): users/s for K = 50, in-process and through Triton, per user count.
+"""Batch scoring throughput (``recstack score``): users/s for K = 50 of the batch engine (in one process and on
+a local Dask cluster), the online funnel in-process and through Triton, and the ranker alone (the floor), per user
+count.
 
 For each user count a synthetic shop (``--events-per-user`` events per user, ``--items`` items) is generated and
 preprocessed, both models are exported with initial weights (throughput depends on shapes, not on what the
-weights learned) and a repository is built. Each mode then scores the users into its own folder (the same
-chunked, resumable writer a campaign uses); ``--max-users`` caps how many are scored per mode, so a 1M-user
-shop can be measured on a slice. The first chunk's lists of the two modes are compared, and the peak memory
-of the scoring process (and of Triton) is sampled. Writes ``batch_scoring.json`` and ``batch_scoring.png``.
+weights learned) and a repository is built. Each mode scores the users into its own folder (the same chunked,
+resumable writer a campaign uses), one chunk per mode in turn, so a slower or busier minute of a shared machine
+falls on every mode alike; ``--max-users`` caps how many are scored per mode, so a 1M-user shop can be measured
+on a slice. ``dask`` scores each round's users in one chunk per worker on a local cluster (``--workers``
+processes, one thread each) started once for the run, so each worker loads the models once. ``ranker`` times the
+ranker alone on the batch engine's groups of each chunk (same users, widths and candidates, same threads): what
+scoring would cost if everything else were free. The first chunk's lists of the modes are compared, and the peak
+memory of the scoring process (and of Triton or the Dask workers) is sampled. Writes ``batch_scoring.json`` and
+``batch_scoring.png``.
 """
 
 from __future__ import annotations
@@ -27,18 +34,20 @@ from recstack.benchmarks.serving_latency import prepare_shop
 from recstack.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
-MODES = ("in-process", "triton")
+MODES = ("batch", "dask", "in-process", "triton")
+FLOOR = "ranker"  # the ranker alone on the batch engine's groups
 
 
 class PeakMemory:
-    """Peak resident memory (GiB) of processes and their children, sampled every 0.2 s in a thread."""
+    """Peak resident memory (GiB) of processes, sampled every 0.2 s in a thread: this process alone, and the
+    servers a mode uses (Triton, Dask workers) with their children."""
 
-    def __init__(self, pids):
-        self.pids, self.peak, self._stop = list(pids), 0.0, threading.Event()
+    def __init__(self, servers=()):
+        self.servers, self.peak, self._stop = list(servers), 0.0, threading.Event()
 
     def _sample(self) -> float:
-        total = 0
-        for pid in self.pids:
+        total = psutil.Process().memory_info().rss
+        for pid in self.servers:
             try:
                 process = psutil.Process(pid)
                 total += sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
@@ -61,6 +70,31 @@ class PeakMemory:
         self._thread.join()
 
 
+def ranker_seconds(repository: Path, histories: list, k: int) -> float:
+    """Seconds the ranker alone takes on the batch engine's groups of these users (candidates from the engine's
+    own retrieval, not timed)."""
+    import numpy as np
+    from recstack.ensemble.batch import BatchFunnel
+    from recstack.ensemble.funnel import request_arrays
+
+    engine = BatchFunnel(repository)
+    try:
+        funnel = engine.funnel
+        order = np.argsort([len(h) for h in histories], kind="stable")
+        seconds = 0.0
+        for start in range(0, len(order), engine.group_users):
+            seq = request_arrays([histories[u] for u in order[start:start + engine.group_users]], None, k,
+                                 funnel.max_length)[0]
+            query = funnel.stages["query_encoder"]({"item_seq": seq})["query_embedding"]
+            candidates = funnel.retriever(query, seq)[0]
+            began = time.perf_counter()
+            funnel.stages["rank"]({"item_seq": seq, "candidates": candidates})
+            seconds += time.perf_counter() - began
+        return seconds
+    finally:
+        engine.close()
+
+
 def run_users(n_users: int, args, say) -> dict:
     from recstack.client.core.shop import Shop
     from recstack.client.scoring import score_users
@@ -73,60 +107,116 @@ def run_users(n_users: int, args, say) -> dict:
     repository = shop / "model_repository"
     if not (repository / "repository.json").exists():
         build_repository(data_dir, models_dir, repository, clean=True, verbose=False)
-    users = len(Shop.load(data_dir).histories)
+    histories = Shop.load(data_dir).histories
+    users = len(histories)
     say(f"{n_users:,} users generated, {users:,} with a history; {args.items:,} items: ready in "
         f"{time.perf_counter() - started:.0f} s")
     scored = min(users, args.max_users) if args.max_users else users
-    max_chunks = -(-scored // args.chunk_users)
-    result = {"n_users": users, "items": args.items, "k": args.k, "modes": {}}
+    rounds = -(-scored // args.chunk_users)
+    result = {"n_users": users, "items": args.items, "k": args.k, "rounds": rounds, "modes": {}}
+    totals = {mode: {"scored_now": 0, "seconds": 0.0, "peak_memory_gib": 0.0} for mode in [*args.modes, FLOOR]}
     for mode in args.modes:
-        out = shop / f"scores_{mode}"
-        shutil.rmtree(out, ignore_errors=True)  # a fresh run: resuming would time nothing
-        if mode == "triton":
-            with TritonServer(repository, work_dir=args.work / "triton") as server:
-                with PeakMemory([psutil.Process().pid, server.pid]) as memory:
-                    summary = score_users(data_dir, out, mode, args.k, triton_url=server.grpc_url,
-                                          chunk_users=args.chunk_users, max_chunks=max_chunks, progress=not args.quiet)
-        else:
-            with PeakMemory([psutil.Process().pid]) as memory:
-                summary = score_users(data_dir, out, mode, args.k, repository=repository,
-                                      chunk_users=args.chunk_users, max_chunks=max_chunks, progress=not args.quiet)
-        summary["peak_memory_gib"] = round(memory.peak, 2)
-        result["modes"][mode] = summary
-        say(f"  {mode:<10} {summary['scored_now']:,} users in {summary['seconds']:.0f} s: "
-            f"{summary['users_per_second']:.0f} users/s, peak memory {memory.peak:.1f} GiB")
-    if set(MODES) <= set(args.modes):
-        first = [pl.read_parquet(shop / f"scores_{mode}" / "parts" / "part-00000.parquet") for mode in MODES]
-        same = first[0].select("user_id", "item_id").equals(first[1].select("user_id", "item_id"))
-        result["identical_lists_first_chunk"] = bool(same)
-        result["max_score_difference"] = float((first[0]["score"] - first[1]["score"]).abs().max()) if same else None
-        result["triton_over_in_process"] = (result["modes"]["triton"]["users_per_second"]
-                                            / result["modes"]["in-process"]["users_per_second"])
+        shutil.rmtree(shop / f"scores_{mode}", ignore_errors=True)  # a fresh run: resuming would time nothing
+    ordered = sorted(histories)
+    server = TritonServer(repository, work_dir=args.work / "triton").start() if "triton" in args.modes else None
+    cluster = _local_cluster(args.workers) if "dask" in args.modes else None
+    servers = {"triton": [server.pid] if server else [], "dask": _worker_pids(cluster) if cluster else []}
+    try:
+        for number in range(rounds):  # one chunk per mode in turn
+            for mode in args.modes:
+                # Dask: the round's users in one chunk per worker, on a cluster started once for the whole run.
+                distributed = {"scheduler": cluster.scheduler_address} if mode == "dask" else {}
+                size = -(-args.chunk_users // args.workers) if mode == "dask" else args.chunk_users
+                with PeakMemory(servers.get(mode, [])) as memory:
+                    summary = score_users(data_dir, shop / f"scores_{mode}", "batch" if mode == "dask" else mode,
+                                          args.k, repository=repository, triton_url=server.grpc_url if server else None,
+                                          chunk_users=size, max_chunks=args.workers if mode == "dask" else 1,
+                                          progress=False, **distributed)
+                _add(totals[mode], summary["scored_now"], summary["seconds"], memory.peak)
+                if summary.get("rows"):
+                    totals[mode]["rows"] = summary["rows"]
+            chunk = ordered[number * args.chunk_users:(number + 1) * args.chunk_users]
+            with PeakMemory() as memory:
+                seconds = ranker_seconds(repository, [histories[u] for u in chunk], args.k)
+            _add(totals[FLOOR], len(chunk), seconds, memory.peak)
+            say(f"  round {number + 1}/{rounds}: " + ", ".join(
+                f"{m} {t['scored_now'] / t['seconds']:.0f} users/s" for m, t in totals.items()))
+    finally:
+        if server is not None:
+            server.stop()
+        if cluster is not None:
+            cluster.close()
+    for mode, total in totals.items():
+        total["users_per_second"] = round(total["scored_now"] / total["seconds"], 1)
+        total["seconds"], total["peak_memory_gib"] = round(total["seconds"], 2), round(total["peak_memory_gib"], 2)
+        result["modes"][mode] = total
+        say(f"  {mode:<10} {total['scored_now']:,} users in {total['seconds']:.0f} s: "
+            f"{total['users_per_second']:.0f} users/s, peak memory {total['peak_memory_gib']:.1f} GiB")
+    speed = {mode: total["users_per_second"] for mode, total in totals.items()}
+    result["ratios"] = {f"{a}_over_{b}": round(speed[a] / speed[b], 2) for a, b in
+                        (("batch", "in-process"), ("batch", "triton"), ("triton", "in-process"), ("batch", FLOOR),
+                         ("dask", "batch"), ("dask", "in-process"), ("dask", "triton"))
+                        if a in speed and b in speed}
+    reference = pl.read_parquet(shop / f"scores_{args.modes[0]}" / "parts" / "part-00000.parquet")
+    first = {mode: pl.scan_parquet(shop / f"scores_{mode}" / "parts" / "part-*.parquet")
+             .filter(pl.col("user_id").is_in(reference["user_id"].unique().to_list()))
+             .sort("user_id", "rank").collect() for mode in args.modes}
+    reference = reference.sort("user_id", "rank")
+    result["identical_lists_first_chunk"] = all(
+        f.select("user_id", "item_id", "reason").equals(reference.select("user_id", "item_id", "reason"))
+        for f in first.values())
+    result["max_score_difference"] = max(float((f["score"] - reference["score"]).abs().max()) for f in first.values()) \
+        if result["identical_lists_first_chunk"] else None
     return result
 
 
+def _local_cluster(workers: int):
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, processes=True, threads_per_worker=1, dashboard_address=None)
+
+
+def _worker_pids(cluster) -> list[int]:
+    import os
+
+    from distributed import Client
+
+    with Client(cluster) as client:
+        return list(client.run(os.getpid).values())
+
+
+def _add(total: dict, users: int, seconds: float, peak: float) -> None:
+    total["scored_now"] += users
+    total["seconds"] += seconds
+    total["peak_memory_gib"] = max(total["peak_memory_gib"], peak)
+
+
 def plot(results: list[dict], path: Path) -> None:
-    with figure(path, ncols=1, size=(6, 3.8)) as (_, ax):
+    with figure(path, ncols=1, size=(7, 3.8)) as (_, ax):
         labels = [f"{r['n_users']:,} users" for r in results]
-        width = 0.38
-        for m, mode in enumerate(MODES):
+        modes = list(dict.fromkeys(m for r in results for m in r["modes"]))
+        width = 0.8 / len(modes)
+        for m, mode in enumerate(modes):
             values = [r["modes"].get(mode, {}).get("users_per_second", 0) for r in results]
-            bars = ax.bar([i + (m - 0.5) * width for i in range(len(results))], values, width, label=mode)
+            floor = mode == FLOOR
+            bars = ax.bar([i + (m - (len(modes) - 1) / 2) * width for i in range(len(results))], values, width,
+                          label=mode + (" alone (floor)" if floor else ""), hatch="//" if floor else None)
             ax.bar_label(bars, fmt="%.0f", fontsize=8)
         ax.set_xticks(range(len(results)), labels)
         ax.set_ylabel("users scored per second (K = 50)")
         ax.set_title("batch scoring throughput", fontsize=10)
-        ax.legend()
+        ax.legend(fontsize=8)
 
 
 def format_table(results: list[dict]) -> str:
-    lines = ["| users in shop | scored | mode | users/s | seconds | peak memory GiB | same lists |",
-             "|---:|---:|---|---:|---:|---:|---|"]
+    lines = ["| users in shop | scored | mode | users/s | seconds | peak memory GiB |",
+             "|---:|---:|---|---:|---:|---:|"]
     for r in results:
         for mode, s in r["modes"].items():
             lines.append(f"| {r['n_users']:,} | {s['scored_now']:,} | {mode} | {s['users_per_second']:.0f} | "
-                         f"{s['seconds']:.0f} | {s['peak_memory_gib']:.2f} | "
-                         f"{r.get('identical_lists_first_chunk', 'n/a')} |")
+                         f"{s['seconds']:.0f} | {s['peak_memory_gib']:.2f} |")
+        lines.append(f"| | | ratios: {', '.join(f'{k} {v}' for k, v in r['ratios'].items())}; first chunk: same "
+                     f"lists {r['identical_lists_first_chunk']} | | | |")
     return "\n".join(lines)
 
 
@@ -137,6 +227,7 @@ def main(argv: list[str], settings: Settings) -> int:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--events-per-user", type=int, default=10)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--workers", type=int, default=2, help="Dask worker processes (one thread each), dask mode")
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--max-users", type=int, help="score at most this many users per mode (a slice)")
     parser.add_argument("--chunk-users", type=int, default=5000)
@@ -146,13 +237,18 @@ def main(argv: list[str], settings: Settings) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.users, args.items, args.chunk_users, args.max_users = [600], 2000, 200, None
+        args.users, args.items, args.chunk_users, args.max_users = [600], 2000, 300, None
     say = (lambda *_: None) if args.quiet else (lambda *a: print(*a, flush=True))
     results = [run_users(n, args, say) for n in args.users]
     payload = {"benchmark": "batch_scoring", "machine": describe_machine(),
                "command": "recstack bench scoring " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "note": "models exported with initial weights; Triton mode: gRPC, batches of 64 users, 4 in flight, "
-                       "client and server on the same machine", "results": results}
+               "note": "models exported with initial weights; modes alternate chunk by chunk; batch: groups of "
+                       "256 users ordered by history length, FAISS and the ranker on every core; dask: the batch "
+                       "engine on a LocalCluster of --workers processes with one thread each, the round's users in "
+                       "one chunk per worker; in-process: the online funnel, one thread; triton: gRPC, batches of "
+                       "64 users, 4 in flight, client and server on the same machine; ranker: the ranker alone on "
+                       "the batch mode's groups",
+               "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "batch_scoring.json").write_text(json.dumps(payload, indent=2) + "\n")
     plot(results, args.out / "batch_scoring.png")

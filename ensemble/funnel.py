@@ -125,9 +125,8 @@ class Funnel:
                         strict=True))
 
     def _rerank(self, t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = [self.reranker(t["candidates"][r], t["scores"][r], t["sources"][r], t["anchors"][r],
-                                 t["item_seq"][r], t["exclude"][r], check_limit(t["limit"][r][0]))
-                   for r in range(len(t["item_seq"]))]
+        results = self.reranker.batch(t["candidates"], t["scores"], t["sources"], t["anchors"], t["item_seq"],
+                                      t["exclude"], [check_limit(limit) for limit in t["limit"][:, 0]])
         return pack(results, self.catalog, self.model_version)
 
     def recommend_histories(self, histories, exclude=None, limit: int = 20) -> dict[str, np.ndarray]:

@@ -32,6 +32,10 @@ class Recommendations:
 class Reranker:
     """Applies exclusions, diversity, freshness and business rules, and explains every item.
 
+    :meth:`batch` re-ranks many users at once, each greedy step one array operation over all of them. A user's
+    list is computed from that user's rows alone (per-user matrix products), so it does not depend on who else is
+    in the batch: the online funnel, Triton's ``rerank`` model and the batch scorer give the same lists.
+
     Examples
     --------
     >>> reranker = Reranker(catalog)  # doctest: +SKIP
@@ -49,73 +53,91 @@ class Reranker:
 
     def __call__(self, candidates: np.ndarray, scores: np.ndarray, sources: np.ndarray, anchors: np.ndarray,
                  history: np.ndarray, exclude, limit: int) -> Recommendations:
+        """One user's list: :meth:`batch` on one row."""
+        return self.batch(candidates[None], scores[None], sources[None], anchors[None],
+                          np.asarray(history, dtype=np.int64)[None],
+                          np.asarray(exclude, dtype=np.int64).reshape(1, -1), [limit])[0]
+
+    def batch(self, candidates: np.ndarray, scores: np.ndarray, sources: np.ndarray, anchors: np.ndarray,
+              item_seq: np.ndarray, exclude: np.ndarray, limits) -> list[Recommendations]:
+        """``candidates``, ``scores``, ``sources``, ``anchors`` (B, N), left-padded ``item_seq`` (B, L),
+        ``exclude`` (B, E) 0-padded and ``limits`` (B,): one list per user."""
         catalog, cfg = self.catalog, self.config
-        history = known_items(history, len(catalog))
-        blocked = np.union1d(history[history > 0], np.asarray(exclude, dtype=np.int64))
-        valid = (sources != PADDING) & catalog.available[candidates] & ~np.isin(candidates, blocked)
-        valid &= _first_occurrence(candidates)
-        rows = np.flatnonzero(valid)
-        items, raw = candidates[rows], scores[rows].astype(np.float64)
-        spread = raw.max() - raw.min() if len(raw) else 0.0
-        relevance = (raw - raw.min()) / spread if spread > 0 else np.ones_like(raw)
-        relevance += cfg.freshness_boost * catalog.is_new[items]
-        order = np.argsort(-relevance, kind="stable")[: cfg.pool]
-        rows, items, relevance = rows[order], items[order], relevance[order]
-        promoted = {pos: item for pos, item in self.promoted.items()
-                    if pos < limit and catalog.available[item] and item not in blocked}
-        vectors = catalog.vectors[items]
-        categories = catalog.category_idx[items]
-        # One product for the whole pool: a matrix-vector product per chosen item cost more than the MMR itself.
-        similarity = vectors @ vectors.T
-        closest = np.zeros(len(items))  # max cosine to the chosen items (0 until one is chosen)
-        open_ = ~np.isin(items, list(promoted.values()))  # promoted items appear in their slots only
-        chosen: list[tuple[int, float, int]] = []  # (item, score, row in candidates or -1 for promoted)
-        chosen_categories: list[int] = []
-        for position in range(limit):
-            if position in promoted:
-                item = promoted[position]
-                inside = np.flatnonzero(items == item)
-                score = float(relevance[inside[0]]) if len(inside) else 0.0
-                open_[inside] = False
-                chosen.append((item, score, -1))
-                picked_similarity, picked_category = vectors @ catalog.vectors[item], int(catalog.category_idx[item])
-            else:
-                if not open_.any():
-                    break
-                mmr = np.where(open_, cfg.mmr_lambda * relevance - (1 - cfg.mmr_lambda) * closest, -np.inf)
-                blocked = [c for c in np.unique(categories[open_])
-                           if self._run_length(c, chosen_categories, position, promoted) > cfg.max_category_run]
-                if blocked:
-                    capped = np.where(np.isin(categories, blocked), -np.inf, mmr)
-                    if np.isfinite(capped).any():  # only when another category is left to choose from
-                        mmr = capped
-                best = int(np.argmax(mmr))
-                open_[best] = False
-                chosen.append((int(items[best]), float(relevance[best]), int(rows[best])))
-                picked_similarity, picked_category = similarity[best], int(categories[best])
-            closest = np.maximum(closest, picked_similarity)
-            chosen_categories.append(picked_category)
+        candidates = np.asarray(candidates, dtype=np.int64)
+        history = known_items(item_seq, len(catalog))
+        limits = np.asarray(limits, dtype=np.int64).reshape(-1)
+        blocked = _RowSets(np.concatenate([history, np.asarray(exclude, dtype=np.int64)], axis=1), len(catalog))
+        valid = (sources != PADDING) & catalog.available[candidates] & ~blocked.contains(candidates)
+        valid &= _first_occurrence(candidates, len(catalog))
+        raw = scores.astype(np.float64)
+        low = np.where(valid, raw, np.inf).min(1, keepdims=True)
+        spread = np.where(valid, raw, -np.inf).max(1, keepdims=True) - low
+        with np.errstate(invalid="ignore"):
+            relevance = np.where(spread > 0, (raw - low) / np.where(spread > 0, spread, 1.0), 1.0)
+        relevance += cfg.freshness_boost * catalog.is_new[candidates]
+        order = np.argsort(np.where(valid, -relevance, np.inf), axis=1, kind="stable")[:, : cfg.pool]
+        rows = np.take_along_axis(np.where(valid, np.arange(valid.shape[1]), -1), order, 1)  # -1: not in the pool
+        items = np.take_along_axis(candidates, order, 1)
+        chosen = _Chosen(len(items), int(limits.max(initial=0)))
+        promoted = self._promoted_slots(blocked, limits, chosen.width)
+        # A user's promoted items appear in their slots only.
+        shown = (items[:, :, None] == np.where(promoted >= 0, promoted, -1)[:, None, :]).any(2)
+        pool = _Pool(catalog, cfg, items, np.take_along_axis(relevance, order, 1), rows, ~shown)
+        for position in range(chosen.width):
+            slot = promoted[:, position]
+            active = (position < limits) & ~chosen.done
+            chosen.done |= active & (slot < 0) & ~pool.open.any(1)
+            active &= ~chosen.done
+            if (placed := active & (slot >= 0)).any():
+                chosen.add(position, placed, *pool.place(placed, slot[placed]))
+            if (free := active & (slot < 0)).any():
+                chosen.add(position, free, *pool.pick(free, self._capped(chosen, promoted, position, free)))
+        return [self._finish(chosen, user, promoted[user], sources[user], anchors[user], history[user])
+                for user in range(len(items))]
+
+    def _promoted_slots(self, blocked: _RowSets, limits: np.ndarray, width: int) -> np.ndarray:
+        """(B, width + 1): the item promoted into each position for each user, -1 where none. A promoted item
+        shows within the user's limit, when available and neither seen nor excluded."""
+        slots = np.full((len(limits), width + 1), -1, dtype=np.int64)
+        for position, item in self.promoted.items():
+            if position < width and self.catalog.available[item]:
+                keep = (position < limits) & ~blocked.contains(np.full((len(limits), 1), item))[:, 0]
+                slots[keep, position] = item
+        return slots
+
+    def _capped(self, chosen: _Chosen, promoted: np.ndarray, position: int, users: np.ndarray) -> np.ndarray:
+        """(U, 2) categories ``users`` may not place at ``position`` (NO_CATEGORY for none): one more of a
+        category would make a run longer than ``max_category_run``, counting the items already chosen before it
+        and the promoted items fixed right after it. Only the latest category and the next promoted item's can."""
+        last, run = chosen.last_category[users], chosen.run[users]
+        ahead = promoted[users, position + 1:]  # at least one column: ``promoted`` is one wider than the lists
+        ahead_categories = np.where(ahead >= 0, self.catalog.category_idx[np.maximum(ahead, 0)], NO_CATEGORY)
+        capped = np.full((len(last), 2), NO_CATEGORY, dtype=np.int64)
+        for column, category in enumerate((last, ahead_categories[:, 0])):
+            same = ahead_categories == category[:, None]
+            following = np.where(same.all(1), same.shape[1], np.argmin(same, 1))  # promoted run right after
+            length = 1 + np.where(category == last, run, 0) + following
+            capped[:, column] = np.where((category != NO_CATEGORY) & (length > self.config.max_category_run),
+                                         category, NO_CATEGORY)
+        return capped
+
+    def _finish(self, chosen: _Chosen, user: int, promoted: np.ndarray, sources: np.ndarray, anchors: np.ndarray,
+                history: np.ndarray) -> Recommendations:
+        count = chosen.count[user]
         # Promoted slots past the end of a short list still show their items, in slot order.
-        chosen += [(item, 0.0, -1) for pos, item in sorted(promoted.items()) if pos >= len(chosen)]
-        reasons = [self._reason(item, row, sources, anchors, history) for item, _, row in chosen]
-        return Recommendations(np.array([c[0] for c in chosen], dtype=np.int64),
-                               np.array([c[1] for c in chosen], dtype=np.float32), reasons)
+        late = promoted[count:][promoted[count:] >= 0]
+        items = np.concatenate([chosen.items[user, :count], late])
+        scores = np.concatenate([chosen.scores[user, :count], np.zeros(len(late))]).astype(np.float32)
+        rows = np.concatenate([chosen.rows[user, :count], np.full(len(late), -1)])
+        recent = history[history > 1][-self.config.reason_window:]
+        nearest = recent[np.argmax(self.catalog.vectors[recent] @ self.catalog.vectors[items].T, axis=0)] \
+            if len(recent) and len(items) else np.full(len(items), -1)
+        reasons = [self._reason(int(item), int(row), sources, anchors, int(near))
+                   for item, row, near in zip(items, rows, nearest, strict=True)]
+        return Recommendations(items, scores, reasons)
 
-    def _run_length(self, category: int, chosen: list[int], position: int, promoted: dict[int, int]) -> int:
-        """Length of the run of ``category`` that placing it at ``position`` makes, counting the items already
-        chosen before it and the promoted items fixed right after it."""
-        run = 1
-        for previous in reversed(chosen):
-            if previous != category:
-                break
-            run += 1
-        following = position + 1
-        while following in promoted and self.catalog.category_idx[promoted[following]] == category:
-            run += 1
-            following += 1
-        return run
-
-    def _reason(self, item: int, row: int, sources: np.ndarray, anchors: np.ndarray, history: np.ndarray) -> str:
+    def _reason(self, item: int, row: int, sources: np.ndarray, anchors: np.ndarray, nearest: int) -> str:
+        """``nearest``: the recent history item most like ``item`` (-1 without history)."""
         catalog = self.catalog
         source = PROMOTED if row < 0 else int(sources[row])
         if source == PROMOTED:
@@ -127,17 +149,108 @@ class Reranker:
         if source == TRENDING:
             category = catalog.categories[item]
             return f"trending in {category}" if category else POPULAR_REASON
-        recent = history[history > 1][-self.config.reason_window:]
-        if source == ANN and len(recent):
-            nearest = int(recent[np.argmax(catalog.vectors[recent] @ catalog.vectors[item])])
+        if source == ANN and nearest >= 0:
             return f"because you viewed {catalog.title_of(nearest)}"
         return POPULAR_REASON
 
 
-def _first_occurrence(values: np.ndarray) -> np.ndarray:
-    first = np.zeros(len(values), dtype=bool)
-    first[np.unique(values, return_index=True)[1]] = True
-    return first
+NO_CATEGORY = -(2**62)  # below every category index: matches no item
+
+
+class _RowSets:
+    """A set of item indices per row of a (B, K) array, asked about many items at once: (row, item) is one key."""
+
+    def __init__(self, items: np.ndarray, n_items: int):
+        self.n_items = n_items
+        self.keys = np.unique(self._keys(items))
+
+    def _keys(self, items: np.ndarray) -> np.ndarray:
+        return np.arange(len(items))[:, None] * self.n_items + items
+
+    def contains(self, items: np.ndarray) -> np.ndarray:
+        keys = self._keys(items)
+        if not len(self.keys):
+            return np.zeros(keys.shape, dtype=bool)
+        return self.keys[np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)] == keys
+
+
+class _Chosen:
+    """The lists being filled, (B, width): item, score and candidate column (-1: promoted) per position, and the
+    category that ends each list with the length of its run."""
+
+    def __init__(self, users: int, width: int):
+        self.width = width
+        self.items = np.zeros((users, width), dtype=np.int64)
+        self.scores = np.zeros((users, width), dtype=np.float64)
+        self.rows = np.full((users, width), -1, dtype=np.int64)
+        self.count = np.zeros(users, dtype=np.int64)
+        self.done = np.zeros(users, dtype=bool)
+        self.last_category = np.full(users, NO_CATEGORY, dtype=np.int64)
+        self.run = np.zeros(users, dtype=np.int64)
+
+    def add(self, position: int, users: np.ndarray, items, scores, rows, categories) -> None:
+        self.items[users, position], self.scores[users, position], self.rows[users, position] = items, scores, rows
+        self.count[users] = position + 1
+        self.run[users] = np.where(categories == self.last_category[users], self.run[users] + 1, 1)
+        self.last_category[users] = categories
+
+
+class _Pool:
+    """Each user's best candidates (B, P; ``rows`` -1 past the user's pool) for greedy maximal marginal
+    relevance: what is still open, and each item's max cosine to the items already chosen."""
+
+    def __init__(self, catalog: Catalog, config: RerankConfig, items, relevance, rows, open_):
+        self.catalog, self.config = catalog, config
+        self.items, self.relevance, self.rows = items, relevance, rows
+        self.open = open_ & (rows >= 0)
+        self.categories = catalog.category_idx[items]
+        self.closest = np.zeros(items.shape)  # 0 until an item is chosen
+        self.vectors = catalog.vectors[items]
+
+    def _chosen(self, users: np.ndarray, vectors: np.ndarray) -> None:
+        """Each of ``users`` chose an item with these vectors: its cosine to every pool item may be the closest.
+        Only the chosen items' rows of the similarity matrix are computed (a quarter of it for 50 of 200), each
+        user's from that user's vectors alone, so a list does not depend on who else is in the batch."""
+        users = _rows_of(users, len(self.items))
+        similarity = np.matmul(self.vectors[users], vectors[:, :, None])[:, :, 0]  # one BLAS product per user
+        self.closest[users] = np.maximum(self.closest[users], similarity)
+
+    def place(self, users: np.ndarray, items: np.ndarray):
+        """Promoted ``items`` into their slots for ``users``: scored by their relevance when they were
+        candidates, else 0."""
+        inside = (self.items[users] == items[:, None]) & (self.rows[users] >= 0)
+        scores = np.where(inside.any(1), self.relevance[users, np.argmax(inside, 1)], 0.0)
+        self.open[users] &= ~inside
+        self._chosen(users, self.catalog.vectors[items])
+        return items, scores, np.full(len(items), -1), self.catalog.category_idx[items]
+
+    def pick(self, users: np.ndarray, capped: np.ndarray):
+        """The best open item by MMR for each of ``users``, skipping ``capped`` categories while another
+        category is left to choose from."""
+        lam = self.config.mmr_lambda
+        rows = _rows_of(users, len(self.items))
+        mmr = np.where(self.open[rows], lam * self.relevance[rows] - (1 - lam) * self.closest[rows], -np.inf)
+        categories = self.categories[rows]
+        limited = np.where((categories == capped[:, :1]) | (categories == capped[:, 1:]), -np.inf, mmr)
+        mmr = np.where(np.isfinite(limited).any(1, keepdims=True), limited, mmr)
+        best = np.argmax(mmr, 1)
+        index = np.flatnonzero(users)
+        self.open[index, best] = False
+        self._chosen(users, self.vectors[index, best])
+        return (self.items[index, best], self.relevance[index, best], self.rows[index, best],
+                categories[np.arange(len(index)), best])
+
+
+def _rows_of(users: np.ndarray, count: int) -> np.ndarray | slice:
+    """The rows a mask of users selects; every row as a slice, a view rather than a copy of the (B, P, dim) pool."""
+    return slice(None) if users.all() and len(users) == count else users
+
+
+def _first_occurrence(values: np.ndarray, n_items: int) -> np.ndarray:
+    """(B, N): True where a row holds a value for the first time."""
+    first = np.zeros(values.size, dtype=bool)
+    first[np.unique((np.arange(len(values))[:, None] * n_items + values).ravel(), return_index=True)[1]] = True
+    return first.reshape(values.shape)
 
 
 def pack(results: list[Recommendations], catalog: Catalog, model_version: str) -> dict[str, np.ndarray]:

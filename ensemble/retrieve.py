@@ -60,14 +60,27 @@ class Retriever:
 
     def __call__(self, queries: np.ndarray, item_seq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``queries`` (B, dim) and left-padded ``item_seq`` (B, L) → candidates, sources, anchors (B, N)."""
+        return self.merge(queries, item_seq, self.search(queries, item_seq.shape[1]))
+
+    def ann_depth(self, width: int) -> int:
+        """How many ANN results a batch whose ``item_seq`` is ``width`` wide asks for: extra ones make up for what
+        :meth:`merge` filters out (seen and unavailable items, items the other sources took already)."""
+        extra = width + self.unavailable + self.other_sources + 16
+        return min(len(self.catalog), self.config.candidates + extra, self.max_k)
+
+    def search(self, queries: np.ndarray, width: int) -> np.ndarray:
+        """(B, :meth:`ann_depth`) nearest items to each query, best first; one search for the batch."""
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), self.ann_depth(width))[1]
+
+    def merge(self, queries: np.ndarray, item_seq: np.ndarray, ann: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates, sources and anchors (B, N) from the ANN results of :meth:`search` and the other sources;
+        ``ann`` may be deeper than this batch asks for (one search for many batches, the deepest first): only
+        its first :meth:`ann_depth` columns count, as if this batch had been searched alone."""
         cfg = self.config
         batch = len(queries)
         item_seq = known_items(item_seq, len(self.catalog))
-        # Extra ANN results make up for what is filtered out below: seen and unavailable items, and items the
-        # other sources took already.
-        extra = item_seq.shape[1] + self.unavailable + self.other_sources + 16
-        ann_k = min(len(self.catalog), cfg.candidates + extra, self.max_k)
-        _, ann = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), ann_k)
+        ann = ann[:, :self.ann_depth(item_seq.shape[1])]
         candidates = np.zeros((batch, cfg.candidates), dtype=np.int64)
         sources = np.full((batch, cfg.candidates), PADDING, dtype=np.int8)
         anchors = np.full((batch, cfg.candidates), -1, dtype=np.int64)

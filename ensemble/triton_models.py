@@ -90,10 +90,9 @@ class RerankModel(_Model):
         self.reranker = Reranker(self.catalog, RerankConfig(**self.settings["rerank"]))
 
     def run(self, inputs):
-        results = [self.reranker(inputs["candidates"][row], inputs["scores"][row], inputs["sources"][row],
-                                 inputs["anchors"][row], inputs["item_seq"][row], inputs["exclude"][row],
-                                 check_limit(inputs["limit"][row][0]))
-                   for row in range(len(inputs["candidates"]))]
+        results = self.reranker.batch(inputs["candidates"], inputs["scores"], inputs["sources"], inputs["anchors"],
+                                      inputs["item_seq"], inputs["exclude"],
+                                      [check_limit(limit) for limit in inputs["limit"][:, 0]])
         return pack(results, self.catalog, self.settings["model_version"])
 
 

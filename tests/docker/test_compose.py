@@ -6,6 +6,7 @@ import asyncio
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -102,3 +103,29 @@ def test_the_facade_user_reads_the_append_only_state_but_not_the_configuration(c
     assert asyncio.run(durability()) == {"appendonly": True, "appendfsync": None}
     facade = services()["facade"]["environment"]["RECSTACK_FACADE__REDIS_FSYNC"]
     assert facade == "${RECSTACK_REDIS_FSYNC:-everysec}" and facade in services()["redis"]["command"]
+
+
+DASK_COMPOSE = COMPOSE.with_name("dask.compose.yaml")
+
+
+def _defaults(argument: str) -> str:
+    """A compose argument with each ``${NAME:-default}`` replaced by its default."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", argument)
+
+
+def test_dask_cluster_runs_recstack_workers_behind_its_scheduler():
+    dask = yaml.safe_load(DASK_COMPOSE.read_text())["services"]
+    assert {dask[name]["build"]["dockerfile"] for name in dask} == {"docker/dask.Dockerfile"}
+    assert dask["worker"]["command"][:3] == ["dask", "worker", "tcp://scheduler:8786"]
+    assert dask["scheduler"]["ports"] == ["127.0.0.1:8787:8787"]  # the dashboard only, on the host only
+    # Workers open the paths the client sends: every service mounts build/ at the same place.
+    assert {tuple(service["volumes"]) for service in dask.values()} == {("../build:/work/build",)}
+
+
+@pytest.mark.parametrize("service", ["scheduler", "worker"])
+def test_dask_commands_take_the_options_the_compose_file_gives(service):
+    command = [_defaults(a) for a in yaml.safe_load(DASK_COMPOSE.read_text())["services"][service]["command"]]
+    dask = Path(sys.executable).parent / "dask"
+    usage = subprocess.run([str(dask), command[1], "--help"], capture_output=True, text=True, check=True).stdout
+    for option in (a for a in command if a.startswith("--")):
+        assert option in usage, f"dask {command[1]} has no {option}"

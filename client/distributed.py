@@ -1,0 +1,58 @@
+"""Batch scoring on a Dask cluster (``recstack score --workers N`` or ``--scheduler tcp://HOST:PORT``).
+
+Each missing chunk is one task: the worker that runs it scores it in batch mode and writes its part file
+atomically, exactly as a single process would, so the output is the same and a run restarted after the client
+died continues with the chunks still missing. A task lost with its worker is run again elsewhere by Dask; if its
+first try had written the part already, the retry only finds it. Every worker process loads the prepared data and
+the model repository once, on its first task, and keeps them for the next ones. Workers must see the same paths
+(data, repository, output) as the client: one machine, or a shared filesystem.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+from distributed import Client, LocalCluster, as_completed, get_worker
+from recstack.client.core.shop import Shop
+from recstack.client.scoring import ChunkJob
+from recstack.ensemble.batch import BatchFunnel
+from tqdm import tqdm
+
+# One chunk at a time per worker process, whatever its thread count: the engine spreads a chunk over all of them.
+_ONE_CHUNK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _shop(data_dir: Path) -> Shop:
+    return Shop.load(data_dir)
+
+
+@lru_cache(maxsize=1)
+def _engine(repository: Path, threads: int) -> BatchFunnel:
+    return BatchFunnel(repository, threads=threads)
+
+
+def _score_chunk(job: ChunkJob, number: int, user_ids: list[str]) -> int:
+    # The worker's thread count is its share of the host's cores (LocalCluster: threads_per_worker).
+    threads = get_worker().state.nthreads
+    with _ONE_CHUNK:
+        return job.run(number, user_ids, _shop(job.data_dir), _engine(job.repository, threads))
+
+
+def score_chunks(chunks: dict[int, list[str]], job: ChunkJob, bar: tqdm, workers: int | None = None,
+                 scheduler: str | None = None) -> None:
+    """Run the chunks (number → user ids) as Dask tasks, on the cluster at ``scheduler`` or on a local cluster
+    of ``workers`` processes (one thread each); returns when every part is written."""
+    cluster = None if scheduler else LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
+                                                  dashboard_address=None)
+    try:
+        with Client(scheduler or cluster) as client:
+            futures = [client.submit(_score_chunk, job, number, user_ids, key=f"score-{job.parts}-{number}",
+                                     pure=False) for number, user_ids in chunks.items()]
+            for future in as_completed(futures):
+                bar.update(future.result())
+    finally:
+        if cluster is not None:
+            cluster.close()
