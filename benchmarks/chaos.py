@@ -10,9 +10,9 @@ personalised lists for known users, and a ``--events-share`` of single events, e
 - at 10 % Triton is SIGKILLed (its whole process group), at 25 % restarted on the same ports;
 - at 45 % Redis is SIGKILLed, at 55 % restarted on the same port and file;
 - from 65 % to 85 %, ``--slow-clients`` connections trickle request heads one byte a second (each is dropped by
-  the facade's head deadline and reconnects at once).
-
-A schemathesis pass over the OpenAPI schema is not part of it: schemathesis is not a dependency of this project.
+  the facade's head deadline and reconnects at once);
+- at 85 %, a schemathesis pass of ``--fuzz-examples`` generated requests over the whole OpenAPI schema
+  (:mod:`recstack.benchmarks.schema_fuzz`) runs beside the load; its answers and failed checks are reported apart.
 
 Reported: per-second status counts, degraded share and latency, p50/p99 overall, 5xx answers by route and status
 (an event refused with 503 while Redis is down is sent again after its Retry-After, as a careful sender does, and
@@ -36,6 +36,7 @@ import numpy as np
 from recstack.benchmarks.machine import describe_machine
 from recstack.benchmarks.plots import figure
 from recstack.benchmarks.redis_server import FSYNC_POLICIES, RedisServer
+from recstack.benchmarks.schema_fuzz import fuzz_schema
 from recstack.benchmarks.serving_latency import facade_process, prepare_shop
 
 from recstack.settings import Settings
@@ -43,6 +44,7 @@ from recstack.settings import Settings
 RESULTS = Path(__file__).parent / "results"
 SCHEDULE = (("kill triton", 0.10), ("restart triton", 0.25), ("kill redis", 0.45), ("restart redis", 0.55),
             ("slow clients on", 0.65), ("slow clients off", 0.85))
+FUZZ_AT = 0.85  # share of a cycle when the schema pass starts
 REQUEST_TIMEOUT_S = 10.0
 RETRY_FOR_S = 30.0  # how long the client keeps sending an event the facade refused (503: nothing recorded)
 
@@ -282,6 +284,7 @@ def parse_args(argv: list[str], settings: Settings) -> argparse.Namespace:
     parser.add_argument("--cycle", type=float, default=60.0, help="seconds of one kill/restart cycle")
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="repeat the cycle for this long (e.g. 10)")
     parser.add_argument("--slow-clients", type=int, default=200)
+    parser.add_argument("--fuzz-examples", type=int, default=100, help="schemathesis requests per cycle (0: none)")
     parser.add_argument("--redis-fsync", choices=FSYNC_POLICIES, default="everysec")
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--work", type=Path, default=settings.build_dir / "bench" / "chaos")
@@ -312,7 +315,7 @@ def main(argv: list[str], settings: Settings) -> int:
                             facade_settings={"redis_fsync": args.redis_fsync}) as (url, pid, headers):
             load = Load(url, headers, users, items, args.events_share, seed=7)
             host, port = url.removeprefix("http://").split(":")
-            schedule_log, rss, slow = [], [], {"connections": 0, "dropped": 0}
+            schedule_log, rss, slow, fuzzed = [], [], {"connections": 0, "dropped": 0}, []
             began = time.monotonic()
             schedule = threading.Thread(target=run_schedule, args=(stack, args.cycle, cycles, began, schedule_log,
                                                                    say), daemon=True)
@@ -329,8 +332,15 @@ def main(argv: list[str], settings: Settings) -> int:
                     await asyncio.sleep(max(0.0, on - time.monotonic()))
                     await asyncio.gather(*(slow_client(host, int(port), off, slow) for _ in range(args.slow_clients)))
 
+                async def fuzz_phase(cycle: int) -> None:
+                    await asyncio.sleep(max(0.0, began + (cycle + FUZZ_AT) * args.cycle - time.monotonic()))
+                    result = await asyncio.to_thread(fuzz_schema, url, headers, args.fuzz_examples)
+                    fuzzed.append({"cycle": cycle, **result.to_json()})
+                    say(f"schema pass of cycle {cycle}: {result.cases} requests, {len(result.failures)} failed checks")
+
                 await asyncio.gather(load.run(args.rate, seconds, began), sample_rss(),
-                                     *(slow_phase(c) for c in range(cycles)))
+                                     *(slow_phase(c) for c in range(cycles)),
+                                     *(fuzz_phase(c) for c in range(cycles) if args.fuzz_examples))
 
             schedule.start()
             say(f"{args.rate:.0f} req/s for {seconds:.0f} s ({cycles} cycle(s)); facade at {url}")
@@ -344,7 +354,7 @@ def main(argv: list[str], settings: Settings) -> int:
     payload = {"benchmark": "chaos", "machine": describe_machine(), "command": "recstack bench chaos " +
                " ".join(argv), "rate_rps": args.rate, "events_share": args.events_share, "cycle_s": args.cycle,
                "cycles": cycles, "redis_fsync": args.redis_fsync, "slow_clients": args.slow_clients,
-               "schemathesis": "not run: not a dependency of this project", "summary": summary,
+               "schemathesis": fuzzed, "summary": summary,
                "per_second": rows, "rss_mib": rss}
     args.out.mkdir(parents=True, exist_ok=True)
     name = "chaos_soak" if args.soak_minutes else "chaos"  # a soak does not replace the short run's figures
