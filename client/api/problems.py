@@ -21,7 +21,6 @@ PROBLEM_JSON = "application/problem+json"
 
 # What each refusal means across the API; a route adds its own statuses with these descriptions.
 STATUS_MEANINGS = {
-    400: "the client left before its body arrived: nothing was recorded",
     401: "no key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
     403: "the key lacks the scope (named in `detail`), a public key is used from another origin, or acts for a "
          "user without a valid user token",

@@ -37,7 +37,7 @@ class FacadeConfig:
     live_min_count: float = 5.0  # weighted events an item needs before live counts move it up the lists
     session_length: int = DEFAULT_MAX_SEQUENCE_LENGTH  # live events kept per user
     max_batch_events: int = 1000
-    max_body_bytes: int = 1 << 20  # larger bodies get 413 before they are read (a full batch is ~200 KB)
+    max_body_bytes: int = 1 << 20  # larger bodies get 413 before they are read (1,000 small events: ~200 KB)
     max_json_depth: int = 32  # deeper JSON gets 422 before it is parsed
     exploration_slots: int = 1  # positions of a personalised list the new-item bandit fills
     exploration_position: int = 3  # where the first of them goes (0-based)

@@ -16,6 +16,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from recstack.client.core.sessions import EVENTS_STREAM, INGEST_GROUP, KEY_PREFIX, group_lag
 from recstack.preprocessing.lake import LAKE_EVENT_COLUMNS, EventLake
@@ -27,6 +28,8 @@ def lake_row(entry_id: str, event: dict) -> dict:
     # Events stored before the facade gave ids are named by their stream entry, which is unique too.
     row = {name: event.get(name) for name in LAKE_EVENT_COLUMNS if name != "weight"}
     row["event_id"] = event.get("event_id") or f"stream-{entry_id}"
+    moment = datetime.fromisoformat(row["timestamp"])  # the facade's ISO text; older entries may lack an offset
+    row["timestamp"] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
     return row
 
 

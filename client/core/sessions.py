@@ -182,7 +182,7 @@ class MemoryStore:
     async def forget(self, user_id: str) -> dict[str, int]:
         session = len(self.sessions.pop(user_id, ()))
         removed = {"session": session}
-        for name, log in (("events", self.stream), ("exposures", self.exposure_log)):
+        for name, log in ((EVENTS_STREAM, self.stream), ("exposures", self.exposure_log)):
             kept = [entry for entry in log if entry.get("user_id") != user_id]
             removed[name] = len(log) - len(kept)
             log.clear()
@@ -254,8 +254,9 @@ class RedisStore:
     async def log_events(self, events: list[dict]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.xadd(self._key("events"), {"event": json.dumps(event)}, maxlen=STREAM_MAXLEN, approximate=True)
-            pipe.xtrim(self._key("events"), minid=self._oldest_kept(), approximate=False)
+                pipe.xadd(self._key(EVENTS_STREAM), {"event": json.dumps(event)}, maxlen=STREAM_MAXLEN,
+                          approximate=True)
+            pipe.xtrim(self._key(EVENTS_STREAM), minid=self._oldest_kept(), approximate=False)
             await pipe.execute()
 
     async def recent(self, user_id: str) -> list[str]:

@@ -16,7 +16,6 @@ from recstack.client.api.schemas import Event, EventsResponse, RejectedEvent
 from recstack.client.api.security import KEYED_RESPONSES, BeaconCaller, Caller, PublicCaller
 from recstack.client.core.metrics import Metrics
 from recstack.client.core.recommender import Recommender, StoreUnavailable
-from starlette.requests import ClientDisconnect
 
 router = APIRouter(prefix=API_PREFIX, tags=["events"],
                    responses={**KEYED_RESPONSES, **problem_responses(413, 422, 503)})
@@ -31,22 +30,25 @@ async def post_events(request: Request, recommender: RecommenderDep, metrics: Me
     return await _record(request, recommender, metrics, caller, body)
 
 
-@router.post("/events/beacon", response_model=EventsResponse, responses=problem_responses(400),
+@router.post("/events/beacon", response_model=EventsResponse,
              openapi_extra={"requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def post_beacon(request: Request, recommender: RecommenderDep, metrics: MetricsDep,
                       caller: BeaconCaller) -> EventsResponse:
     """What ``navigator.sendBeacon`` sends: the body of ``/events`` as JSON in any content type (a beacon's
     ``text/plain`` needs no CORS preflight), the public key as ``?key=`` (and a user token as ``&user_token=``),
     since a beacon cannot set headers. Same checks as the public key in a header, origin included."""
-    try:
+    try:  # finite numbers and bounded nesting: the request limits checked this body already
         body = json.loads(await request.body())
-    except ClientDisconnect as exc:  # a closing page's request cut short: nothing arrived, nothing to record
-        raise HTTPException(400, "the client left before the body arrived; nothing was recorded") from exc
     except ValueError as exc:
         raise HTTPException(422, f"the body is not JSON: {exc}") from exc
     if not isinstance(body, dict | list):
         raise HTTPException(422, "the body is an event, a list of events, or {\"events\": [...]}")
     return await _record(request, recommender, metrics, caller, body)
+
+
+def utc(moment: datetime) -> datetime:
+    """Every stored time in UTC with its offset; a time sent without one is taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 async def _record(request: Request, recommender: Recommender, metrics: Metrics, caller: Caller,
@@ -64,7 +66,7 @@ async def _record(request: Request, recommender: Recommender, metrics: Metrics, 
         # The id the event log deduplicates on, so a consumer replaying after a crash never doubles an event.
         accepted.append({"event_id": uuid.uuid4().hex, "user_id": event.user_id, "item_id": event.item_id,
                          "item_idx": item_idx, "event_type": event.event_type.value,
-                         "timestamp": (event.timestamp or now).isoformat(), "context": event.context})
+                         "timestamp": utc(event.timestamp or now).isoformat(), "context": event.context})
     rejected.sort(key=lambda r: r.index)
     if not accepted:
         metrics.events.labels("rejected").inc(len(rejected))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import uvicorn
 from recstack.benchmarks.schema_fuzz import fuzz_schema
 from recstack.benchmarks.serving_latency import facade_process
@@ -20,7 +21,8 @@ FUZZ_EXAMPLES = 300  # over all operations: about 30 each, a minute on 2 cores
 
 @pytest.fixture(scope="module")
 def served_facade(trained_shop, model_repository, redis_url):
-    """The facade (in-process engine, real Redis) behind uvicorn on a free port: (url, admin headers)."""
+    """The facade (in-process engine, real, emptied Redis) behind uvicorn on a free port: (url, admin headers)."""
+    redis.Redis.from_url(redis_url).flushdb()  # what other tests wrote by hand is not the facade's to serve
     client = make_api(trained_shop, "", redis_url, engine="in-process", repository=model_repository)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, log_level="warning"))

@@ -4,7 +4,7 @@ chunked), oversized context, blank ids and out-of-range limits."""
 import json
 
 import pytest
-from recstack.client.api.limits import json_depth
+from recstack.client.api.limits import json_depth, json_problem
 from recstack.client.api.problems import PROBLEM_JSON
 
 from .conftest import make_api
@@ -38,8 +38,21 @@ def test_deep_json_is_refused_before_parsing(api_in_process, items):
     nested = "[" * 900 + "]" * 900
     deep = f'{{"user_id": "u1", "item_id": "{items[0]}", "event_type": "view", "context": {nested}}}'
     assert_problem(api_in_process.post("/api/v1/events", content=deep), 422, "deeper than 32")
+    assert_problem(api_in_process.post("/api/v1/events", content="[" * 100_000), 422, "deeper than 32")
     # Brackets inside strings do not count.
-    assert json_depth(json.dumps({"context": "[[[[" * 100}).encode()) == 1
+    assert json_depth(json.loads(json.dumps({"context": "[[[[" * 100}))) == 1
+
+
+def test_a_body_that_is_not_json_is_left_to_the_route_and_costs_one_linear_pass():
+    # An unterminated string of escaped quotes once took a pattern quadratic time (7 s at 60 KB).
+    assert json_problem(b'"' + b'\\"' * 400_000, 32) is None
+
+
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "Application/JSON", "text/plain"])
+def test_every_body_is_checked_whatever_its_declared_type(api_in_process, items, content_type):
+    raw = f'{{"user_id": "anon_1", "item_id": "{items[0]}", "event_type": "view", "weight": NaN}}'
+    refused = api_in_process.post("/api/v1/events/beacon", content=raw, headers={"content-type": content_type})
+    assert_problem(refused, 422, "finite")
 
 
 def test_oversized_bodies_are_refused_declared_or_chunked(api_in_process, items):

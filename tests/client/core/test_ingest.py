@@ -53,6 +53,7 @@ def lag(redis_url: str) -> int | None:
 def test_events_reach_the_log_once_by_date_and_preprocessing_reads_it(flush_redis, tmp_path):
     events = make_events(700) + make_events(300, day="2026-12-01")
     events[5]["event_type"] = "impression"  # logged, but not an interaction to learn from
+    events[6]["timestamp"] = "2026-11-30T05:00:00"  # stored before times were made UTC: taken as UTC
     post(flush_redis, events)
     assert lag(flush_redis) == 1000  # before any consumer: the whole stream
     lake = EventLake(tmp_path / "lake")
