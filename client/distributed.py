@@ -18,19 +18,27 @@ from distributed import Client, LocalCluster, as_completed, get_worker
 from recstack.client.core.shop import Shop
 from recstack.client.scoring import ChunkJob
 from recstack.ensemble.batch import BatchFunnel
+from recstack.ensemble.build import REPOSITORY_FILE
+from recstack.preprocessing.layout import MANIFEST_NAME
 from tqdm import tqdm
 
 # One chunk at a time per worker process, whatever its thread count: the engine spreads a chunk over all of them.
 _ONE_CHUNK = threading.Lock()
 
 
+def _stamp(marker: Path) -> int:
+    """When ``marker`` was last written: a dataset or repository rebuilt at the same path is loaded again by
+    workers of a long-lived cluster."""
+    return marker.stat().st_mtime_ns if marker.exists() else 0
+
+
 @lru_cache(maxsize=1)
-def _shop(data_dir: Path) -> Shop:
+def _shop(data_dir: Path, stamp: int) -> Shop:
     return Shop.load(data_dir)
 
 
 @lru_cache(maxsize=1)
-def _engine(repository: Path, threads: int) -> BatchFunnel:
+def _engine(repository: Path, threads: int, stamp: int) -> BatchFunnel:
     return BatchFunnel(repository, threads=threads)
 
 
@@ -38,7 +46,9 @@ def _score_chunk(job: ChunkJob, number: int, user_ids: list[str]) -> int:
     # The worker's thread count is its share of the host's cores (LocalCluster: threads_per_worker).
     threads = get_worker().state.nthreads
     with _ONE_CHUNK:
-        return job.run(number, user_ids, _shop(job.data_dir), _engine(job.repository, threads))
+        shop = _shop(job.data_dir, _stamp(job.data_dir / MANIFEST_NAME))
+        engine = _engine(job.repository, threads, _stamp(job.repository / REPOSITORY_FILE))
+        return job.run(number, user_ids, shop, engine)
 
 
 def score_chunks(chunks: dict[int, list[str]], job: ChunkJob, bar: tqdm, workers: int | None = None,

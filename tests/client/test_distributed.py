@@ -94,3 +94,20 @@ def test_a_running_cluster_s_workers_load_the_models_once(trained_shop, model_re
     assert all(misses <= 1 for misses, _ in loads.values())  # 8 chunks, at most one load per worker
     assert sum(misses + hits for misses, hits in loads.values()) == 8
     assert pl.read_parquet(tmp_path / "recommendations.parquet").equals(single)
+
+
+def test_a_repository_rebuilt_at_the_same_path_is_loaded_again(monkeypatch, tmp_path):
+    import os
+
+    from recstack.client import distributed
+
+    loads = []
+    monkeypatch.setattr(distributed, "BatchFunnel", lambda repository, threads: loads.append(repository) or object())
+    distributed._engine.cache_clear()
+    marker = tmp_path / distributed.REPOSITORY_FILE
+    marker.write_text("{}")
+    first = distributed._engine(tmp_path, 1, distributed._stamp(marker))
+    assert distributed._engine(tmp_path, 1, distributed._stamp(marker)) is first  # one load per worker
+    os.utime(marker, ns=(marker.stat().st_atime_ns, marker.stat().st_mtime_ns + 1_000_000))  # build-repo again
+    assert distributed._engine(tmp_path, 1, distributed._stamp(marker)) is not first and len(loads) == 2
+    distributed._engine.cache_clear()
