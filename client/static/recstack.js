@@ -207,8 +207,8 @@ class RecStack {
     if (leaving && navigator.sendBeacon?.(url, body)) return;
     fetch(url, { method: "POST", body, keepalive: body.length < 60000, mode: "cors", credentials: "omit" })
       .then((response) => {
-        // 4xx: the events themselves were refused; sending them again would be refused again.
-        if (response.status >= 500 || response.status === 429) this.#requeue(batch);
+        // Other 4xx: the events themselves were refused; sending them again would be refused again.
+        if (response.status >= 500 || response.status === 429 || response.status === 408) this.#requeue(batch);
         else this.retryMs = 2000;
       })
       .catch(() => this.#requeue(batch));
