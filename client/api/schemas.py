@@ -13,7 +13,7 @@ from recstack.client.recommendation import Recommendation
 
 # Declared in the schema (not only checked in code), so a client knows the rules before it sends.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")]
-MAX_LIMIT = 100  # longest list one call returns
+MAX_RESULTS = 100  # longest list one call returns
 MAX_LIST_IDS = 1000  # ids one rank or re-rank call orders
 MAX_EXCLUDE = 200  # ids one recommendations call leaves out
 MAX_CONTEXT_CHARS = 2000  # an event's free-form context, as JSON text

@@ -15,7 +15,7 @@ import json
 import logging
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from recstack.client.core.sessions import EVENTS_STREAM, INGEST_GROUP, KEY_PREFIX, group_lag
@@ -37,7 +37,6 @@ def lake_row(entry_id: str, event: dict) -> dict:
 class IngestStats:
     events: int = 0
     batches: int = 0
-    parts: set = field(default_factory=set)
 
 
 class Ingest:

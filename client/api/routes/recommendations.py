@@ -10,7 +10,7 @@ from recstack.client.api.problems import problem_responses
 from recstack.client.api.routes import API_PREFIX
 from recstack.client.api.schemas import (
     MAX_EXCLUDE,
-    MAX_LIMIT,
+    MAX_RESULTS,
     CategoryName,
     Context,
     Id,
@@ -23,7 +23,7 @@ from recstack.client.core.recommender import Served, UnknownItem
 
 router = APIRouter(prefix=API_PREFIX, tags=["recommendations"],
                    responses={**KEYED_RESPONSES, **problem_responses(404, 422)})
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="how many items")]
+Limit = Annotated[int, Query(ge=1, le=MAX_RESULTS, description="how many items")]
 
 
 def _response(served: Served, request: Request) -> RecommendationsResponse:

@@ -21,6 +21,14 @@ def test_one_event_lands_in_the_session_and_the_stream(api, items, flush_redis):
     assert store.zscore("recstack:popularity", items[3]) == 8.0  # purchase weight
 
 
+def test_event_times_are_stored_in_utc_an_offset_less_one_taken_as_utc(api, items, flush_redis):
+    events = [{"user_id": "u9", "item_id": items[3], "event_type": "view", "timestamp": "2026-03-01T10:00:00"},
+              {"user_id": "u9", "item_id": items[4], "event_type": "view", "timestamp": "2026-03-01T12:00:00+02:00"}]
+    assert api.post("/api/v1/events", json=events).json()["accepted"] == 2
+    stored = redis.Redis.from_url(flush_redis, decode_responses=True).xrange("recstack:events")
+    assert [json.loads(fields["event"])["timestamp"] for _, fields in stored] == ["2026-03-01T10:00:00+00:00"] * 2
+
+
 def test_a_batch_keeps_its_valid_events_and_names_the_bad_ones(api, items):
     batch = {"events": [
         {"user_id": "u1", "item_id": items[0], "event_type": "view"},
