@@ -51,7 +51,7 @@ def _schema(frame: pl.DataFrame) -> dict[str, str]:
 
 def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig | None = None,
                split: SplitConfig | None = None, engine: EngineName = "auto", progress: bool = True,
-               tombstones: frozenset[str] = frozenset()) -> Manifest:
+               tombstones: frozenset[str] = frozenset(), base: Workflow | None = None) -> Manifest:
     """Split, fit the workflow, transform and write every table of the layout; return the manifest.
 
     Parameters
@@ -67,6 +67,9 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
     tombstones : frozenset of str
         Digests of users who asked to be forgotten (:mod:`recstack.preprocessing.tombstones`): their events are
         dropped before anything is computed from them.
+    base : Workflow, optional
+        A fitted workflow to extend rather than fit anew (:meth:`Workflow.extend`, incremental retraining): known
+        users and items keep their indices. Its config replaces ``workflow``.
 
     Examples
     --------
@@ -76,7 +79,7 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
     >>> manifest.counts["test_users"] > 0
     True
     """
-    workflow = workflow or WorkflowConfig()
+    workflow = base.config if base is not None else workflow or WorkflowConfig()
     split = split or SplitConfig()
     if split.strategy == "temporal" and not dataset.has_timestamps:
         raise InputError(f"dataset {dataset.name!r} has no real timestamps (only an order), so a temporal "
@@ -98,11 +101,15 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
             bar.set_postfix_str(f"{label} done")
             bar.update(1)
 
-        wf = Workflow(workflow, engine=engine_name)
+        def fitted(events: pl.DataFrame) -> Workflow:
+            if base is None:
+                return Workflow(workflow, engine=engine_name).fit(events, dataset.items)
+            return replace(base.extend(events, dataset.items), engine=engine_name)
+
         if split.strategy == "leave_one_out":
             # Leave-one-out holds out interactions, not time: every item and user is known, as in
             # the papers' protocol; popularity statistics still come from train only.
-            wf.fit(dataset.events, dataset.items)
+            wf = fitted(dataset.events)
             encoded = _drop_oov_items(wf.transform(dataset.events), "all", dropped)
             step("fit + transform")
             marked = collect(leave_one_out(encoded.lazy(), workflow.collapse_repeats), engine_name)
@@ -111,7 +118,7 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
             history = marked.filter(pl.col("split") != "test").drop("split")
         else:
             raw_parts, cutoffs = temporal_split(dataset.events, split)
-            wf.fit(raw_parts["train"], dataset.items)
+            wf = fitted(raw_parts["train"])
             step("fit")
             parts = {name: _drop_oov_items(wf.transform(frame), name, dropped) for name, frame in raw_parts.items()}
             history = pl.concat([parts["train"], parts["valid"]]).sort(["user_idx", "user_id", "timestamp"],

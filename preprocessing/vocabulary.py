@@ -53,6 +53,36 @@ class Vocabulary:
             "index", offset=FIRST_INDEX).with_columns(pl.col("index").cast(pl.UInt32))
         return cls(name, table.select("index", "raw", "count"))
 
+    def extend(self, values: pl.Series, min_count: int = 1, always_keep: pl.Series | None = None) -> Vocabulary:
+        """This vocabulary plus the new values of ``values``, the fitting data now (seen ``min_count`` times, or
+        listed in ``always_keep``) appended after it: known values keep their index, so a model trained on this
+        vocabulary reads the extended one unchanged. ``always_keep`` values come first, in the order given (the
+        order the facade numbered items added through the API), then the others, most frequent first. Counts
+        become those of ``values`` where it holds the value.
+
+        Examples
+        --------
+        >>> v = Vocabulary.fit("item_id", pl.Series(["a", "b", "b"]))
+        >>> w = v.extend(pl.Series(["c", "a", "d", "d"]), always_keep=pl.Series(["z"]))
+        >>> w.table.select("index", "raw").rows()
+        [(2, 'b'), (3, 'a'), (4, 'z'), (5, 'd'), (6, 'c')]
+        """
+        counts = (pl.LazyFrame({"raw": values.cast(pl.String)}).drop_nulls()
+                  .group_by("raw").agg(pl.len().cast(pl.UInt64).alias("count")).collect())
+        new = counts.join(self.table.select("raw"), on="raw", how="anti")
+        first = pl.DataFrame(schema={"raw": pl.String, "count": pl.UInt64})
+        if always_keep is not None:
+            listed = (pl.DataFrame({"raw": always_keep.drop_nulls().cast(pl.String)}).unique(maintain_order=True)
+                      .join(self.table.select("raw"), on="raw", how="anti"))
+            first = listed.join(counts, on="raw", how="left").with_columns(pl.col("count").fill_null(0))
+        rest = (new.join(first.select("raw"), on="raw", how="anti").filter(pl.col("count") >= min_count)
+                .sort(["count", "raw"], descending=[True, False]))
+        added = pl.concat([first, rest]).with_row_index("index", offset=self.size).with_columns(
+            pl.col("index").cast(pl.UInt32))
+        known = self.table.join(counts.rename({"count": "new_count"}), on="raw", how="left").select(
+            "index", "raw", pl.coalesce("new_count", "count").alias("count"))
+        return Vocabulary(self.name, pl.concat([known, added.select("index", "raw", "count")]))
+
     @property
     def size(self) -> int:
         """Embedding table size: known values plus the PAD and OOV rows."""

@@ -83,6 +83,41 @@ class Workflow:
         self.reference_time = events["timestamp"].max()
         return self
 
+    def extend(self, events: pl.DataFrame, items: pl.DataFrame | None = None) -> Workflow:
+        """A copy fitted incrementally on ``events`` (old and new): every known user, item, category, brand and
+        title token keeps its index and new ones are appended (:meth:`Vocabulary.extend`), so models trained on
+        this workflow grow their tables instead of starting over. The time origin and price buckets stay; the
+        reference time moves to the newest event.
+
+        Examples
+        --------
+        >>> from recstack.preprocessing.datasets import load_dataset
+        >>> data = load_dataset("synthetic", n_events=10_000, seed=0)
+        >>> old = Workflow(WorkflowConfig()).fit(data.events.head(5_000), data.items)
+        >>> new = old.extend(data.events, data.items)
+        >>> def moved(name):  # known values whose index changed
+        ...     a, b = (w.vocabularies[name].table.select("raw", "index") for w in (old, new))
+        ...     return a.join(b, on="raw").filter(pl.col("index") != pl.col("index_right")).height
+        >>> moved("user_id"), moved("item_id"), new.vocabularies["user_id"].size > old.vocabularies["user_id"].size
+        (0, 0, True)
+        """
+        self._require_fitted()
+        cfg, old = self.config, self.vocabularies
+        has_items = items is not None
+        empty = pl.Series([], dtype=pl.String)
+        vocabs = {
+            "user_id": old["user_id"].extend(events["user_id"], cfg.min_user_count),
+            "item_id": old["item_id"].extend(events["item_id"], cfg.min_item_count,
+                                             always_keep=items["item_id"] if has_items else None),
+            "category": old["category"].extend(items["category"] if has_items else empty),
+            "brand": old["brand"].extend(items["brand"] if has_items else empty),
+            "title_token": old["title_token"].extend(
+                items.select(title_tokens(pl.col("title")).explode())["title"] if has_items else empty,
+                cfg.min_token_count),
+        }
+        return Workflow(cfg, vocabs, self.price_edges, self.start_time,
+                        max(self.reference_time, events["timestamp"].max()), self.engine)
+
     def _fit_price_edges(self, items: pl.DataFrame | None) -> list[float]:
         if items is None or items["price"].null_count() == items.height:
             return []

@@ -19,7 +19,8 @@ from recstack.ensemble.config import ServingConfig
 from recstack.preprocessing.config import SplitConfig, WorkflowConfig
 from recstack.preprocessing.engine import EngineName
 from recstack.preprocessing.tombstones import TOMBSTONES_NAME
-from recstack.training.config import SASRecConfig, TrainConfig, TwoTowerConfig
+from recstack.training.config import GateConfig, RetrainConfig, SASRecConfig, TrainConfig, TwoTowerConfig
+from recstack.versions import VERSIONS_NAME
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,8 @@ class Settings(BaseSettings):
     train: TrainConfig = Field(default_factory=TrainConfig)
     sasrec: SASRecConfig = Field(default_factory=SASRecConfig)
     two_tower: TwoTowerConfig = Field(default_factory=TwoTowerConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     facade: FacadeConfig = Field(default_factory=FacadeConfig)
 
@@ -81,6 +84,11 @@ class Settings(BaseSettings):
     def model_repository(self) -> Path:
         """The built Triton model repository (``recstack build-repo``)."""
         return self.build_dir / "model_repository"
+
+    @property
+    def versions_dir(self) -> Path:
+        """The retrained versions and their journal (:mod:`recstack.versions`)."""
+        return self.build_dir / VERSIONS_NAME
 
     def raw_output(self, dataset: str) -> Path:
         """Folder of generated raw data in the generic events schema."""

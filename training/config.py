@@ -91,3 +91,31 @@ class TwoTowerConfig:
     logq_correction: bool = True
     cuts_per_user: int = 8  # (history, next item) examples drawn per user and epoch by the training recipe
     lr: float = 1e-3  # unless TrainConfig.lr sets one
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Incremental retraining (``recstack retrain``, ``recstack loop``): how much to train and what to replay."""
+
+    epochs: int = 4  # warm-started epochs on the users with new events and the replay sample (validated every 2)
+    replay: float = 1.0  # older users replayed per user with new events, so the model does not forget them
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.replay < 0:
+            raise ValueError(f"retrain needs epochs >= 1 and replay >= 0; got {self.epochs}, {self.replay}")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The quality gate between a retrained candidate and the serving version (:mod:`recstack.training.gate`)."""
+
+    metric: str = "ndcg@10"
+    # The candidate may fall this share below the serving version and still be published: the held-out window of
+    # one round is small, and its noise must not block every update.
+    tolerance: float = 0.05
+    min_users: int = 20  # with fewer held-out users of new events, every test user is the window
+
+    def __post_init__(self):
+        if not 0 <= self.tolerance <= 1 or self.min_users < 1:
+            raise ValueError(f"gate tolerance must be within [0, 1] and min_users >= 1; got {self.tolerance}, "
+                             f"{self.min_users}")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 from recstack.training.accuracy import accuracy_table
 from recstack.training.baselines import BASELINES
 from recstack.training.config import SASRecConfig, TrainConfig, TwoTowerConfig
@@ -23,6 +25,7 @@ from recstack.training.report import TrainingReport
 from recstack.training.runtime import Distributed, pick_device
 from recstack.training.train_sasrec import sequence_scorer, train_sasrec
 from recstack.training.train_two_tower import train_two_tower, two_tower_scorer
+from recstack.training.warm_start import focus
 
 # Neural models: how each trains, scores every item for evaluation, and exports.
 RECIPES = {
@@ -37,10 +40,16 @@ METRICS_FILE = "metrics.json"
 def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] = MODELS,
                  train: TrainConfig = TrainConfig(), sasrec: SASRecConfig = SASRecConfig(),
                  two_tower: TwoTowerConfig = TwoTowerConfig(), resume: bool = True, progress: bool = True,
-                 sampled: bool = False, export: bool = True) -> dict:
+                 sampled: bool = False, export: bool = True, warm_start: Mapping[str, Path] | None = None,
+                 recent_users: np.ndarray | None = None, replay: float = 1.0) -> dict:
     """Train ``models`` (a subset of :data:`MODELS`) on ``data_dir``, writing checkpoints, ``metrics.json``,
     ``accuracy.md`` and the ONNX exports under ``out``; returns the summary written to ``metrics.json`` (its
     ``reports`` as :meth:`TrainingReport.to_json` writes them).
+
+    Incremental retraining passes ``warm_start`` (model name → the serving model's checkpoint, grown to this
+    catalog by :func:`~recstack.training.warm_start.grow_into`) and ``recent_users`` (user indices with new
+    events): the neural models then train on those users plus ``replay`` times as many others
+    (:func:`~recstack.training.warm_start.focus`); validation and test stay whole.
 
     Examples
     --------
@@ -53,6 +62,7 @@ def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] 
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     data = load_prepared(data_dir)
+    training_data = data if recent_users is None else focus(data, recent_users, replay, train.seed)
     out = Path(out)
     model_configs = {"sasrec": sasrec, "two_tower": two_tower}
     dist = Distributed.from_environment(pick_device(train.device))
@@ -72,7 +82,8 @@ def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] 
     for name, (train_model, scorer, export_model) in RECIPES.items():
         if name not in models:
             continue
-        trained = train_model(data, out / name, model_configs[name], train, resume=resume, progress=progress)
+        trained = train_model(training_data, out / name, model_configs[name], train, resume=resume, progress=progress,
+                              warm_start=(warm_start or {}).get(name))
         if not dist.is_main:
             dist.barrier()  # wait while the main process tests and exports, before the next model's DDP
             continue

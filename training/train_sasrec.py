@@ -13,6 +13,7 @@ from recstack.training.models.sasrec import SASRec
 from recstack.training.recipe import train_and_test
 from recstack.training.runtime import seed_everything
 from recstack.training.trainer import Trained, process_batches
+from recstack.training.warm_start import grow_into
 
 
 def next_item_pairs(sequences: list[np.ndarray], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,7 +44,8 @@ def sequence_scorer(model: SASRec, device: torch.device) -> Scorer:
 
 
 def train_sasrec(data: PreparedData, output_dir: Path, model_config: SASRecConfig | None = None,
-                 train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True) -> Trained:
+                 train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True,
+                 warm_start: Path | None = None) -> Trained:
     """Train with early stopping on validation NDCG@10 (then `finish_epochs`, if set); evaluate the final model on test.
 
     Returns the best model (on the main process) and its report: test metrics, best epoch, time,
@@ -52,6 +54,8 @@ def train_sasrec(data: PreparedData, output_dir: Path, model_config: SASRecConfi
     model_config, train_config = model_config or SASRecConfig(), train_config or TrainConfig()
     seed_everything(train_config.seed)  # the initial weights are part of the reproducible run
     model = SASRec(data.n_items, model_config)
+    if warm_start is not None:
+        grow_into(model, warm_start)
 
     def make_batches(sequences):
         inputs, labels = next_item_pairs(sequences, model_config.max_length)

@@ -14,6 +14,7 @@ from recstack.training.models.two_tower import ItemFeatures, TwoTower
 from recstack.training.recipe import train_and_test
 from recstack.training.runtime import seed_everything
 from recstack.training.trainer import Trained, process_batches
+from recstack.training.warm_start import grow_into
 
 TEST_KS = (10, 20, 100, 500)  # Recall@100/500 bound what the retrieval stage can hand to the ranker
 
@@ -102,8 +103,8 @@ def two_tower_scorer(model: TwoTower, features: ItemFeatures, device: torch.devi
 
 
 def train_two_tower(data: PreparedData, output_dir: Path, model_config: TwoTowerConfig | None = None,
-                    train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True
-                    ) -> Trained:
+                    train_config: TrainConfig | None = None, resume: bool = True, progress: bool = True,
+                    warm_start: Path | None = None) -> Trained:
     """Train with early stopping on validation NDCG@10 (and ``finish_epochs`` if set); evaluate the final model on
     the test set (``ks`` 10, 20, 100 and 500: the deep cut-offs are what retrieval feeds the ranker).
 
@@ -125,6 +126,8 @@ def train_two_tower(data: PreparedData, output_dir: Path, model_config: TwoTower
     features = ItemFeatures.from_prepared(data)
     seed_everything(train_config.seed)  # the initial weights too must not depend on what ran before
     model = TwoTower(features, model_config, popularity=examples.positive_counts(data.n_items))
+    if warm_start is not None:
+        grow_into(model, warm_start)
 
     def make_batches(sequences):
         cuts = examples if sequences is data.train_sequences else NextItemExamples(

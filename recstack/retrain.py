@@ -1,0 +1,155 @@
+"""One retraining round: the serving version extended with the event log's new events, trained (warm-started, or
+from scratch with ``full``), judged by the quality gate, then published or refused, and recorded in the versions
+journal (:mod:`recstack.versions`). ``recstack retrain`` and ``recstack loop`` run it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from recstack.ensemble.build import REPOSITORY_FILE
+from recstack.ensemble.new_items import read_new_items
+from recstack.ensemble.publish import publish, serving_state
+from recstack.preprocessing.incremental import extend_prepared
+from recstack.preprocessing.lake import LAKE_NAME, EventLake
+from recstack.preprocessing.layout import PreparedLayout
+from recstack.preprocessing.schema import EVENT_TYPES
+from recstack.preprocessing.tombstones import read_tombstones
+from recstack.preprocessing.vocabulary import OOV, Vocabulary
+from recstack.settings import Settings
+from recstack.training.data import load_prepared
+from recstack.training.gate import judge
+from recstack.training.train_models import RECIPES, train_models
+from recstack.training.warm_start import serving_checkpoint
+from recstack.versions import VersionsJournal
+
+NEURAL_MODELS = tuple(RECIPES)
+
+
+class RetrainError(RuntimeError):
+    """Retraining cannot start: what is served is unknown or incomplete."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry: dict  # the journal entry, written once the round's decision is made
+    passed: bool
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def serving_entry(settings: Settings, journal: VersionsJournal) -> dict:
+    """The journal entry of the version Triton serves by default; the first time, the repository's own build
+    becomes the journal's initial entry."""
+    repository = settings.model_repository
+    if not (repository / REPOSITORY_FILE).exists():
+        raise RetrainError(f"no model repository at {repository}: build and serve one first (`recstack demo`, or "
+                           "`recstack build-repo`)")
+    default = serving_state(repository)["default"]
+    entry = journal.served_by(default)
+    if entry is not None:
+        return entry
+    report = json.loads((repository / REPOSITORY_FILE).read_text())
+    if report["version"] != default:
+        raise RetrainError(f"repository version {default} serves, but the journal {journal.path} does not know "
+                           f"which data and models it was built from (only version {report['version']} is "
+                           "described): publish a version with `recstack publish` first")
+    return journal.append({
+        "version": journal.next_version(), "at": now(), "mode": "initial", "parent": None,
+        "data_dir": report["data_dir"], "models_dir": report["models_dir"],
+        "data_cutoff": _cutoff(report["data_dir"]), "decision": "initial", "repository_version": default,
+        "reason": "the version served when retraining began"})
+
+
+def _cutoff(data_dir: str | Path) -> str:
+    state = json.loads((PreparedLayout(data_dir).workflow / "workflow.json").read_text())
+    return state["reference_time"]
+
+
+def recent_user_indices(data_dir: Path, new_events: pl.DataFrame) -> np.ndarray:
+    """Indices of the users the new events belong to (the OOV bucket left out)."""
+    users = Vocabulary.load(PreparedLayout(data_dir).workflow, "user_id").encode(new_events["user_id"].unique())
+    return np.unique(users.to_numpy().astype(np.int64)[users.to_numpy() > OOV])
+
+
+def retrain(settings: Settings, full: bool = False, progress: bool = True,
+            say: Callable[[str], None] = print) -> Candidate | None:
+    """Build and judge a candidate from the serving version and the event log; None when there is nothing new
+    (the round is not recorded)."""
+    journal = VersionsJournal(settings.versions_dir)
+    serving = serving_entry(settings, journal)
+    version = journal.next_version()
+    folder = journal.folder(version)
+    if folder.exists():  # a round that crashed before its decision: start it again
+        shutil.rmtree(folder)
+    log = EventLake(settings.build_dir / LAKE_NAME).events()
+    log = log.filter(pl.col("event_type").is_in(EVENT_TYPES))
+    ingest_file = settings.facade_config().ingest_file
+    added = read_new_items(ingest_file) if ingest_file.exists() else None
+    started = time.perf_counter()
+    extension = extend_prepared(serving["data_dir"], log, added, folder / "data", engine=settings.engine,
+                                progress=progress, tombstones=read_tombstones(settings.tombstones_file))
+    if extension.new_events.height == 0 and not full:
+        shutil.rmtree(folder)
+        say(f"nothing new since version {serving['version']}: no retraining")
+        return None
+    prepared = time.perf_counter()
+    say(f"version {version}: {extension.new_events.height:,} new events, {extension.new_items:,} new items on top "
+        f"of version {serving['version']} ({prepared - started:.1f} s)")
+    data_dir, models_dir = folder / "data", folder / "models"
+    recent = recent_user_indices(data_dir, extension.new_events)
+    if full:
+        train_models(data_dir, models_dir, NEURAL_MODELS, settings.train, settings.sasrec, settings.two_tower,
+                     progress=progress)
+    else:
+        warm = {name: serving_checkpoint(Path(serving["models_dir"]) / name) for name in NEURAL_MODELS}
+        train_models(data_dir, models_dir, NEURAL_MODELS, replace(settings.train, epochs=settings.retrain.epochs),
+                     settings.sasrec, settings.two_tower, progress=progress, warm_start=warm, recent_users=recent,
+                     replay=settings.retrain.replay)
+    trained = time.perf_counter()
+    serving_items = PreparedLayout(serving["data_dir"]).read_manifest().n_items
+    gate = judge(models_dir, Path(serving["models_dir"]), serving_items, load_prepared(data_dir), recent,
+                 settings.sasrec, settings.gate)
+    say(f"gate: {gate.reason}")
+    timestamps = extension.new_events["timestamp"]
+    entry = {"version": version, "at": now(), "mode": "full" if full else "incremental",
+             "parent": serving["version"], "data_dir": str(data_dir.resolve()), "models_dir": str(models_dir.resolve()),
+             "data_cutoff": _cutoff(data_dir), "new_events": extension.new_events.height,
+             "new_items": extension.new_items, "recent_users": len(recent),
+             "oldest_new_event": timestamps.min(), "newest_new_event": timestamps.max(),
+             "preprocess_seconds": round(prepared - started, 1), "train_seconds": round(trained - prepared, 1),
+             "gate": gate.to_json(), "reason": gate.reason}
+    return Candidate(entry, gate.passed)
+
+
+def decide(settings: Settings, candidate: Candidate, triton_url: str | None = None,
+           say: Callable[[str], None] = print) -> dict:
+    """Publish a candidate that passed the gate and record the decision in the journal; a refused one is recorded
+    and the serving version stays."""
+    journal = VersionsJournal(settings.versions_dir)
+    entry = dict(candidate.entry)
+    if not candidate.passed:
+        entry.update(decision="refused", repository_version=None, freshness_s=None)
+        say(f"version {entry['version']} refused; the serving version stays")
+        return journal.append(entry)
+    ingest_file = settings.facade_config().ingest_file
+    report = publish(entry["data_dir"], entry["models_dir"], settings.model_repository, settings.serving,
+                     triton_url=triton_url, new_items=ingest_file if ingest_file.exists() else None, verbose=False)
+    published = datetime.now(UTC).replace(tzinfo=None)
+    entry.update(decision="published", repository_version=report["version"],
+                 published_at=now(), freshness_s={
+                     "newest_event": round((published - entry["newest_new_event"]).total_seconds(), 1),
+                     "oldest_event": round((published - entry["oldest_new_event"]).total_seconds(), 1)})
+    say(f"version {entry['version']} published as repository version {report['version']}"
+        + (f"; Triton at {triton_url} serves it" if triton_url else ""))
+    return journal.append(entry)

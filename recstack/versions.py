@@ -1,0 +1,61 @@
+"""The versions journal: every retraining round, its data, metrics and decision, one JSON line each.
+
+Layout (under ``build/versions`` by default)::
+
+    journal.jsonl            one entry per round (appended, never rewritten)
+    0002/data/               the round's prepared data (preprocessing/README.md layout)
+    0002/models/             its trained models and ONNX exports (training/README.md layout)
+
+An entry holds ``version``, ``at``, ``mode`` (``initial``, ``incremental`` or ``full``), ``parent`` (the version
+it was retrained from), ``data_dir``, ``models_dir``, ``data_cutoff`` (its newest event), ``new_events``,
+``new_items``, ``train_seconds``, ``gate`` (metric, users, both versions' metrics, reason), ``decision``
+(``initial``, ``published``, ``canary`` or ``refused``), ``repository_version`` (the Triton repository version
+that serves it) and ``freshness_s`` (seconds from its newest and oldest new event to its publication).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+VERSIONS_NAME = "versions"  # folder under the build folder
+JOURNAL_NAME = "journal.jsonl"
+SERVED = ("initial", "published", "canary")  # decisions after which a repository version serves the entry
+
+
+@dataclass(frozen=True)
+class VersionsJournal:
+    root: Path  # build/versions
+
+    @property
+    def path(self) -> Path:
+        return self.root / JOURNAL_NAME
+
+    def entries(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def append(self, entry: dict) -> dict:
+        """Add ``entry`` durably: a crash leaves the journal with or without the whole line."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(entry, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return entry
+
+    def next_version(self) -> int:
+        return max((e["version"] for e in self.entries()), default=0) + 1
+
+    def folder(self, version: int) -> Path:
+        return self.root / f"{version:04d}"
+
+    def served_by(self, repository_version: int) -> dict | None:
+        """The newest entry that the repository version serves, or None when the journal does not know it."""
+        for entry in reversed(self.entries()):
+            if entry.get("repository_version") == repository_version and entry["decision"] in SERVED:
+                return entry
+        return None
