@@ -77,6 +77,17 @@ class EventLake:
             return pl.DataFrame(schema=LAKE_EVENT_COLUMNS)
         return read_lake_events(self.events_dir)
 
+    def accepted_at(self) -> pl.DataFrame:
+        """``event_id`` → ``accepted_at``, when the facade accepted the first event of the event's batch (the
+        milliseconds of the stream id its part is named after; null for parts not named after one): how fresh a
+        model trained on the event is, measured from the facade's clock."""
+        if not self.parts():
+            return pl.DataFrame(schema={"event_id": pl.String(), "accepted_at": pl.Datetime("ms")})
+        frame = pl.scan_parquet(self.events_dir / PART_GLOB, hive_partitioning=False,
+                                include_file_paths="part").select("event_id", "part").collect()
+        millis = pl.col("part").str.extract(r"part-(\d+)-\d+\.parquet$").cast(pl.Int64)
+        return frame.select("event_id", millis.cast(pl.Datetime("ms")).alias("accepted_at"))
+
     def forget(self, user_ids: list[str]) -> int:
         """Rewrite every part without ``user_ids``' events; returns the rows removed."""
         removed = 0

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "keys": ("commands.keys", "main", "create, list or revoke the facade's API keys"),
     "forget": ("commands.forget", "main", "delete users from every store recstack keeps"),
     "ingest": ("commands.ingest", "main", "move the facade's events from Redis to the event log (build/lake)"),
+    "retrain": ("commands.retrain", "retrain_main", "train a new version on the event log, gate it, publish it"),
+    "loop": ("commands.retrain", "loop_main", "ingest → retrain → gate → publish, every interval until stopped"),
     "bench": ("commands.bench", "main", "benchmarks (figures as JSON + PNG under benchmarks/results/)"),
 }
 

@@ -1,6 +1,7 @@
 """One retraining round: the serving version extended with the event log's new events, trained (warm-started, or
 from scratch with ``full``), judged by the quality gate, then published or refused, and recorded in the versions
-journal (:mod:`recstack.versions`). ``recstack retrain`` and ``recstack loop`` run it."""
+journal (:mod:`recstack.versions`). ``recstack retrain`` and ``recstack loop`` run it: :func:`retrain`, then
+:func:`gate`, then :func:`decide`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import polars as pl
 from recstack.ensemble.build import REPOSITORY_FILE
 from recstack.ensemble.new_items import read_new_items
 from recstack.ensemble.publish import publish, serving_state
-from recstack.preprocessing.incremental import extend_prepared
+from recstack.preprocessing.incremental import EVENT_KEY, extend_prepared
 from recstack.preprocessing.lake import LAKE_NAME, EventLake
 from recstack.preprocessing.layout import PreparedLayout
 from recstack.preprocessing.schema import EVENT_TYPES
@@ -26,7 +27,7 @@ from recstack.preprocessing.tombstones import read_tombstones
 from recstack.preprocessing.vocabulary import OOV, Vocabulary
 from recstack.settings import Settings
 from recstack.training.data import load_prepared
-from recstack.training.gate import judge
+from recstack.training.gate import GateResult, judge
 from recstack.training.train_models import RECIPES, train_models
 from recstack.training.warm_start import serving_checkpoint
 from recstack.versions import VersionsJournal
@@ -38,10 +39,15 @@ class RetrainError(RuntimeError):
     """Retraining cannot start: what is served is unknown or incomplete."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Candidate:
-    entry: dict  # the journal entry, written once the round's decision is made
-    passed: bool
+    """A retrained version waiting for its decision: its journal entry (written once decided), the serving
+    version it grew from, and the users whose new events it learned."""
+
+    entry: dict
+    serving: dict
+    recent_users: np.ndarray
+    gate: GateResult | None = None
 
 
 def now() -> str:
@@ -82,18 +88,25 @@ def recent_user_indices(data_dir: Path, new_events: pl.DataFrame) -> np.ndarray:
     return np.unique(users.to_numpy().astype(np.int64)[users.to_numpy() > OOV])
 
 
+def new_event_times(lake: EventLake, log: pl.DataFrame, new_events: pl.DataFrame) -> pl.Series:
+    """When the facade accepted each of ``new_events`` (null where the log cannot tell)."""
+    ids = log.join(new_events.select(EVENT_KEY), on=list(EVENT_KEY), how="semi", nulls_equal=True)
+    return ids.select("event_id").join(lake.accepted_at(), on="event_id", how="left")["accepted_at"]
+
+
 def retrain(settings: Settings, full: bool = False, progress: bool = True,
             say: Callable[[str], None] = print) -> Candidate | None:
-    """Build and judge a candidate from the serving version and the event log; None when there is nothing new
-    (the round is not recorded)."""
+    """Build a candidate from the serving version and the event log: prepared data extended (or, with ``full``,
+    the same extended data trained from scratch), models trained warm from the serving ones on the users with
+    new events plus a replay sample. None when the log holds nothing new (the round is not recorded)."""
     journal = VersionsJournal(settings.versions_dir)
     serving = serving_entry(settings, journal)
     version = journal.next_version()
     folder = journal.folder(version)
     if folder.exists():  # a round that crashed before its decision: start it again
         shutil.rmtree(folder)
-    log = EventLake(settings.build_dir / LAKE_NAME).events()
-    log = log.filter(pl.col("event_type").is_in(EVENT_TYPES))
+    lake = EventLake(settings.build_dir / LAKE_NAME)
+    log = lake.events().filter(pl.col("event_type").is_in(EVENT_TYPES))
     ingest_file = settings.facade_config().ingest_file
     added = read_new_items(ingest_file) if ingest_file.exists() else None
     started = time.perf_counter()
@@ -117,39 +130,52 @@ def retrain(settings: Settings, full: bool = False, progress: bool = True,
                      settings.sasrec, settings.two_tower, progress=progress, warm_start=warm, recent_users=recent,
                      replay=settings.retrain.replay)
     trained = time.perf_counter()
-    serving_items = PreparedLayout(serving["data_dir"]).read_manifest().n_items
-    gate = judge(models_dir, Path(serving["models_dir"]), serving_items, load_prepared(data_dir), recent,
-                 settings.sasrec, settings.gate)
-    say(f"gate: {gate.reason}")
-    timestamps = extension.new_events["timestamp"]
+    accepted = new_event_times(lake, log, extension.new_events).drop_nulls()
     entry = {"version": version, "at": now(), "mode": "full" if full else "incremental",
              "parent": serving["version"], "data_dir": str(data_dir.resolve()), "models_dir": str(models_dir.resolve()),
              "data_cutoff": _cutoff(data_dir), "new_events": extension.new_events.height,
              "new_items": extension.new_items, "recent_users": len(recent),
-             "oldest_new_event": timestamps.min(), "newest_new_event": timestamps.max(),
-             "preprocess_seconds": round(prepared - started, 1), "train_seconds": round(trained - prepared, 1),
-             "gate": gate.to_json(), "reason": gate.reason}
-    return Candidate(entry, gate.passed)
+             "first_accepted": accepted.min(), "last_accepted": accepted.max(),
+             "preprocess_seconds": round(prepared - started, 1), "train_seconds": round(trained - prepared, 1)}
+    return Candidate(entry, serving, recent)
+
+
+def gate(settings: Settings, candidate: Candidate) -> GateResult:
+    """Judge the candidate against the serving version on the held-out window (:func:`training.gate.judge`)."""
+    entry, serving = candidate.entry, candidate.serving
+    serving_items = PreparedLayout(serving["data_dir"]).read_manifest().n_items
+    result = judge(Path(entry["models_dir"]), Path(serving["models_dir"]), serving_items,
+                   load_prepared(entry["data_dir"]), candidate.recent_users, settings.sasrec, settings.gate)
+    candidate.gate = result
+    return result
+
+
+def freshness(entry: dict, published: datetime) -> dict[str, float] | None:
+    """Seconds from the facade accepting the round's first and last new events to their model's publication."""
+    if entry["first_accepted"] is None:
+        return None
+    return {"first_event": round((published - entry["first_accepted"]).total_seconds(), 1),
+            "last_event": round((published - entry["last_accepted"]).total_seconds(), 1)}
 
 
 def decide(settings: Settings, candidate: Candidate, triton_url: str | None = None,
            say: Callable[[str], None] = print) -> dict:
     """Publish a candidate that passed the gate and record the decision in the journal; a refused one is recorded
     and the serving version stays."""
+    if candidate.gate is None:
+        raise RetrainError("a candidate is judged by the gate before it is published")
     journal = VersionsJournal(settings.versions_dir)
-    entry = dict(candidate.entry)
-    if not candidate.passed:
+    entry = {**candidate.entry, "gate": candidate.gate.to_json(), "reason": candidate.gate.reason}
+    if not candidate.gate.passed:
         entry.update(decision="refused", repository_version=None, freshness_s=None)
-        say(f"version {entry['version']} refused; the serving version stays")
+        say(f"version {entry['version']} refused; version {candidate.serving['version']} keeps serving")
         return journal.append(entry)
     ingest_file = settings.facade_config().ingest_file
     report = publish(entry["data_dir"], entry["models_dir"], settings.model_repository, settings.serving,
                      triton_url=triton_url, new_items=ingest_file if ingest_file.exists() else None, verbose=False)
     published = datetime.now(UTC).replace(tzinfo=None)
-    entry.update(decision="published", repository_version=report["version"],
-                 published_at=now(), freshness_s={
-                     "newest_event": round((published - entry["newest_new_event"]).total_seconds(), 1),
-                     "oldest_event": round((published - entry["oldest_new_event"]).total_seconds(), 1)})
+    entry.update(decision="published", repository_version=report["version"], published_at=now(),
+                 freshness_s=freshness(entry, published))
     say(f"version {entry['version']} published as repository version {report['version']}"
         + (f"; Triton at {triton_url} serves it" if triton_url else ""))
     return journal.append(entry)
