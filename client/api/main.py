@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -71,9 +73,13 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
         if config.demo:
             app.state.catalog = Catalog.load(shop, data_dir)
             app.state.demo_key = demo_key(config)
+        drift = asyncio.create_task(app.state.recommender.drift.run())
         try:
             yield
         finally:
+            drift.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drift
             await engine.close()
             await store.close()
             await app.state.security.close()

@@ -68,6 +68,12 @@ class FacadeConfig:
     events_retention_days: float = 30.0  # events and exposures older than this are trimmed from the streams
     session_ttl_days: float = 30.0  # a user's live session expires after this long without an event
     count_window_hours: float = 24.0  # live popularity counts a user once per item and event type in this window
+    # Drift (client/README.md, "Drift"): every drift_interval_s, the item popularity of the events accepted in the
+    # last drift_window_s is compared with the training popularity. A window of few events diverges by sampling
+    # noise alone (the floor /metrics reports beside it): a window holding a few times as many events as the
+    # catalog has popular items keeps that floor low.
+    drift_window_s: float = 3600.0
+    drift_interval_s: float = 60.0
 
     @property
     def store_policy(self) -> StorePolicy:

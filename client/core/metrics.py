@@ -32,6 +32,30 @@ class Metrics:
         self.events = PromCounter("recstack_events_total", "posted events", ["outcome"], registry=self.registry)
         self.ingest_lag = Gauge("recstack_ingest_lag_events", "accepted events not yet in the event log "
                                 "(recstack ingest); -1 without Redis", registry=self.registry)
+        # Drift (client/core/drift.py): counted per personalised request, the gauges set every drift_interval_s.
+        drift = ["model_version"]
+        self.drift_requests = PromCounter("recstack_drift_requests_total", "personalised recommendation requests, "
+                                          "by the model version that answered", drift, registry=self.registry)
+        self.drift_unknown_items = PromCounter("recstack_drift_unknown_item_requests_total", "personalised requests "
+                                               "whose history holds an item the model was not trained on", drift,
+                                               registry=self.registry)
+        self.drift_unknown_users = PromCounter("recstack_drift_unknown_user_requests_total", "personalised requests "
+                                               "from a user without a training history", drift,
+                                               registry=self.registry)
+        self.drift_unknown_item_share = Gauge("recstack_drift_unknown_item_share", "share of the window's "
+                                              "personalised requests whose history holds an untrained item", drift,
+                                              registry=self.registry)
+        self.drift_unknown_user_share = Gauge("recstack_drift_unknown_user_share", "share of the window's "
+                                              "personalised requests from users without a training history", drift,
+                                              registry=self.registry)
+        self.drift_js = Gauge("recstack_drift_popularity_js", "Jensen-Shannon divergence (bits, 0..1) of the "
+                              "window's accepted events' item popularity from the training popularity", drift,
+                              registry=self.registry)
+        self.drift_js_floor = Gauge("recstack_drift_popularity_js_floor", "the divergence a window of as many "
+                                    "events drawn from the training popularity shows (sampling noise alone)", drift,
+                                    registry=self.registry)
+        self.drift_window_events = Gauge("recstack_drift_window_events", "accepted events in the drift window",
+                                         drift, registry=self.registry)
         self.timeline = Timeline()
         self.model_versions: dict[str, float] = {}  # model version -> when it last served (Unix seconds)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from recstack.client.core.bandit import NewItemExploration
 from recstack.client.core.config import FacadeConfig
+from recstack.client.core.drift import DriftMonitor, Novelty, served_version
 from recstack.client.core.experiments import Assignment, Experiments, interleave
 from recstack.client.core.guards import (
     GuardedEngine,
@@ -94,6 +95,7 @@ class Recommender:
         self.exploration = NewItemExploration(shop, store, self._store, config)
         self.forgotten = TombstoneWatch(config.build_dir / TOMBSTONES_NAME if config.build_dir else None,
                                         config.keys_refresh_s)
+        self.drift = DriftMonitor(shop.trained_events, metrics, config.drift_window_s, config.drift_interval_s)
 
     # -- building blocks -------------------------------------------------------------------------------------
 
@@ -103,11 +105,18 @@ class Recommender:
 
     async def history(self, user_id: str) -> np.ndarray:
         """The user's known sequence followed by the events posted since (the live session)."""
-        live = self._indices(await self._store("read", lambda: self.store.recent(user_id), [], "live_session"))
+        return (await self._history(user_id))[0]
+
+    async def _history(self, user_id: str) -> tuple[np.ndarray, Novelty]:
+        """:meth:`history`, and what in it the models were not trained on (drift)."""
+        raw = await self._store("read", lambda: self.store.recent(user_id), [], "live_session")
+        live = self._indices(raw)
         known = self.shop.histories.get(user_id)
         # A user deleted through another facade process is forgotten here too, before this one restarts.
-        base = known if known is not None and user_id not in self.forgotten else np.empty(0, dtype=np.int64)
-        return np.concatenate([base, np.asarray(live, dtype=np.int64)]) if live else base
+        forgotten = known is not None and user_id in self.forgotten
+        base = known if known is not None and not forgotten else np.empty(0, dtype=np.int64)
+        novelty = self.drift.novelty(user_id in self.shop.trained_users and not forgotten, len(raw), live)
+        return (np.concatenate([base, np.asarray(live, dtype=np.int64)]) if live else base), novelty
 
     def item_index(self, item_id: str) -> int:
         index = self.shop.item_index(item_id)
@@ -120,7 +129,7 @@ class Recommender:
     @answer
     async def personalized(self, user_id: str, limit: int, context: str = "homepage", exclude: tuple[str, ...] = (),
                            category: str = "", item_id: str | None = None) -> Served:
-        history = await self.history(user_id)
+        history, novelty = await self._history(user_id)
         excluded = [i for i in (self.shop.item_index(e) for e in exclude) if i is not None]
         if item_id is not None:
             excluded.append(self.item_index(item_id))  # on a product page, not the product itself
@@ -141,6 +150,7 @@ class Recommender:
             except Exception:  # a bug must not cost the shop its list: logged, counted, answered with popular items
                 log.exception("personalized recommendations failed for user %r", user_id)
                 served.items = await self.popular.fallback("error", limit, category, skip)
+        self.drift.request(served_version(served.items), novelty)
         left_out = sorted(left_out_now())
         # "degraded" is what the experiment report reads: the models did not answer, so the variant was not shown.
         record = {"request_id": served.request_id, "user_id": user_id, "context": context,
@@ -259,6 +269,7 @@ class Recommender:
         except Exception as exc:  # noqa: BLE001
             raise StoreUnavailable(f"the session store did not take the events: {type(exc).__name__}") from exc
         await self.exploration.reward(counted)  # the bandit learns from what popularity counted, nothing else
+        self.drift.accepted([e["item_idx"] for e in interactions])  # every accepted one: drift is what arrives
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
 
     async def durability(self) -> dict:

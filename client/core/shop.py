@@ -21,6 +21,8 @@ class Shop:
     categories: list[str]
     index_of_item: dict[str, int]
     histories: dict[str, np.ndarray]  # user id -> item indices, oldest first
+    trained_users: set[str]  # users with training events (the rest of histories are in validation or test only)
+    trained_events: np.ndarray  # training events per item index (0: never seen); items added since lie past it
     popular: np.ndarray  # every item index, most popular first (recent, event-type weighted)
     age_days: np.ndarray  # by item index; NaN when unknown
     event_weights: dict[str, float]
@@ -43,18 +45,22 @@ class Shop:
         train = pl.read_parquet(layout.sequences_train, columns=["user_id", "item_seq"])
         for user, seq in train.iter_rows():
             histories[user] = np.asarray(seq, dtype=np.int64)
+        trained_users = set(histories)
         # The evaluation rows hold the whole known sequence: history plus the held-out items.
         full = pl.read_parquet(layout.eval_test, columns=["user_id", "history", "targets"])
         for user, history, targets in full.iter_rows():
             histories[user] = np.asarray(list(history) + list(targets), dtype=np.int64)
         stats = pl.read_parquet(layout.item_stats, columns=["item_idx", "recent_popularity", "events"])
+        trained_events = np.zeros(max(items.height, stats["item_idx"].max() + 1 if stats.height else 0))
+        trained_events[stats["item_idx"].to_numpy()] = stats["events"].to_numpy()
         # Every catalog item, so a category never runs dry: popular ones first, never-seen ones last.
         popular = (items.select("item_idx").filter(pl.col("item_idx") >= FIRST_INDEX)
                    .join(stats, on="item_idx", how="left").fill_null(0)
                    .sort(["recent_popularity", "events", "item_idx"], descending=[True, True, False]))
         shop = cls(item_ids=item_ids, titles=titles, categories=[c or "" for c in items["category"].to_list()],
                    index_of_item={item: i for i, item in enumerate(item_ids) if item is not None},
-                   histories=histories, popular=popular["item_idx"].to_numpy().astype(np.int64),
+                   histories=histories, trained_users=trained_users, trained_events=trained_events,
+                   popular=popular["item_idx"].to_numpy().astype(np.int64),
                    age_days=(items["age_days"].cast(pl.Float64).fill_null(np.nan).to_numpy()
                              if "age_days" in items.columns else np.full(items.height, np.nan)),
                    event_weights=dict(layout.read_manifest().workflow["event_weights"]))
@@ -82,6 +88,8 @@ class Shop:
 
     def forget(self, user_ids: list[str]) -> int:
         """Drop the users' known histories from memory; returns how many were known."""
+        for user in user_ids:
+            self.trained_users.discard(user)
         return sum(self.histories.pop(user, None) is not None for user in user_ids)
 
     def new_items(self, freshness_days: float) -> list[int]:

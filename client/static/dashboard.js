@@ -103,6 +103,28 @@ function draw(data) {
   document.getElementById("backlog").replaceChildren(el("p", {},
     `${s.events} events and ${s.impressions} impressions held in the stream, ${s.served_lists} served lists ` +
     `logged; last event ${s.last_event ?? "never"}.`));
+  document.getElementById("drift").replaceChildren(...driftTable(data.drift));
+}
+
+function driftTable(drift) {
+  // Per serving model version: the window's share of requests with untrained items or users; then the popularity
+  // divergence beside its floor (what sampling noise alone gives a window of that many events).
+  const percent = (share) => (share === null ? "–" : `${(100 * share).toFixed(1)}%`);
+  const bits = (value) => (value === null ? "–" : value.toFixed(3));
+  if (drift.at === null) return [el("p", {}, `First reading within ${drift.interval_s} s.`)];
+  const table = el("table");
+  const head = el("tr");
+  ["model version", "requests", "unknown items", "unknown users"].forEach((name) => head.append(el("th", {}, name)));
+  table.append(head);
+  for (const v of drift.versions) {
+    const row = el("tr");
+    [v.model_version, v.requests, percent(v.unknown_item_share), percent(v.unknown_user_share)].forEach(
+      (value) => row.append(el("td", {}, value)));
+    table.append(row);
+  }
+  const window = drift.window_s < 120 ? `${drift.window_s} s` : `${Math.round(drift.window_s / 60)} min`;
+  return [table, el("p", {}, `Popularity divergence (JS, bits) over the last ${window}: ${bits(drift.js_divergence)}, ` +
+                  `noise floor ${bits(drift.js_floor)} for ${drift.events} events.`)];
 }
 
 function refuse(message) {

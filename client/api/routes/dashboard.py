@@ -30,8 +30,8 @@ async def page() -> FileResponse:
 @router.get(DASHBOARD_PATH, responses=KEYED_RESPONSES)
 async def dashboard(request: Request, recommender: RecommenderDep, metrics: MetricsDep, caller: AdminCaller) -> dict:
     """What is serving, traffic and latency of the last minutes (this process's own metrics), fallback and error
-    rates, the experiment report (CTR and conversion per variant with Wilson 95% intervals), trending items and
-    the event stream."""
+    rates, the experiment report (CTR and conversion per variant with Wilson 95% intervals), trending items, the
+    event stream and drift."""
     now = time.time()
     rows = metrics.timeline.series(now)
     totals = {name: sum(r[name] for r in rows) for name in ("requests", "errors", "fallbacks", "events")}
@@ -49,6 +49,7 @@ async def dashboard(request: Request, recommender: RecommenderDep, metrics: Metr
                       "category": shop.categories[shop.item_index(i.item_id)], "score": i.score}
                      for i in trending.items],
         "trending_degraded": trending.degraded,
+        "drift": recommender.drift.summary,  # the last periodic reading (client/README.md, "Drift")
         **await _streams(request, recommender),
     }
 

@@ -315,7 +315,8 @@ def test_the_dashboard_loads_with_an_admin_key_and_refuses_without_one(trained_s
     experiments.write_text(json.dumps({"experiments": [{
         "id": "model-vs-popular", "traffic": 1.0, "interleave": False,
         "variants": [{"name": "control", "weight": 0.5}, {"name": "popular", "weight": 0.5, "source": "popular"}]}]}))
-    config, server = facade(trained_shop, model_repository, redis_url, experiments_file=experiments)
+    config, server = facade(trained_shop, model_repository, redis_url, experiments_file=experiments,
+                            drift_interval_s=0.5)
     admin = new_key(config, f"ops{config.port}", "admin").key
     api = f"http://127.0.0.1:{config.port}"
     with server:
@@ -345,5 +346,8 @@ def test_the_dashboard_loads_with_an_admin_key_and_refuses_without_one(trained_s
         assert page.locator("#experiments circle").count() == 4  # CTR and conversion of each variant
         assert "in-process" in page.inner_text("#serving")
         assert page.locator("#trending li").count() == 10
+        # Every visitor is anonymous: no training history (the drift reading of the last interval).
+        page.wait_for_selector("#drift td:has-text('100.0%')")
+        assert "noise floor" in page.inner_text("#drift")
         screenshot(page, "dashboard")
         assert page.problems == []
