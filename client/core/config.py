@@ -8,6 +8,7 @@ from typing import Literal
 
 from recstack.client.core.sessions import StorePolicy
 from recstack.ensemble.config import DEFAULT_HOST, DEFAULT_TRITON_GRPC_URL, FRESHNESS_DAYS
+from recstack.ensemble.serving import SERVING_FILE
 from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
 
 
@@ -68,6 +69,12 @@ class FacadeConfig:
     events_retention_days: float = 30.0  # events and exposures older than this are trimmed from the streams
     session_ttl_days: float = 30.0  # a user's live session expires after this long without an event
     count_window_hours: float = 24.0  # live popularity counts a user once per item and event type in this window
+
+    @property
+    def serving_file(self) -> Path | None:
+        """The model repository's serving state, whose canary the experiments route a share of users to; a
+        facade on another host than the repository sees no canary (the file is absent there)."""
+        return self.repository / SERVING_FILE if self.repository else None
 
     @property
     def store_policy(self) -> StorePolicy:
