@@ -146,10 +146,10 @@ def _extract(wheel: Path, member: str, target: Path) -> None:
 
 def max_length(repository: Path) -> int:
     """The ranker's window (``item_seq`` width) of the newest version of a built repository."""
-    from recstack.ensemble.funnel import latest
+    from recstack.ensemble.funnel import serving_folder
     from recstack.ensemble.triton_models import FUNNEL_FILE
 
-    return int(json.loads((latest(Path(repository), "retrieve") / FUNNEL_FILE).read_text())["max_length"])
+    return int(json.loads((serving_folder(Path(repository), "retrieve") / FUNNEL_FILE).read_text())["max_length"])
 
 
 def write_input_data(histories, path: Path, seq_len: int, limit: int = 20, exclude=None) -> Path:

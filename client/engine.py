@@ -23,12 +23,14 @@ class Engine(Protocol):
     """Awaitable calls of the funnel on item indices (the preprocessing vocabulary); histories oldest first."""
 
     async def recommend(self, histories: Sequence[Sequence[int]], exclude: Sequence[Sequence[int]] | None = None,
-                        limit: int = 20, model: str = "recommend") -> list[RecommendationList]:
-        """One personalised list per history (retrieve → rank → re-rank); ``model`` names the ensemble."""
+                        limit: int = 20, model: str = "recommend", version: int | None = None
+                        ) -> list[RecommendationList]:
+        """One personalised list per history (retrieve → rank → re-rank); ``model`` names the ensemble and
+        ``version`` its version (None: the one serving by default)."""
 
     async def recommend_arrays(self, histories: Sequence[Sequence[int]],
                                exclude: Sequence[Sequence[int]] | None = None, limit: int = 20,
-                               model: str = "recommend") -> dict[str, np.ndarray]:
+                               model: str = "recommend", version: int | None = None) -> dict[str, np.ndarray]:
         """The same lists as output tensors (``item_ids``, ``item_idx``, ``scores``, ``reasons``,
         ``model_version``; rows padded with item index -1), for batch work that never builds objects."""
 

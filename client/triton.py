@@ -1,6 +1,9 @@
 """Typed clients of the Triton models ``recommend``, ``similar`` and ``trending``, over HTTP or gRPC,
 blocking (:class:`TritonRecommender`) or asyncio (:class:`AsyncTritonRecommender`).
 
+``version`` names the model version a request runs on (by default Triton's highest loaded one; for the ensembles,
+each pinned to one repository version, their only one: :mod:`recstack.ensemble.serving`).
+
 Histories are item indices (the preprocessing vocabulary), oldest first; they are left-padded to a fixed
 length so requests of different users batch together on the server. Results come back as raw item ids with
 scores and reasons.
@@ -85,6 +88,11 @@ def trending_inputs(module, limit: int, category: str) -> list:
     return _inputs(module, TRENDING, {"category": [[category]], "limit": [[limit]]})
 
 
+def model_version(version: int | None) -> str:
+    """tritonclient's ``model_version``: empty for the server's choice."""
+    return "" if version is None else str(version)
+
+
 def arrays(result, spec: ModelSpec = RECOMMEND) -> dict[str, np.ndarray]:
     return {name: result.as_numpy(name) for name in spec.output_names}
 
@@ -116,30 +124,34 @@ class TritonRecommender:
         else:
             self.client = self.module.InferenceServerClient(url)
 
-    def _call(self, model: str, inputs: list):
+    def _call(self, model: str, inputs: list, version: int | None = None):
         if self.timeout_s is not None and self.protocol == "grpc":
-            return self.client.infer(model, inputs, client_timeout=self.timeout_s)
-        return self.client.infer(model, inputs)
+            return self.client.infer(model, inputs, model_version(version), client_timeout=self.timeout_s)
+        return self.client.infer(model, inputs, model_version(version))
 
-    def _infer(self, model: str, inputs: list) -> dict[str, np.ndarray]:
-        return arrays(self._call(model, inputs))
+    def _infer(self, model: str, inputs: list, version: int | None = None) -> dict[str, np.ndarray]:
+        return arrays(self._call(model, inputs, version))
 
-    def recommend_arrays(self, histories, exclude=None, limit: int = 20) -> dict[str, np.ndarray]:
-        return self._infer("recommend", recommend_inputs(self.module, histories, exclude, limit, self.seq_len))
+    def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
+                         version: int | None = None) -> dict[str, np.ndarray]:
+        return self._infer(model, recommend_inputs(self.module, histories, exclude, limit, self.seq_len), version)
 
-    def recommend(self, histories, exclude=None, limit: int = 20) -> list[RecommendationList]:
-        return lists(self.recommend_arrays(histories, exclude, limit))
+    def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
+                  version: int | None = None) -> list[RecommendationList]:
+        """``model``: the ensemble (``recommend``, or ``recommend_canary`` while a canary serves)."""
+        return lists(self.recommend_arrays(histories, exclude, limit, model, version))
 
-    def rank(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
+    def rank(self, history: Sequence[int], candidates: Sequence[int], version: int | None = None) -> np.ndarray:
         """The ranker's score of each candidate for a user with this history."""
-        result = self._call("rank", rank_inputs(self.module, history, candidates, self.seq_len))
+        result = self._call("rank", rank_inputs(self.module, history, candidates, self.seq_len), version)
         return arrays(result, RANK)["scores"][0]
 
-    def similar(self, item_idx: int, limit: int = 10, kind: str = "similar") -> RecommendationList:
-        return lists(self._infer("similar", similar_inputs(self.module, item_idx, limit, kind)))[0]
+    def similar(self, item_idx: int, limit: int = 10, kind: str = "similar",
+                version: int | None = None) -> RecommendationList:
+        return lists(self._infer("similar", similar_inputs(self.module, item_idx, limit, kind), version))[0]
 
-    def trending(self, limit: int = 20, category: str = "") -> RecommendationList:
-        return lists(self._infer("trending", trending_inputs(self.module, limit, category)))[0]
+    def trending(self, limit: int = 20, category: str = "", version: int | None = None) -> RecommendationList:
+        return lists(self._infer("trending", trending_inputs(self.module, limit, category), version))[0]
 
     def ready(self) -> bool:
         try:
@@ -167,18 +179,21 @@ class AsyncTritonRecommender:
         options = {"channel_args": grpc_channel_args()} if protocol == "grpc" else {}
         self.client = self.module.InferenceServerClient(url, **options)
 
-    async def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend"
-                               ) -> dict[str, np.ndarray]:
+    async def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
+                               version: int | None = None) -> dict[str, np.ndarray]:
         inputs = recommend_inputs(self.module, histories, exclude, limit, self.seq_len)
-        return arrays(await self.client.infer(model, inputs))
+        return arrays(await self.client.infer(model, inputs, model_version(version)))
 
-    async def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend"
-                        ) -> list[RecommendationList]:
-        """``model`` names the ensemble (experiments may deploy others beside ``recommend``)."""
-        return lists(await self.recommend_arrays(histories, exclude, limit, model))
+    async def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
+                        version: int | None = None) -> list[RecommendationList]:
+        """``model`` names the ensemble (experiments may deploy others beside ``recommend``, and a canary
+        serves as ``recommend_canary``)."""
+        return lists(await self.recommend_arrays(histories, exclude, limit, model, version))
 
-    async def rank(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
-        result = await self.client.infer("rank", rank_inputs(self.module, history, candidates, self.seq_len))
+    async def rank(self, history: Sequence[int], candidates: Sequence[int], version: int | None = None
+                   ) -> np.ndarray:
+        result = await self.client.infer("rank", rank_inputs(self.module, history, candidates, self.seq_len),
+                                         model_version(version))
         return arrays(result, RANK)["scores"][0]
 
     async def ready(self) -> bool:

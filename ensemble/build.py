@@ -12,12 +12,15 @@ become one Triton repository::
       rank/config.pbtxt               <v>/model.onnx               (SASRec ranker)
       rerank/config.pbtxt             <v>/model.py, catalog files, funnel.json
       similar/, trending/             <v>/model.py, catalog files (similar also the index)
-      recommend/config.pbtxt          <v>/                         (the ensemble)
+      recommend/config.pbtxt          <v>/                         (the ensemble, pinned to the default version)
+      recommend_canary/               <c>/, config.pbtxt           (while a canary serves a share of users)
+      serving.json                    which versions serve: default, canary and its share, rollback targets
 
 Items added to the catalog since training (``new_items``: the facade's ingest file) are embedded by the item tower
 and served from this version on. Building into an existing repository adds version ``v+1`` of every model beside
-the old ones (a running server picks it up with :func:`recstack.ensemble.server.reload_models`, without a restart) and
-deletes versions older than the last ``keep_versions``.
+the old ones and deletes versions older than the last ``keep_versions`` except those served or kept for a rollback
+(``serving.json``, :mod:`recstack.ensemble.serving`); given a running server's address, the build switches it to the
+new version without a restart (:func:`recstack.ensemble.serving.switch`).
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from recstack.ensemble.catalog import BusinessRules, Catalog
 from recstack.ensemble.config import ServingConfig
 from recstack.ensemble.index import build_index, save_index
 from recstack.ensemble.new_items import embed_new_items, read_new_items
-from recstack.ensemble.specs import MODELS as MODEL_SPECS
-from recstack.ensemble.specs import render_config
+from recstack.ensemble.server import model_control
+from recstack.ensemble.serving import ServingState, initial_state, switch
 from recstack.ensemble.triton_models import FUNNEL_FILE
 from recstack.preprocessing.layout import Manifest, PreparedLayout
 from recstack.training.data import pad_left
@@ -192,22 +195,46 @@ def write_version(out: Path, version: int, inputs: Inputs, catalog: Catalog, ind
                 shutil.copy2(inputs.onnx_dir / source / name, folder / target)
 
 
-def render_configs(out: Path, config: ServingConfig, kind: str, dim: int) -> None:
-    """Every model's ``config.pbtxt`` from its tensor specs, and the versions beyond ``keep_versions`` removed."""
-    values = {"max_batch_size": config.max_batch_size, "kind": kind, "instances": config.instances,
-              "queue_delay_us": config.queue_delay_us, "onnx_threads": config.onnx_threads, "dim": dim,
-              "candidates": config.retrieve.candidates}
+def config_values(config: ServingConfig, kind: str, dim: int) -> dict:
+    """What every ``config.pbtxt`` is rendered from (kept in ``repository.json``: promote and rollback render the
+    configs again with other versions)."""
+    return {"max_batch_size": config.max_batch_size, "kind": kind, "instances": config.instances,
+            "queue_delay_us": config.queue_delay_us, "onnx_threads": config.onnx_threads, "dim": dim,
+            "candidates": config.retrieve.candidates}
+
+
+def prune(out: Path, keep_versions: int, protected: set[int]) -> set[int]:
+    """Delete every model's versions beyond the last ``keep_versions``, except the protected ones (served, or
+    a rollback target); returns the versions left."""
     for model in MODELS:
-        (out / model / "config.pbtxt").write_text(render_config(MODEL_SPECS[model], values))
-        for old in versions(out / model)[:-config.keep_versions]:
-            shutil.rmtree(out / model / str(old))
+        for old in versions(out / model)[:-keep_versions]:
+            if old not in protected:
+                shutil.rmtree(out / model / str(old))
+    return {v for m in MODELS for v in versions(out / m)}
+
+
+def serve_version(out: Path, version: int, values: dict, keep_versions: int, canary: float | None,
+                  triton_url: str | None) -> ServingState:
+    """The serving state with the new version (the default, or the canary for a share of users), old versions
+    pruned, the configs rendered for it and, with ``triton_url``, that server switched to it."""
+    old = initial_state(out, [v for m in MODELS for v in versions(out / m) if v != version])
+    if old is None and canary is not None:
+        raise BuildError("nothing serves yet: the first version cannot be a canary (publish it without --canary)")
+    new = old.published(version, canary) if old else ServingState(version)
+    kept = prune(out, keep_versions, new.protected | (old.protected if old else set()))
+    control = model_control(triton_url) if triton_url else {}
+    switch(out, values, old, new.pruned(kept), **control)
+    return new.pruned(kept)
 
 
 def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Path,
                      config: ServingConfig | None = None, rules_path: str | Path | None = None,
-                     clean: bool = False, verbose: bool = True, new_items: str | Path | None = None) -> dict:
+                     clean: bool = False, verbose: bool = True, new_items: str | Path | None = None,
+                     canary: float | None = None, triton_url: str | None = None) -> dict:
     """Build (or add a version to) the model repository and return what ``repository.json`` records:
-    validate the inputs → build the catalog → build the index → write the version → render the configs.
+    validate the inputs → build the catalog → build the index → write the version → render the configs and
+    record the serving state (:mod:`recstack.ensemble.serving`): the new version serves by default, or with
+    ``canary`` a share of users beside the default; ``triton_url``: that server switches to it without a restart.
 
     Examples
     --------
@@ -234,7 +261,7 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
     settings = {"model_version": model_version, "repository_version": version, "max_length": inputs.max_length,
                 "retrieve": asdict(config.retrieve), "rerank": asdict(config.rerank)}
     write_version(out, version, inputs, catalog, index, index_report, settings)
-    render_configs(out, config, kind, catalog.dim)
+    values = config_values(config, kind, catalog.dim)
 
     report = {"version": version, "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "dataset": inputs.manifest.dataset, "dataset_fingerprint": inputs.manifest.fingerprint,
@@ -242,8 +269,11 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
               "model_version": model_version, "instance_kind": kind, "max_length": inputs.max_length,
               "n_items": len(catalog), "new_items": int(catalog.is_new.sum()), "ingested_items": added,
               "unavailable_items": int((~catalog.available).sum() - 2),
-              "index": asdict(index_report), "settings": settings, "seconds": round(time.perf_counter() - start, 2)}
+              "index": asdict(index_report), "settings": settings, "config_values": values}
     (out / REPOSITORY_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    report["serving"] = serve_version(out, version, values, config.keep_versions, canary, triton_url).to_json()
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    role = f"the canary for {canary:.0%} of users" if canary is not None else "the default"
     say(f"model repository version {version} in {out} ({kind}, {len(catalog):,} items, "
-        f"model {model_version}) built in {report['seconds']:.1f} s")
+        f"model {model_version}) built in {report['seconds']:.1f} s; {role}")
     return report

@@ -19,6 +19,7 @@ from recstack.ensemble.index import load_index
 from recstack.ensemble.lookups import SimilarItems, trending
 from recstack.ensemble.rerank import Reranker, pack
 from recstack.ensemble.retrieve import Retriever
+from recstack.ensemble.serving import SERVING_FILE, ServingState
 from recstack.ensemble.specs import QUERY_ENCODER, RANK, RECOMMEND, RETRIEVE, ModelSpec, run_graph
 from recstack.ensemble.triton_models import FUNNEL_FILE, check_limit
 from recstack.training.data import pad_left
@@ -69,11 +70,15 @@ def request_arrays(histories, exclude, limit: int, seq_len: int) -> tuple[np.nda
     return pad_left(histories, width), excluded, np.full((len(histories), 1), limit, dtype=np.int32)
 
 
-def latest(repository: Path, model: str) -> Path:
+def serving_folder(repository: Path, model: str) -> Path:
+    """The folder of the version that serves by default (``serving.json``; the newest version without one):
+    what Triton answers requests naming no version of ``recommend`` with, also while a canary serves."""
     found = versions(repository / model)
     if not found:
         raise FileNotFoundError(f"no version of {model!r} in {repository}: run `recstack build-repo` first")
-    return repository / model / str(found[-1])
+    state = repository / SERVING_FILE
+    default = ServingState.from_json(json.loads(state.read_text())).default if state.exists() else found[-1]
+    return repository / model / str(default)
 
 
 class Funnel:
@@ -93,11 +98,11 @@ class Funnel:
         options.intra_op_num_threads = options.inter_op_num_threads = threads
 
         def session(model: str) -> ort.InferenceSession:
-            return ort.InferenceSession(str(latest(repository, model) / "model.onnx"), options,
+            return ort.InferenceSession(str(serving_folder(repository, model) / "model.onnx"), options,
                                         providers=["CPUExecutionProvider"])
 
         self.query_encoder, self.ranker = session("query_encoder"), session("rank")
-        folder = latest(repository, "retrieve")
+        folder = serving_folder(repository, "retrieve")
         self.settings = json.loads((folder / FUNNEL_FILE).read_text())
         self.catalog = Catalog.load(folder)
         index = load_index(folder, use_gpu=False, threads=threads)

@@ -20,6 +20,7 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,13 @@ def _repository_call(http_url: str, path: str) -> None:
         raise TritonError(f"{path}: {exc.read().decode(errors='replace')}") from exc
     except urllib.error.URLError as exc:
         raise TritonError(f"no Triton at {http_url}: {exc.reason}") from exc
+
+
+def model_control(http_url: str) -> dict[str, Callable[[str], None]]:
+    """``load`` and ``unload`` of one model on a running server (explicit model control): a load picks up a
+    changed config or new versions, requests in flight finishing on the old ones."""
+    return {"load": lambda model: _repository_call(http_url, f"/v2/repository/models/{model}/load"),
+            "unload": lambda model: _repository_call(http_url, f"/v2/repository/models/{model}/unload")}
 
 
 def reload_models(http_url: str) -> None:

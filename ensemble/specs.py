@@ -7,7 +7,7 @@ them, so a tensor renamed here is renamed everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -116,9 +116,12 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (QUERY_ENCODER, RETRIEVE, RAN
                                                     RECOMMEND)}
 
 
-def render_config(spec: ModelSpec, values: Mapping[str, int | str]) -> str:
+def render_config(spec: ModelSpec, values: Mapping[str, int | str], versions: Sequence[int] = (),
+                  step_version: int = -1, name: str | None = None) -> str:
     """The ``config.pbtxt`` of a model. ``values``: ``max_batch_size``, ``kind`` (KIND_CPU or KIND_GPU),
-    ``instances``, ``queue_delay_us``, ``onnx_threads``, ``dim`` and ``candidates``.
+    ``instances``, ``queue_delay_us``, ``onnx_threads``, ``dim`` and ``candidates``. ``versions``: the versions
+    to load (the newest one when empty); ``step_version``: the version every step of an ensemble runs (-1: the
+    newest loaded); ``name``: another name for the model (an ensemble served beside it).
 
     Examples
     --------
@@ -133,12 +136,16 @@ def render_config(spec: ModelSpec, values: Mapping[str, int | str]) -> str:
         return f"{kind} [\n" + ",\n".join(f"  {t.pbtxt(values)}" for t in specs) + "\n]"
 
     platform = f'backend: "{spec.platform}"' if spec.platform == "python" else f'platform: "{spec.platform}"'
-    lines = [f"# {spec.about}", f'name: "{spec.name}"', platform, f"max_batch_size: {values['max_batch_size']}"]
-    if spec.platform != "ensemble":
+    lines = [f"# {spec.about}", f'name: "{name or spec.name}"', platform,
+             f"max_batch_size: {values['max_batch_size']}"]
+    if versions:
+        lines.append(f"version_policy: {{ specific: {{ versions: [ {', '.join(map(str, versions))} ] }} }}")
+    elif spec.platform != "ensemble":
         lines.append("version_policy: { latest: { num_versions: 1 } }")
     lines += [tensors("input", spec.inputs), tensors("output", spec.outputs)]
     if spec.platform == "ensemble":
-        lines.append("ensemble_scheduling {\n  step [\n" + ",\n".join(_step(s) for s in spec.steps) + "\n  ]\n}")
+        lines.append("ensemble_scheduling {\n  step [\n" + ",\n".join(_step(s, step_version) for s in spec.steps)
+                     + "\n  ]\n}")
     else:
         lines.append(f"instance_group [ {{ kind: {values['kind']} count: {values['instances']} }} ]")
         lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {values['queue_delay_us']} }}")
@@ -148,10 +155,11 @@ def render_config(spec: ModelSpec, values: Mapping[str, int | str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _step(step: Step) -> str:
+def _step(step: Step, version: int) -> str:
     maps = [f'      input_map {{ key: "{k}" value: "{v}" }}' for k, v in step.inputs.items()]
     maps += [f'      output_map {{ key: "{k}" value: "{v}" }}' for k, v in step.outputs.items()]
-    return "    {\n" + f'      model_name: "{step.model}"\n      model_version: -1\n' + "\n".join(maps) + "\n    }"
+    return ("    {\n" + f'      model_name: "{step.model}"\n      model_version: {version}\n' + "\n".join(maps)
+            + "\n    }")
 
 
 def run_graph(spec: ModelSpec, stages: Mapping[str, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]],

@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "preprocess": ("commands.preprocess", "preprocess_main", "preprocess a dataset into the training layout"),
     "train": ("commands.train", "main", "train, evaluate and export models on a prepared dataset"),
     "build-repo": ("commands.triton", "build_main", "assemble the Triton model repository from trained models"),
+    "publish": ("commands.publish", "publish_main", "build a new repository version and serve it (by default, or "
+                                                     "as a canary for a share of users)"),
+    "promote": ("commands.publish", "promote_main", "make the canary version the default"),
+    "rollback": ("commands.publish", "rollback_main", "withdraw the canary, or return to the previous default"),
     "serve": ("commands.serve", "main", "serve triton|api: run Triton over the model repository, or the FastAPI "
                                         "facade"),
     "score": ("commands.score", "main", "batch scoring: top-K with reasons for every user, to parquet and CSV"),

@@ -8,6 +8,7 @@ from typing import Literal
 
 from recstack.client.core.sessions import StorePolicy
 from recstack.ensemble.config import DEFAULT_HOST, DEFAULT_TRITON_GRPC_URL, FRESHNESS_DAYS
+from recstack.ensemble.serving import SERVING_FILE
 from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
 
 
@@ -74,6 +75,12 @@ class FacadeConfig:
     # catalog has popular items keeps that floor low.
     drift_window_s: float = 3600.0
     drift_interval_s: float = 60.0
+
+    @property
+    def serving_file(self) -> Path | None:
+        """The model repository's serving state, whose canary the experiments route a share of users to; a
+        facade on another host than the repository sees no canary (the file is absent there)."""
+        return self.repository / SERVING_FILE if self.repository else None
 
     @property
     def store_policy(self) -> StorePolicy:

@@ -7,9 +7,14 @@ The experiments file (``RECSTACK_FACADE__EXPERIMENTS_FILE``) is JSON::
                                    {"name": "popular", "weight": 0.5, "source": "popular"}],
                       "interleave": false}]}
 
-A variant's ``source`` is ``model`` (the Triton ensemble named by ``model``, default ``recommend``) or
-``popular``. With ``"interleave": true`` (exactly two variants) every user of the experiment gets one list
-merged from both by team draft, each item credited to the variant that contributed it.
+A variant's ``source`` is ``model`` (the Triton ensemble named by ``model``, default ``recommend``, at the model
+``version`` when one is named) or ``popular``. With ``"interleave": true`` (exactly two variants) every user of the
+experiment gets one list merged from both by team draft, each item credited to the variant that contributed it.
+
+While a canary version serves (``recstack publish --canary SHARE``), the model repository's ``serving.json`` says so
+and the canary experiment comes first (:func:`canary_experiment`): ``SHARE`` of users get the canary version, as
+many get the default as a control, and the experiment report compares the two. The file is read again whenever it
+changes (:class:`ServingWatch`), so a publish, promote or rollback reaches the facade without a restart.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from recstack.ensemble.serving import CANARY_ENSEMBLE, DEFAULT_ENSEMBLE
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -27,6 +34,7 @@ class Variant:
     weight: float = 1.0
     source: str = "model"  # "model" or "popular"
     model: str = "recommend"
+    version: int | None = None  # the model version its requests name; None: the server's choice
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,40 @@ class Experiment:
             raise ValueError(f"experiment {self.id!r}: a variant's source is 'model' or 'popular'")
         if self.interleave and len(self.variants) != 2:
             raise ValueError(f"experiment {self.id!r}: interleaving needs exactly two variants")
+
+
+def canary_experiment(state: dict) -> Experiment | None:
+    """The experiment of a serving state (``serving.json``) with a canary: the canary's share of users on the
+    canary ensemble (naming its version, so a newer canary is never counted under this one's name), the same
+    share on the default as the control; None without a canary."""
+    canary, share = state.get("canary"), state.get("canary_share", 0.0)
+    if canary is None:
+        return None
+    traffic = min(1.0, 2 * share)
+    return Experiment(f"canary-r{canary}", (Variant(f"r{state['default']}", traffic - share, model=DEFAULT_ENSEMBLE),
+                                            Variant(f"r{canary}", share, model=CANARY_ENSEMBLE, version=canary)),
+                      traffic)
+
+
+class ServingWatch:
+    """The canary experiment of ``serving.json``, read again when the file changes (one ``stat`` per call; the
+    file is replaced atomically, so a read never sees half of it)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._seen: tuple[int, int] | None = None
+        self._experiment: Experiment | None = None
+
+    def experiment(self) -> Experiment | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._seen, self._experiment = None, None
+            return None
+        if (stat.st_mtime_ns, stat.st_ino) != self._seen:
+            self._experiment = canary_experiment(json.loads(self.path.read_text()))
+            self._seen = (stat.st_mtime_ns, stat.st_ino)
+        return self._experiment
 
 
 def bucket(user_id: str, salt: str) -> float:
@@ -70,23 +112,27 @@ class Experiments:
     True
     """
 
-    def __init__(self, experiments: list[Experiment] | None = None):
+    def __init__(self, experiments: list[Experiment] | None = None, serving: ServingWatch | None = None):
         self.experiments = list(experiments or [])
+        self.serving = serving
         ids = [e.id for e in self.experiments]
         if len(set(ids)) != len(ids):
             raise ValueError(f"experiment ids must be unique: {ids}")
 
     @classmethod
-    def load(cls, path: str | Path | None) -> Experiments:
+    def load(cls, path: str | Path | None, serving_file: str | Path | None = None) -> Experiments:
+        """The experiments file's experiments (none without one), after the canary of ``serving_file``."""
+        serving = ServingWatch(serving_file) if serving_file is not None else None
         if path is None:
-            return cls()
+            return cls(serving=serving)
         raw = json.loads(Path(path).read_text())
         return cls([Experiment(e["id"], tuple(Variant(**v) for v in e["variants"]), e.get("traffic", 1.0),
-                               e.get("interleave", False)) for e in raw.get("experiments", [])])
+                               e.get("interleave", False)) for e in raw.get("experiments", [])], serving)
 
     def assign(self, user_id: str) -> Assignment | None:
         """The first experiment whose traffic share includes the user, and the user's variant in it."""
-        for experiment in self.experiments:
+        canary = self.serving.experiment() if self.serving else None
+        for experiment in ([canary] if canary else []) + self.experiments:
             if bucket(user_id, f"traffic:{experiment.id}") >= experiment.traffic:
                 continue
             if experiment.interleave:

@@ -41,14 +41,17 @@ class InProcessRecommender:
     async def _run(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
-    async def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend"
-                        ) -> list[RecommendationList]:
-        return lists(await self.recommend_arrays(histories, exclude, limit, model))
+    async def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
+                        version: int | None = None) -> list[RecommendationList]:
+        return lists(await self.recommend_arrays(histories, exclude, limit, model, version))
 
-    async def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend"
-                               ) -> dict[str, np.ndarray]:
+    async def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
+                               version: int | None = None) -> dict[str, np.ndarray]:
         if model != "recommend":
             raise ValueError(f"the in-process engine serves the 'recommend' funnel only, not {model!r}")
+        if version not in (None, self.funnel.settings["repository_version"]):
+            raise ValueError(f"the in-process engine serves repository version "
+                             f"{self.funnel.settings['repository_version']} only, not {version}")
         check_limit(limit)
         histories = [np.asarray(h, dtype=np.int64) for h in histories]
         exclude = [[]] * len(histories) if exclude is None else list(exclude)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from recstack.ensemble.build import BuildError, build_repository
-from recstack.ensemble.server import TritonError, TritonServer, reload_models
+from recstack.ensemble.server import TritonError, TritonServer
 from recstack.settings import Settings
 
 
@@ -43,9 +43,8 @@ def build_main(argv: list[str], settings: Settings) -> int:
     models = args.models or settings.models_output(Path(data).name)
     try:
         build_repository(data, models, args.out or settings.model_repository, serving, args.rules, args.clean,
-                         new_items=args.new_items)
+                         new_items=args.new_items, triton_url=args.reload)
         if args.reload:
-            reload_models(args.reload)
             print(f"Triton at {args.reload} serves the new version")
     except (BuildError, ValueError, FileNotFoundError, TritonError) as exc:
         print(f"recstack build-repo: {exc}", file=sys.stderr)

@@ -77,10 +77,10 @@ def funnel_scores(model_repository):
     """The ranker's scores computed in-process (onnxruntime on the repository's ONNX file)."""
     import numpy as np
     import onnxruntime as ort
-    from recstack.ensemble.funnel import latest
+    from recstack.ensemble.funnel import serving_folder
     from recstack.training.data import pad_left
 
-    session = ort.InferenceSession(str(latest(model_repository, "rank") / "model.onnx"))
+    session = ort.InferenceSession(str(serving_folder(model_repository, "rank") / "model.onnx"))
 
     def scores(history, candidates):
         seq = pad_left([np.asarray(history, dtype=np.int64)], 200)

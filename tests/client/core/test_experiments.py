@@ -48,3 +48,18 @@ def test_experiment_files_are_validated(tmp_path):
         with pytest.raises(ValueError):
             Experiments.load(path)
     assert Experiments.load(None).assign("u") is None
+
+
+def test_a_canary_takes_its_share_beside_an_equal_control_and_follows_the_serving_file(tmp_path):
+    serving = tmp_path / "serving.json"
+    experiments = Experiments.load(None, serving)
+    assert experiments.assign("u1") is None  # no serving state: nothing to route
+    serving.write_text(json.dumps({"default": 2, "canary": 3, "canary_share": 0.1, "previous": [1]}))
+    counts = Counter(a.variant.name if a else None for a in map(experiments.assign, (f"u{i}" for i in range(5000))))
+    assert 0.08 < counts["r3"] / 5000 < 0.12 and 0.08 < counts["r2"] / 5000 < 0.12
+    canary = next(experiments.assign(f"u{i}") for i in range(5000)
+                  if experiments.assign(f"u{i}") and experiments.assign(f"u{i}").variant.name == "r3")
+    assert canary.experiment.id == "canary-r3"
+    assert (canary.variant.model, canary.variant.version) == ("recommend_canary", 3)
+    serving.write_text(json.dumps({"default": 3, "canary": None, "canary_share": 0.0, "previous": [1, 2]}))
+    assert experiments.assign("u1") is None  # promoted: read again without a restart
