@@ -46,7 +46,8 @@ def step(name: str, times: dict[str, float]):
     log.info("%s done in %.1f s", name, times[name])
 
 
-def run_round(settings: Settings, triton_url: str | None, full: bool, stopping: Callable[[], bool]) -> dict:
+def run_round(settings: Settings, triton_url: str | None, full: bool, canary: float | None,
+              stopping: Callable[[], bool]) -> dict:
     """One round; returns the step durations and the outcome (``outcome``: what happened, ``version`` if a
     candidate was built)."""
     times: dict[str, float] = {}
@@ -74,17 +75,17 @@ def run_round(settings: Settings, triton_url: str | None, full: bool, stopping: 
     with step("gate", times):
         log.info("gate: %s", gate(settings, candidate).reason)
     with step("publish" if candidate.gate.passed else "record", times):
-        entry = decide(settings, candidate, triton_url, say=log.info)
+        entry = decide(settings, candidate, triton_url, canary, say=log.info)
     return {**result, "outcome": entry["decision"], "freshness_s": entry.get("freshness_s")}
 
 
 def run_loop(settings: Settings, every_s: float, once: bool, triton_url: str | None, full: bool,
-             stop: threading.Event) -> list[dict]:
+             canary: float | None, stop: threading.Event) -> list[dict]:
     """Rounds every ``every_s`` seconds (measured from each round's start) until ``stop`` is set, or one."""
     rounds = []
     while not stop.is_set():
         started = time.monotonic()
-        outcome = run_round(settings, triton_url, full, stop.is_set)
+        outcome = run_round(settings, triton_url, full, canary, stop.is_set)
         rounds.append(outcome)
         total = sum(outcome["seconds"].values())
         log.info("round %d: %s in %.1f s (%s)", len(rounds), outcome["outcome"], total,

@@ -158,10 +158,11 @@ def freshness(entry: dict, published: datetime) -> dict[str, float] | None:
             "last_event": round((published - entry["last_accepted"]).total_seconds(), 1)}
 
 
-def decide(settings: Settings, candidate: Candidate, triton_url: str | None = None,
+def decide(settings: Settings, candidate: Candidate, triton_url: str | None = None, canary: float | None = None,
            say: Callable[[str], None] = print) -> dict:
-    """Publish a candidate that passed the gate and record the decision in the journal; a refused one is recorded
-    and the serving version stays."""
+    """Publish a candidate that passed the gate (as the default, or as a canary for the ``canary`` share of users
+    until ``recstack promote``) and record the decision in the journal; a refused one is recorded and the serving
+    version stays."""
     if candidate.gate is None:
         raise RetrainError("a candidate is judged by the gate before it is published")
     journal = VersionsJournal(settings.versions_dir)
@@ -172,10 +173,12 @@ def decide(settings: Settings, candidate: Candidate, triton_url: str | None = No
         return journal.append(entry)
     ingest_file = settings.facade_config().ingest_file
     report = publish(entry["data_dir"], entry["models_dir"], settings.model_repository, settings.serving,
-                     triton_url=triton_url, new_items=ingest_file if ingest_file.exists() else None, verbose=False)
+                     triton_url=triton_url, new_items=ingest_file if ingest_file.exists() else None, verbose=False,
+                     canary=canary)
     published = datetime.now(UTC).replace(tzinfo=None)
-    entry.update(decision="published", repository_version=report["version"], published_at=now(),
+    entry.update(decision="canary" if canary else "published", repository_version=report["version"], published_at=now(),
                  freshness_s=freshness(entry, published))
     say(f"version {entry['version']} published as repository version {report['version']}"
+        + (f", a canary for {canary:.0%} of users" if canary else "")
         + (f"; Triton at {triton_url} serves it" if triton_url else ""))
     return journal.append(entry)

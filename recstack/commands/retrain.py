@@ -9,13 +9,17 @@ import signal
 import sys
 import threading
 
+from recstack.commands.publish import share
 from recstack.ensemble.build import BuildError
 from recstack.ensemble.server import TritonError
+from recstack.ensemble.serving import ServingError
 from recstack.loop import parse_interval, run_loop
 from recstack.retrain import RetrainError, decide, gate, retrain
 from recstack.settings import Settings
 
-FAILURES = (RetrainError, BuildError, TritonError, FileNotFoundError, ValueError)
+FAILURES = (RetrainError, BuildError, ServingError, TritonError, FileNotFoundError, ValueError)
+CANARY_HELP = ("publish a version that passes the gate as a canary for this share of users (e.g. 0.1), beside the "
+               "default, until `recstack promote`; the facade's experiment report compares them")
 
 
 def retrain_main(argv: list[str], settings: Settings) -> int:
@@ -27,6 +31,7 @@ def retrain_main(argv: list[str], settings: Settings) -> int:
                    "from the serving weights on the new events (indices of users and items stay as they are)")
     p.add_argument("--reload", metavar="HOST:PORT", help="make the Triton server at this HTTP address load the "
                    "published version (no restart)")
+    p.add_argument("--canary", type=share, metavar="SHARE", help=CANARY_HELP)
     p.add_argument("--dry-run", action="store_true", help="judge the candidate, publish nothing, record nothing")
     args = p.parse_args(argv)
     try:
@@ -39,11 +44,11 @@ def retrain_main(argv: list[str], settings: Settings) -> int:
             print(f"dry run: version {candidate.entry['version']} in {candidate.entry['models_dir']} is neither "
                   "published nor recorded")
             return 0 if result.passed else 3
-        entry = decide(settings, candidate, args.reload)
+        entry = decide(settings, candidate, args.reload, args.canary)
     except FAILURES as exc:
         print(f"recstack retrain: {exc}", file=sys.stderr)
         return 1
-    return 0 if entry["decision"] == "published" else 3
+    return 3 if entry["decision"] == "refused" else 0
 
 
 def loop_main(argv: list[str], settings: Settings) -> int:
@@ -55,6 +60,7 @@ def loop_main(argv: list[str], settings: Settings) -> int:
     p.add_argument("--reload", metavar="HOST:PORT", help="the Triton server (HTTP address) that loads each "
                    "published version")
     p.add_argument("--full", action="store_true", help="retrain from scratch every round")
+    p.add_argument("--canary", type=share, metavar="SHARE", help=CANARY_HELP)
     args = p.parse_args(argv)
     try:
         every_s = parse_interval(args.every)
@@ -65,7 +71,7 @@ def loop_main(argv: list[str], settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        rounds = run_loop(settings, every_s, args.once, args.reload, args.full, stop)
+        rounds = run_loop(settings, every_s, args.once, args.reload, args.full, args.canary, stop)
     except FAILURES as exc:
         print(f"recstack loop: {exc}", file=sys.stderr)
         return 1

@@ -78,10 +78,12 @@ def test_loop_learns_a_new_item_and_the_gate_refuses_a_worse_candidate(trained_s
             assert after.isdisjoint(before) and all(v.endswith("/r2") for v in after), (before, after)
             assert NEW_ITEM in listed, listed
 
-            # A candidate trained with a learning rate far too high: refused, and version 2 keeps serving.
+            # A candidate trained with a learning rate far too high, judged on every test user (the new events'
+            # users all end on the same item, which even a broken model can rank first): refused, and version 2
+            # keeps serving.
             post_sequences(api, users[:30], [[anchor, NEW_ITEM]] * 30, datetime.now(UTC))
             worse = recstack(["loop", "--once", "--reload", server.http_url], build_dir, flush_redis,
-                             train__lr=50.0, retrain__epochs=3)
+                             train__lr=50.0, retrain__epochs=3, gate__min_users=1_000_000)
             assert worse.returncode == 3, worse.stderr
             refused = json.loads((build_dir / VERSIONS_NAME / JOURNAL_NAME).read_text().splitlines()[-1])
             assert refused["decision"] == "refused" and refused["repository_version"] is None
