@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import platform
 
 import psutil
+
+from recstack.devices import usable_cores
 
 
 def _cpu_model() -> str:
@@ -20,7 +21,7 @@ def _cpu_model() -> str:
 
 
 def describe_machine() -> dict:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     memory_gib = psutil.virtual_memory().total / 2**30
     cpu = _cpu_model()
     return {

@@ -34,6 +34,12 @@ def gpu_count() -> int:
     return min(found, len(visible.split(","))) if visible else found
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which containers and ``taskset`` narrow), for the
+    thread pools a stage sizes itself; ``os.cpu_count()`` counts the whole machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def resolve(device: str, available: bool | None = None) -> Literal["cpu", "gpu"]:
     """``auto`` → ``gpu`` when one is available, else ``cpu``; ``gpu`` without one is an error that says so.
     ``cuda`` (torch's name) reads as ``gpu``. ``available`` defaults to :func:`gpu_count` > 0; a stage passes

@@ -13,7 +13,7 @@ def test_smoke_run_writes_the_side_by_side_table(tmp_path, monkeypatch):
                  "--results-dir", str(results)]) == 0
     report = json.loads((results / "accuracy.json").read_text())
     reports = report["datasets"]["synthetic"]["reports"]
-    assert {"sasrec", "most_popular", "item_knn", "ease"} <= set(reports)
+    assert {"sasrec", "most_popular", "item_knn", "ease", "als", "bpr"} <= set(reports)
     assert all("ndcg@10" in r["test"] and "sampled100_ndcg@10" in r["test"] for r in reports.values())
     table = (results / "accuracy.md").read_text()
     assert "### synthetic" in table and "| most_popular |" in table and "2 cores" in table

@@ -50,3 +50,9 @@ def test_the_driver_list_answers_without_torch(monkeypatch, tmp_path):
         assert devices.gpu_count() == 0
     finally:
         devices.gpu_count.cache_clear()
+
+
+def test_usable_cores_follow_the_affinity_mask_not_the_machine():
+    import os
+
+    assert 1 <= devices.usable_cores() == len(os.sched_getaffinity(0)) <= os.cpu_count()
