@@ -1,13 +1,14 @@
 """Training throughput of the sequential ranker, length-aware batches against batches padded to the full window,
 and the rank stage's cost with the last block run for every position or for the last one only.
 
-Per dataset and batching mode, the same model (the ``SASRecConfig`` of the settings) trains on the first batches
-of an epoch's shuffle, after ``--warmup`` untimed ones, until ``--max-batches`` or ``--seconds`` is reached, the
-two modes taking turns batch by batch (so a machine shared with other work slows both alike);
-tokens/s counts real (non-padding) input positions, and the epoch time is the mean batch time times the batches of
-an epoch (extrapolated unless every batch was timed: the report says how many were). Validation scoring of
-``--eval-users`` users is timed the same way. The rank stage (``score_candidates``, ``--candidates`` candidates per
-user, histories filling the window) is timed per call at batch 1 and 64.
+Per dataset and batching mode, the same model (the ``SASRecConfig`` of the settings) trains on ``--max-batches``
+batches of an epoch spread over its range of sizes, after ``--warmup`` untimed ones (or fewer, once ``--seconds``
+of timed steps are spent), the two modes taking turns batch by batch so that a machine shared with other work slows
+both alike. The epoch time is the mean batch time times the batches of an epoch (extrapolated unless every batch
+was timed: the report says how many were), and tokens/s the epoch's real (non-padding) input positions over it.
+Full-ranking validation of ``--eval-users`` users is timed per mode (the faster of two rounds). The rank stage
+(``score_candidates``, ``--candidates`` candidates per user, histories filling the window) is timed per call at
+batch 1 and 64.
 
     recstack bench training                                             # synthetic, ml-1m, beauty (those present)
     recstack bench training --datasets synthetic --max-batches 4        # a quick run
@@ -50,26 +51,45 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed_batches(batches, n_batches: int, count: int, seed: int) -> tuple[list[int], int, int]:
+    """Which of epoch 0's batches to time: ``count`` spread evenly over the batches ordered by their real tokens
+    (length-aware batches range from a few positions to the full window, and a few random ones would miss that),
+    in a seeded random order so a time budget that stops early still leaves a spread; and the epoch's real tokens
+    and positions.
+    """
+    shapes = [(int((x != 0).sum()), x.numel()) for x, _ in batches(0, 0, 1)]
+    tokens = [t for t, _ in shapes]
+    by_tokens = np.argsort(tokens, kind="stable")
+    count = min(count, n_batches)
+    chosen = by_tokens[((np.arange(count) + 0.5) * n_batches / count).astype(int)]
+    return np.random.default_rng(seed).permutation(chosen).tolist(), sum(tokens), sum(p for _, p in shapes)
+
+
 def train_rates(data: PreparedData, base: SASRecConfig, batch_size: int, seed: int, device: torch.device,
                 dtype: torch.dtype, warmup: int, max_batches: int, seconds: float) -> dict[str, dict]:
-    """Time training steps (forward, loss, backward, AdamW step) on the first batches of epoch 0's shuffle, one
-    step of each mode in turn, so that a busy machine slows both alike."""
+    """Time training steps (forward, loss, backward, AdamW step) on batches of epoch 0 (:func:`timed_batches`),
+    one step of each mode in turn, so that a busy machine slows both alike. The epoch time is the mean batch time
+    times the batches of an epoch; tokens/s the epoch's real tokens over it."""
     runs = {}
     for mode, length_aware in MODES.items():
         config = replace(base, length_aware=length_aware)
         inputs, labels = next_item_pairs(data.train_sequences, config.max_length)
         batches, n_batches = epoch_batches(inputs, labels, batch_size, seed, config.length_aware)
+        chosen, epoch_tokens, epoch_positions = timed_batches(batches, n_batches, max_batches, seed)
+        wanted = set(chosen) | set(range(warmup))
+        steps = [(i, b) for i, b in enumerate(batches(0, 0, 1)) if i in wanted]
+        steps = [s for s in steps if s[0] < warmup] + sorted((s for s in steps if s[0] in chosen),
+                                                              key=lambda s: chosen.index(s[0]))
         seed_everything(seed)  # the same initial weights in both modes
         model = SASRec(data.n_items, config).to(device).train()
-        runs[mode] = {"batches": batches(0, 0, 1), "n_batches": n_batches, "model": model,
-                      "optimizer": torch.optim.AdamW(model.parameters(), lr=config.lr), "times": [],
-                      "tokens": 0, "positions": 0}
-    for step in range(warmup + max_batches):
+        runs[mode] = {"steps": steps, "warmup": min(warmup, n_batches), "n_batches": n_batches,
+                      "epoch_tokens": epoch_tokens, "epoch_positions": epoch_positions, "model": model,
+                      "optimizer": torch.optim.AdamW(model.parameters(), lr=config.lr), "times": []}
+    for step in range(max(len(run["steps"]) for run in runs.values())):
         for run in runs.values():
-            batch = next(run["batches"], None)
-            if batch is None:
+            if step >= len(run["steps"]):
                 continue
-            x, y = (t.to(device) for t in batch)
+            x, y = (t.to(device) for t in run["steps"][step][1])
             _sync(device)
             tick = time.perf_counter()
             with autocast(device, dtype):
@@ -78,22 +98,21 @@ def train_rates(data: PreparedData, base: SASRecConfig, batch_size: int, seed: i
             loss.backward()
             run["optimizer"].step()
             _sync(device)
-            if step >= warmup:
+            if step >= run["warmup"]:
                 run["times"].append(time.perf_counter() - tick)
-                run["tokens"], run["positions"] = run["tokens"] + int((x != 0).sum()), run["positions"] + x.numel()
         if max(sum(run["times"]) for run in runs.values()) > seconds:
             break
     rates = {}
     for mode, run in runs.items():
         times, n_batches = run["times"], run["n_batches"]
         if not times:
-            raise ValueError(f"{data.name}: an epoch has {n_batches} batches, none left to time after {warmup}")
+            raise ValueError(f"{data.name}: no batch timed (an epoch has {n_batches})")
+        epoch_seconds = statistics.fmean(times) * n_batches
         rates[mode] = {"batches_per_epoch": n_batches, "batches_timed": len(times),
                        "seconds_timed": round(sum(times), 3),
-                       "tokens_per_second": round(run["tokens"] / sum(times)),
-                       "padding_share": round(1 - run["tokens"] / run["positions"], 4),
-                       "epoch_seconds": round(statistics.fmean(times) * n_batches, 2),
-                       "epoch_extrapolated": len(times) < n_batches}
+                       "tokens_per_second": round(run["epoch_tokens"] / epoch_seconds),
+                       "padding_share": round(1 - run["epoch_tokens"] / run["epoch_positions"], 4),
+                       "epoch_seconds": round(epoch_seconds, 2), "epoch_extrapolated": len(times) < n_batches}
     return rates
 
 
@@ -242,8 +261,8 @@ def main(argv: list[str], settings: Settings) -> int:
                    choices=["synthetic", *PUBLIC_DATASETS],
                    help="public datasets absent from the data folder are skipped")
     p.add_argument("--warmup", type=int, default=2, help="untimed batches before the timed ones")
-    p.add_argument("--max-batches", type=int, default=20, help="timed batches per dataset and mode, at most")
-    p.add_argument("--seconds", type=float, default=30.0, help="stop timing batches after this many seconds")
+    p.add_argument("--max-batches", type=int, default=12, help="timed batches per dataset and mode, at most")
+    p.add_argument("--seconds", type=float, default=90.0, help="stop timing batches after this many seconds")
     p.add_argument("--eval-users", type=int, default=1024, help="validation users scored per dataset and mode")
     p.add_argument("--candidates", type=int, default=100, help="candidates per user in the rank stage")
     p.add_argument("--repeats", type=int, default=20, help="timed rank-stage calls per shape")
