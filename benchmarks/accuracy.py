@@ -26,7 +26,8 @@ from recstack.settings import Settings
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def _prepared(name: str, settings: Settings, synthetic_events: int) -> Path:
+def prepared_folder(name: str, settings: Settings, synthetic_events: int) -> Path:
+    """The preprocessed (leave-one-out) dataset under the build folder, preprocessed on first use."""
     folder = settings.build_dir / "bench" / "prepared" / name
     if not PreparedLayout(folder).exists():
         options = {"n_events": synthetic_events, "seed": settings.seed} if name == "synthetic" else {}
@@ -40,7 +41,7 @@ def run(datasets: list[str], max_minutes: float | None, epochs: int | None, synt
     report = {"benchmark": "accuracy", "machine": describe_machine(), "datasets": {}}
     tables = []
     for name in datasets:
-        folder = _prepared(name, settings, synthetic_events)
+        folder = prepared_folder(name, settings, synthetic_events)
         out = settings.build_dir / "bench" / "models" / name
         budget = {"max_minutes": max_minutes, "epochs": epochs}
         train = replace(settings.train, **{k: v for k, v in budget.items() if v})

@@ -77,6 +77,12 @@ class SASRecConfig:
     # Learning rate unless TrainConfig.lr sets one. 2e-3 rather than 1e-3: chosen on the shifted-back split, which
     # never holds a test target (training/README.md, "Choosing the defaults").
     lr: float = 2e-3
+    # Length-aware batching: training batches group users of similar history length (sorted within large
+    # shuffled pools) and are cut to their longest sequence, evaluation batches too. Left-padded to ``max_length``,
+    # short-history data is mostly padding (ML-1M, Beauty: benchmarks/README.md, "Training throughput"); the
+    # positions count back from the newest item, so the model is the same either way. False: every batch is a
+    # uniform shuffle padded to ``max_length``, as before.
+    length_aware: bool = True
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,18 @@ class EvalSet:
     def subset(self, rows: np.ndarray) -> EvalSet:
         return EvalSet(self.user_idx[rows], [self.histories[i] for i in rows], [self.targets[i] for i in rows])
 
+    def by_history_length(self) -> EvalSet:
+        """The same users, shortest history first: batches of a sequence model padded to their longest history
+        then pad little. Metrics are sums over users, so the order does not change them.
+
+        Examples
+        --------
+        >>> users = EvalSet(np.array([7, 8]), [np.array([4, 5, 6]), np.array([3])], [np.array([2])] * 2)
+        >>> users.by_history_length().user_idx
+        array([8, 7])
+        """
+        return self.subset(np.argsort([len(h) for h in self.histories], kind="stable"))
+
 
 @dataclass(frozen=True)
 class PreparedData:

@@ -27,7 +27,7 @@ def user_subset(eval_set: EvalSet, size: int | None, seed: int) -> EvalSet:
 def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData, output_dir: Path,
                    train_config: TrainConfig, make_batches: Callable[[list[np.ndarray]], tuple[Callable, int]],
                    scorer: Callable[[nn.Module, torch.device], Scorer], resume: bool, progress: bool,
-                   test_ks: tuple[int, ...] = KS) -> Trained:
+                   test_ks: tuple[int, ...] = KS, eval_by_length: bool = False) -> Trained:
     """Train ``model`` with early stopping on validation NDCG@10 and evaluate its final model on test.
 
     ``make_batches(sequences)`` gives ``(batches, n_batches)`` for the training sequences and, with
@@ -35,12 +35,15 @@ def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData
     the finished one and the best checkpoint's test metrics are kept beside its own (``test_best_checkpoint``).
     The report holds the test metrics (main process only), best epoch, time, device, precision, the
     per-epoch history and the model version ``<name>-<dataset fingerprint>-<config hash>-e<best epoch>``
-    (``-f<finish epochs>`` appended when finished).
+    (``-f<finish epochs>`` appended when finished). ``eval_by_length`` validates and tests users in order of
+    history length, for a scorer that pads each batch to its longest history.
     """
     train_config = with_model_lr(train_config, model_config)
     batches, n_batches = make_batches(data.train_sequences)
     valid = user_subset(data.valid, train_config.validation_users, train_config.seed)
     test = user_subset(data.test, train_config.test_users, train_config.seed)
+    if eval_by_length:
+        valid, test = valid.by_history_length(), test.by_history_length()
     identity = {"model": name, "dataset": data.fingerprint, "config": config_hash(model_config, train_config)}
     trainer = Trainer(model, train_config, output_dir, batches, n_batches,
                       validate=lambda m: evaluate(scorer(m, trainer.device), data, valid),

@@ -24,21 +24,60 @@ def next_item_pairs(sequences: list[np.ndarray], max_length: int) -> tuple[torch
     return inputs, labels
 
 
-def epoch_batches(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
-    """``batches(epoch, rank, world_size)``: a seeded shuffle per epoch, split between processes."""
+# Batches per pool sorted by length: pools this large hold many users of each length (little padding), and
+# shuffling the pools, then the batches, keeps which users share a batch random from epoch to epoch.
+POOL_BATCHES = 64
+
+
+def length_bucketed(lengths: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Row indices of each batch: a shuffle cut into pools of ``POOL_BATCHES`` batches, each pool sorted by
+    length and cut into batches, and the batches shuffled. As many batches as a plain shuffle gives.
+
+    Examples
+    --------
+    >>> lengths = torch.tensor([1, 9, 2, 8, 1, 9, 2, 8])
+    >>> batches = length_bucketed(lengths, 2, torch.Generator().manual_seed(0))
+    >>> len(batches), sorted(sorted(lengths[b].tolist()) for b in batches)
+    (4, [[1, 1], [2, 2], [8, 8], [9, 9]])
+    """
+    order = torch.randperm(len(lengths), generator=generator)
+    batches = []
+    for pool in order.split(batch_size * POOL_BATCHES):
+        batches.extend(pool[torch.argsort(lengths[pool], stable=True)].split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+
+
+def epoch_batches(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int, length_aware: bool = False):
+    """``batches(epoch, rank, world_size)``: a seeded shuffle per epoch, split between processes.
+
+    ``length_aware`` groups rows of similar length (:func:`length_bucketed`) and cuts each batch to its longest
+    row; otherwise batches are a uniform shuffle at the full padded width.
+    """
     n_batches = -(-len(inputs) // batch_size)
+    lengths = (inputs != 0).sum(1)
 
     def batches(epoch: int, rank: int, world_size: int):
-        order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed + epoch))
+        generator = torch.Generator().manual_seed(seed + epoch)
+        if length_aware:
+            rows_of = length_bucketed(lengths, batch_size, generator)
+        else:
+            order = torch.randperm(len(inputs), generator=generator)
+            rows_of = order.split(batch_size)
         for i in process_batches(n_batches, rank, world_size):
-            rows = order[i * batch_size:(i + 1) * batch_size]
-            yield inputs[rows].long(), labels[rows].long()
+            rows = rows_of[i]
+            width = int(lengths[rows].max()) if length_aware else inputs.shape[1]
+            yield inputs[rows, -width:].long(), labels[rows, -width:].long()
     return batches, n_batches
 
 
 def sequence_scorer(model: SASRec, device: torch.device) -> Scorer:
+    """Scores of every item for a batch of histories, padded to the window or, with ``length_aware``, to the
+    batch's longest history (the same scores, fewer positions)."""
     def score(histories, user_idx):
-        seq = torch.from_numpy(pad_left(histories, model.config.max_length)).to(device)
+        window = model.config.max_length
+        if model.config.length_aware:
+            window = max(1, min(window, max(len(h) for h in histories)))
+        seq = torch.from_numpy(pad_left(histories, window)).to(device)
         return model.score_all(seq).float()
     return score
 
@@ -59,7 +98,7 @@ def train_sasrec(data: PreparedData, output_dir: Path, model_config: SASRecConfi
 
     def make_batches(sequences):
         inputs, labels = next_item_pairs(sequences, model_config.max_length)
-        return epoch_batches(inputs, labels, train_config.batch_size, train_config.seed)
+        return epoch_batches(inputs, labels, train_config.batch_size, train_config.seed, model_config.length_aware)
 
     return train_and_test("sasrec", model, model_config, data, output_dir, train_config, make_batches,
-                          sequence_scorer, resume, progress)
+                          sequence_scorer, resume, progress, eval_by_length=model_config.length_aware)

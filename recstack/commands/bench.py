@@ -10,6 +10,8 @@ from recstack.settings import Settings
 # name -> (module of recstack.benchmarks, what it measures); each module has ``main(argv, settings)``.
 BENCHMARKS = {"preprocessing": ("preprocessing_throughput", "preprocessing throughput, polars vs plain pandas"),
               "accuracy": ("accuracy", "models beside baselines, full-ranking metrics per dataset"),
+              "training": ("training_throughput", "the ranker's training tokens/s and epoch time, length-aware "
+                                                  "batches vs full-window padding, and the rank stage's cost"),
               "sweep": ("sasrec_sweep", "how the ranker's defaults were chosen: its settings side by side on a "
                                         "split that never holds a test target"),
               "serving": ("serving_latency", "funnel latency and throughput under load: Triton (HTTP, gRPC), the "

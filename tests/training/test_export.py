@@ -62,6 +62,27 @@ def test_ranker_matches_pytorch_on_shapes_not_seen_at_export(exported, batch, le
     assert scores.shape == (batch, n_candidates) and np.abs(scores - expected).max() <= 1e-4
 
 
+def test_the_served_graph_scores_only_the_last_position_and_matches_the_full_computation(exported):
+    model, out, _ = exported
+    rng = np.random.default_rng(7)
+    seq = left_padded(rng, 32, WINDOW, WINDOW)
+    candidates = rng.integers(2, N_ITEMS, (32, 40))
+    scores = onnx_session(out / "ranker.onnx").run(None, {"item_seq": seq, "candidates": candidates})[0]
+    with torch.no_grad():
+        user = model.encode(torch.from_numpy(seq))[:, -1]  # every position through every block
+        full = (model.item_embedding(torch.from_numpy(candidates)) * user.unsqueeze(1)).sum(-1).numpy()
+    assert np.abs(scores - full).max() <= 1e-5
+    # The last block's feed-forward runs once per user: its input has one row per user, not one per position.
+    shapes = []
+    hook = model.blocks[-1].ffn.register_forward_hook(lambda module, args, _: shapes.append(args[0].shape))
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(seq))
+    finally:
+        hook.remove()
+    assert shapes == [(32, 1, HIDDEN)]
+
+
 def test_user_encoder_matches_the_model_forward(exported):
     model, out, _ = exported
     seq = left_padded(np.random.default_rng(5), 17, 6, 6)

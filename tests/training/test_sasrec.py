@@ -5,10 +5,10 @@ import pytest
 import torch
 from recstack.training.baselines import MostPopular
 from recstack.training.config import SASRecConfig, TrainConfig
-from recstack.training.data import load_prepared
+from recstack.training.data import load_prepared, pad_left
 from recstack.training.evaluate import evaluate
 from recstack.training.models.sasrec import SASRec
-from recstack.training.train_sasrec import next_item_pairs, train_sasrec
+from recstack.training.train_sasrec import epoch_batches, next_item_pairs, sequence_scorer, train_sasrec
 from recstack.training.trainer import BEST, BUDGET_CHECK_BATCHES, FINAL, LAST
 
 TINY = SASRecConfig(max_length=20, hidden=32, blocks=1, heads=2, dropout=0.0)
@@ -34,6 +34,89 @@ def test_padding_does_not_change_the_user_representation():
     assert torch.allclose(a, b, atol=1e-5)
 
 
+def _histories(rng, n_items, lengths):
+    return [rng.integers(2, n_items, n) for n in lengths]
+
+
+def test_a_sequence_cut_to_its_length_scores_as_when_padded_to_the_full_window():
+    # Default window (200): a model trained on cut batches serves full-length, left-padded input.
+    torch.manual_seed(0)
+    model = SASRec(80, SASRecConfig(hidden=32, blocks=2, heads=2)).eval()
+    histories = _histories(np.random.default_rng(0), 80, [1, 3, 17, 60, 199, 200])
+    with torch.no_grad():
+        full = model.score_all(torch.from_numpy(pad_left(histories, 200)))
+        for row, history in enumerate(histories):
+            cut = model.score_all(torch.from_numpy(pad_left([history], len(history))))
+            assert torch.allclose(cut[0, 2:], full[row, 2:], atol=1e-5)
+        # A batch padded to its longest history (length-aware evaluation) too.
+        batch = model.score_all(torch.from_numpy(pad_left(histories[:4], 60)))
+        assert torch.allclose(batch[:, 2:], full[:4, 2:], atol=1e-5)
+        # Every position of a cut sequence too (what training reads), not only the newest.
+        hidden_full, hidden_cut = model.encode(torch.from_numpy(pad_left(histories[3:4], 200))), model.encode(
+            torch.from_numpy(pad_left(histories[3:4], 60)))
+        assert torch.allclose(hidden_full[:, -60:], hidden_cut, atol=1e-5)
+
+
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_encoding_the_last_position_only_gives_the_full_computations_scores(blocks):
+    torch.manual_seed(blocks)
+    model = SASRec(90, SASRecConfig(max_length=30, hidden=32, blocks=blocks, heads=4)).eval()
+    rng = np.random.default_rng(blocks)
+    seq = torch.from_numpy(pad_left(_histories(rng, 90, [0, 1, 5, 29, 30, 40]), 30))
+    seq[2, -2] = 1  # an OOV item is read as padding in either computation
+    candidates = torch.from_numpy(rng.integers(0, 90, (6, 25)))
+    with torch.no_grad():
+        last = model.encode(seq, last_only=True)
+        user = model.encode(seq)[:, -1]
+        assert last.shape == (6, 1, 32) and torch.allclose(last[:, 0], user, atol=1e-5)
+        full_scores = user @ model.item_vectors().T
+        assert torch.allclose(model.score_all(seq)[:, 2:], full_scores[:, 2:], atol=1e-5)
+        expected = (model.item_embedding(candidates) * user.unsqueeze(1)).sum(-1)
+        served = model.score_candidates(seq, candidates)
+        real = candidates >= 2
+        assert torch.allclose(served[real], expected[real], atol=1e-5) and torch.isinf(served[~real]).all()
+
+
+def test_length_aware_batches_hold_every_row_once_grouped_by_length_and_cut_to_the_longest():
+    rng = np.random.default_rng(0)
+    sequences = _histories(rng, 50, rng.integers(2, 120, 3000))
+    inputs, labels = next_item_pairs(sequences, 100)
+    lengths = (inputs != 0).sum(1)
+    batches, n_batches = epoch_batches(inputs, labels, 32, seed=1, length_aware=True)
+    uniform, n_uniform = epoch_batches(inputs, labels, 32, seed=1, length_aware=False)
+    assert n_batches == n_uniform == 94
+    seen, real, padded = [], 0, {"aware": 0, "uniform": 0}
+    for x, y in batches(0, 0, 1):
+        rows_lengths = (x != 0).sum(1)
+        assert x.shape == y.shape and x.shape[1] == int(rows_lengths.max())  # cut to the longest row
+        assert ((x == 0) == (y == 0)).all()  # inputs and labels stay aligned
+        seen.extend(x[:, -1].tolist())
+        real, padded["aware"] = real + int(rows_lengths.sum()), padded["aware"] + x.numel()
+    for x, _ in uniform(0, 0, 1):
+        assert x.shape[1] == 100
+        padded["uniform"] += x.numel()
+    assert len(seen) == len(inputs) and sorted(seen) == sorted(inputs[:, -1].tolist())
+    assert real == int(lengths.sum())
+    # Sorted within pools, a batch is almost all real items; a uniform shuffle pads to the window.
+    assert real / padded["aware"] > 0.95 and real / padded["uniform"] < 0.65
+    # Seeded per epoch: the same batches again, other batches the next epoch.
+    first = [x for x, _ in batches(0, 0, 1)]
+    assert all(torch.equal(a, b) for a, b in zip(first, [x for x, _ in batches(0, 0, 1)], strict=True))
+    assert not all(a.shape == b.shape and torch.equal(a, b)
+                   for a, b in zip(first, [x for x, _ in batches(1, 0, 1)], strict=True))
+
+
+def test_length_aware_evaluation_gives_the_same_metrics(prepared):
+    torch.manual_seed(0)
+    cut = SASRec(prepared.n_items, TINY).eval()
+    full = SASRec(prepared.n_items, replace(TINY, length_aware=False)).eval()
+    full.load_state_dict(cut.state_dict())
+    test = prepared.test.subset(np.arange(300))
+    a = evaluate(sequence_scorer(cut, torch.device("cpu")), prepared, test.by_history_length())
+    b = evaluate(sequence_scorer(full, torch.device("cpu")), prepared, test)
+    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-6) for k in a)
+
+
 @pytest.mark.parametrize("loss", ["full", "sampled"])
 def test_a_tiny_model_overfits_a_tiny_dataset(loss):
     torch.manual_seed(0)
@@ -56,8 +139,9 @@ def _train(prepared, folder, epochs, model_config=TINY) -> dict:
     return train_sasrec(prepared, folder, model_config, replace(FAST, epochs=epochs), progress=False).report
 
 
-def test_training_learns_the_synthetic_sequences_better_than_popularity(prepared, tmp_path):
-    report = _train(prepared, tmp_path, 4)
+@pytest.mark.parametrize("length_aware", [True, False])
+def test_training_learns_the_synthetic_sequences_better_than_popularity(prepared, tmp_path, length_aware):
+    report = _train(prepared, tmp_path, 4, replace(TINY, length_aware=length_aware))
     popular = evaluate(MostPopular(prepared), prepared, prepared.test)
     assert report.test["ndcg@10"] > 1.5 * popular["ndcg@10"]
     assert report.version.startswith("sasrec-") and report.best_epoch >= 1
@@ -159,3 +243,16 @@ def test_the_learning_rate_is_the_models_own_unless_the_training_settings_set_on
             for name in ("own", "set")}
     assert used == {"own": 4e-3, "set": 5e-4}
     assert SASRecConfig().lr == 2e-3 and TrainConfig().lr is None
+
+
+def test_a_warm_start_grows_the_catalog_and_trains_on_from_the_checkpoint(prepared, tmp_path):
+    first = train_sasrec(prepared, tmp_path / "first", TINY, replace(FAST, epochs=1), progress=False)
+    grown = replace(prepared, n_items=prepared.n_items + 3)
+    # A learning rate too small to move the weights: the warm-started model is the checkpoint's, grown.
+    warm = train_sasrec(grown, tmp_path / "warm", TINY, replace(FAST, epochs=1, lr=1e-12), progress=False,
+                        warm_start=tmp_path / "first" / BEST)
+    old, new = first.model.state_dict(), warm.model.state_dict()
+    assert new["item_embedding.weight"].shape[0] == prepared.n_items + 3
+    assert all(torch.allclose(new[k][:len(v)], v, atol=1e-6) for k, v in old.items())
+    cold = train_sasrec(grown, tmp_path / "cold", TINY, replace(FAST, epochs=1, lr=1e-12), progress=False)
+    assert warm.report.test["ndcg@10"] > 2 * cold.report.test["ndcg@10"]

@@ -25,13 +25,22 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.out = nn.Linear(hidden, hidden)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Attention output of every query position, or of the last one only (``allowed`` then has one row):
+        keys and values still come from every position."""
         b, length, hidden = x.shape
-        q, k, v = self.qkv(x).view(b, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if last_only:
+            # The query projection is the first third of ``qkv``: only the last position needs it.
+            q = F.linear(x[:, -1:], self.qkv.weight[:hidden], self.qkv.bias[:hidden])
+            k, v = F.linear(x, self.qkv.weight[hidden:], self.qkv.bias[hidden:]).view(
+                b, length, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            q = q.view(b, 1, self.heads, self.head_dim).transpose(1, 2)
+        else:
+            q, k, v = self.qkv(x).view(b, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
         scores = scores.masked_fill(~allowed.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)
-        return self.out((weights @ v).transpose(1, 2).reshape(b, length, hidden))
+        return self.out((weights @ v).transpose(1, 2).reshape(b, q.shape[2], hidden))
 
 
 class Block(nn.Module):
@@ -48,8 +57,10 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attention(self.norm1(x), allowed))
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """The block's output at every position, or at the last one only (batch × 1 × hidden)."""
+        attended = self.attention(self.norm1(x), allowed, last_only)
+        x = (x[:, -1:] if last_only else x) + self.drop(attended)
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
@@ -76,8 +87,15 @@ class SASRec(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
-    def encode(self, seq: torch.Tensor) -> torch.Tensor:
-        """Hidden state at every position (batch × length × hidden)."""
+    def encode(self, seq: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Hidden state at every position (batch × length × hidden), or at the last one (batch × 1 × hidden).
+
+        Positions count back from the newest item, so a batch cut to its longest sequence (length-aware
+        batching) gives every item the position index it has in a full ``max_length`` window. With
+        ``last_only`` (serving: only the newest position is scored) the last block runs its queries and
+        feed-forward for the last position alone; earlier blocks still run everywhere, as their outputs are
+        its keys and values.
+        """
         length = seq.shape[1]
         # OOV items (index 1) carry no learned signal: they are read as padding.
         seq = seq.masked_fill(seq == OOV, 0)
@@ -88,13 +106,16 @@ class SASRec(nn.Module):
         causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
         # A query may see earlier real items and itself (so padded rows never attend to nothing).
         allowed = causal & (present.unsqueeze(1) | torch.eye(length, dtype=torch.bool, device=seq.device))
-        for block in self.blocks:
-            x = block(x, allowed) * present.unsqueeze(-1)
+        for i, block in enumerate(self.blocks):
+            if last_only and i == len(self.blocks) - 1:
+                x = block(x, allowed[:, -1:], last_only=True) * present[:, -1:].unsqueeze(-1)
+            else:
+                x = block(x, allowed) * present.unsqueeze(-1)
         return self.norm(x)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """The user representation: hidden state after the newest item (batch × hidden)."""
-        return self.encode(seq)[:, -1]
+        return self.encode(seq, last_only=True)[:, -1]
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_embedding.weight
