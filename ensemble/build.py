@@ -203,28 +203,30 @@ def config_values(config: ServingConfig, kind: str, dim: int) -> dict:
             "candidates": config.retrieve.candidates}
 
 
-def prune(out: Path, keep_versions: int, protected: set[int]) -> set[int]:
-    """Delete every model's versions beyond the last ``keep_versions``, except the protected ones (served, or
-    a rollback target); returns the versions left."""
-    for model in MODELS:
-        for old in versions(out / model)[:-keep_versions]:
-            if old not in protected:
-                shutil.rmtree(out / model / str(old))
-    return {v for m in MODELS for v in versions(out / m)}
+def stale(out: Path, keep_versions: int, protected: set[int]) -> dict[str, list[int]]:
+    """Per model, its versions beyond the last ``keep_versions`` that are not protected (served, or a rollback
+    target)."""
+    return {model: [v for v in versions(out / model)[:-keep_versions] if v not in protected] for model in MODELS}
 
 
 def serve_version(out: Path, version: int, values: dict, keep_versions: int, canary: float | None,
                   triton_url: str | None) -> ServingState:
-    """The serving state with the new version (the default, or the canary for a share of users), old versions
-    pruned, the configs rendered for it and, with ``triton_url``, that server switched to it."""
+    """The serving state with the new version (the default, or the canary for a share of users), the configs
+    rendered for it and, with ``triton_url``, that server switched to it; then the old versions it no longer needs
+    are deleted (after the switch: a server never loses the files of a version it still serves)."""
     old = initial_state(out, [v for m in MODELS for v in versions(out / m) if v != version])
     if old is None and canary is not None:
         raise BuildError("nothing serves yet: the first version cannot be a canary (publish it without --canary)")
     new = old.published(version, canary) if old else ServingState(version)
-    kept = prune(out, keep_versions, new.protected | (old.protected if old else set()))
+    doomed = stale(out, keep_versions, new.protected)
+    kept = {v for m in MODELS for v in versions(out / m) if v not in doomed[m]}
+    new = new.pruned(kept)
     control = model_control(triton_url) if triton_url else {}
-    switch(out, values, old, new.pruned(kept), **control)
-    return new.pruned(kept)
+    switch(out, values, old, new, **control)
+    for model, old_versions in doomed.items():
+        for v in old_versions:
+            shutil.rmtree(out / model / str(v))
+    return new
 
 
 def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Path,

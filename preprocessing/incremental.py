@@ -49,9 +49,11 @@ def prepared_items(data_dir: str | Path) -> pl.DataFrame:
 
 
 def unseen_events(known: pl.DataFrame, log: pl.DataFrame) -> pl.DataFrame:
-    """The events of ``log`` that ``known`` does not hold, in the generic schema."""
+    """The events of ``log`` that ``known`` does not hold, in the generic schema, each once (a client that sent
+    an event again, with its own timestamp, sent one event)."""
     log = log.select([pl.col(name).cast(dtype) for name, dtype in EVENT_COLUMNS.items()])
-    return log.join(known.select(EVENT_KEY).unique(), on=list(EVENT_KEY), how="anti", nulls_equal=True)
+    return (log.join(known.select(EVENT_KEY).unique(), on=list(EVENT_KEY), how="anti", nulls_equal=True)
+            .unique(subset=list(EVENT_KEY), keep="first", maintain_order=True))
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,22 @@ class VersionsJournal:
         return self.root / JOURNAL_NAME
 
     def entries(self) -> list[dict]:
+        """Every entry, oldest first; a last line cut short by a crash while it was written is not one."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        text = self.path.read_text()
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines and not text.endswith("\n"):
+            lines.pop()
+        return [json.loads(line) for line in lines]
 
     def append(self, entry: dict) -> dict:
         """Add ``entry`` durably: a crash leaves the journal with or without the whole line."""
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():  # a line a crash cut short was never an entry: it goes before the next one
+            text = self.path.read_bytes()
+            with self.path.open("r+b") as f:
+                f.truncate(text.rfind(b"\n") + 1)
         with self.path.open("a") as f:
             f.write(json.dumps(entry, default=str) + "\n")
             f.flush()

@@ -80,7 +80,7 @@ class FacadeConfig:
     def serving_file(self) -> Path | None:
         """The model repository's serving state, whose canary the experiments route a share of users to; a
         facade on another host than the repository sees no canary (the file is absent there)."""
-        return self.repository / SERVING_FILE if self.repository else None
+        return Path(self.repository) / SERVING_FILE if self.repository else None
 
     @property
     def store_policy(self) -> StorePolicy:

@@ -17,6 +17,8 @@ BENCHMARKS = {"preprocessing": ("preprocessing_throughput", "preprocessing throu
               "serving": ("serving_latency", "funnel latency and throughput under load: Triton (HTTP, gRPC), the "
                                              "facade on Triton and in-process, per catalog size and candidate count"),
               "perf-analyzer": ("perf_analyzer", "the recommend ensemble driven by NVIDIA's perf_analyzer"),
+              "loop": ("loop_replay", "the closed loop replayed day by day: frozen vs incremental vs full retrain, "
+                                      "next-day NDCG@10/HR@10, training seconds, freshness"),
               "scoring": ("batch_scoring", "batch scoring throughput (users/s), in-process and through Triton"),
               "security": ("security_overhead", "what API keys and rate limits add to a request's latency"),
               "events": ("events_durability", "what an acknowledged event costs with Redis fsync always vs "

@@ -4,6 +4,7 @@ candidate made worse on purpose is refused by the gate while the old version kee
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -12,11 +13,10 @@ import polars as pl
 import pytest
 from recstack.ensemble.build import build_repository
 from recstack.ensemble.server import TritonServer
+from recstack.preprocessing.lake import LAKE_NAME, EventLake
 
 from recstack.versions import JOURNAL_NAME, VERSIONS_NAME
 from tests.client.api.conftest import make_api
-
-pytestmark = [pytest.mark.triton, pytest.mark.redis]
 
 NEW_ITEM = "sku-fresh-1"
 NEW_USERS = 60
@@ -43,6 +43,8 @@ def post_sequences(api, users: list[str], items: list[list[str]], start: datetim
     assert response.status_code == 200 and response.json()["accepted"] == len(events), response.text
 
 
+@pytest.mark.triton
+@pytest.mark.redis
 def test_loop_learns_a_new_item_and_the_gate_refuses_a_worse_candidate(trained_shop, flush_redis, tmp_path):
     data, models = trained_shop
     build_dir = tmp_path / "build"
@@ -93,3 +95,32 @@ def test_loop_learns_a_new_item_and_the_gate_refuses_a_worse_candidate(trained_s
             assert still == after
     finally:
         server.stop()
+
+
+def test_sigterm_lets_the_step_in_progress_finish_then_stops_the_loop(trained_shop, tmp_path):
+    data, models = trained_shop
+    build_dir = tmp_path / "build"
+    build_repository(data, models, build_dir / "model_repository", verbose=False)
+    users = pl.read_parquet(data / "eval_test.parquet")["user_id"].head(40).to_list()
+    items = pl.read_parquet(data / "items.parquet").filter(pl.col("item_idx") >= 2)["item_id"].head(3).to_list()
+    now = datetime.now(UTC)
+    EventLake(build_dir / LAKE_NAME).write(
+        [{"event_id": f"{user}-{i}", "user_id": user, "item_id": item, "event_type": "click",
+          "timestamp": (now + timedelta(seconds=i)).isoformat()}
+         for user in users for i, item in enumerate(items)], batch_name=f"{int(now.timestamp() * 1000)}-0")
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("RECSTACK_")}
+    loop = subprocess.Popen([sys.executable, "-m", "recstack", "loop", "--every", "1h"], text=True,
+                            env={**environment, "RECSTACK_BUILD_DIR": str(build_dir)}, stderr=subprocess.PIPE)
+    log = []
+    for line in loop.stderr:  # no facade Redis: the round starts with the event log as it is
+        log.append(line)
+        if "retrain ..." in line:
+            loop.send_signal(signal.SIGTERM)
+            break
+    log += loop.stderr.readlines()
+    assert loop.wait(600) == 0, "".join(log)
+    text = "".join(log)
+    assert "ingest skipped" in text and "retrain done in" in text and "round 1: stopped" in text, text
+    assert "gate ..." not in text
+    journal = [json.loads(line) for line in (build_dir / VERSIONS_NAME / JOURNAL_NAME).read_text().splitlines()]
+    assert [e["decision"] for e in journal] == ["initial"]  # the stopped round decided nothing
