@@ -15,6 +15,7 @@ import numpy as np
 from recstack.ensemble.catalog import Catalog
 from recstack.ensemble.config import RerankConfig
 from recstack.ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, known_items
+from recstack.ensemble.rowsets import RowSets, first_occurrence
 
 PROMOTED = 4
 POPULAR_REASON = "popular right now"
@@ -66,9 +67,9 @@ class Reranker:
         candidates = np.asarray(candidates, dtype=np.int64)
         history = known_items(item_seq, len(catalog))
         limits = np.asarray(limits, dtype=np.int64).reshape(-1)
-        blocked = _RowSets(np.concatenate([history, np.asarray(exclude, dtype=np.int64)], axis=1), len(catalog))
+        blocked = RowSets(np.concatenate([history, np.asarray(exclude, dtype=np.int64)], axis=1), len(catalog))
         valid = (sources != PADDING) & catalog.available[candidates] & ~blocked.contains(candidates)
-        valid &= _first_occurrence(candidates, len(catalog))
+        valid &= first_occurrence(candidates, len(catalog))
         raw = scores.astype(np.float64)
         low = np.where(valid, raw, np.inf).min(1, keepdims=True)
         spread = np.where(valid, raw, -np.inf).max(1, keepdims=True) - low
@@ -95,7 +96,7 @@ class Reranker:
         return [self._finish(chosen, user, promoted[user], sources[user], anchors[user], history[user])
                 for user in range(len(items))]
 
-    def _promoted_slots(self, blocked: _RowSets, limits: np.ndarray, width: int) -> np.ndarray:
+    def _promoted_slots(self, blocked: RowSets, limits: np.ndarray, width: int) -> np.ndarray:
         """(B, width + 1): the item promoted into each position for each user, -1 where none. A promoted item
         shows within the user's limit, when available and neither seen nor excluded."""
         slots = np.full((len(limits), width + 1), -1, dtype=np.int64)
@@ -155,23 +156,6 @@ class Reranker:
 
 
 NO_CATEGORY = -(2**62)  # below every category index: matches no item
-
-
-class _RowSets:
-    """A set of item indices per row of a (B, K) array, asked about many items at once: (row, item) is one key."""
-
-    def __init__(self, items: np.ndarray, n_items: int):
-        self.n_items = n_items
-        self.keys = np.unique(self._keys(items))
-
-    def _keys(self, items: np.ndarray) -> np.ndarray:
-        return np.arange(len(items))[:, None] * self.n_items + items
-
-    def contains(self, items: np.ndarray) -> np.ndarray:
-        keys = self._keys(items)
-        if not len(self.keys):
-            return np.zeros(keys.shape, dtype=bool)
-        return self.keys[np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)] == keys
 
 
 class _Chosen:
@@ -244,13 +228,6 @@ class _Pool:
 def _rows_of(users: np.ndarray, count: int) -> np.ndarray | slice:
     """The rows a mask of users selects; every row as a slice, a view rather than a copy of the (B, P, dim) pool."""
     return slice(None) if users.all() and len(users) == count else users
-
-
-def _first_occurrence(values: np.ndarray, n_items: int) -> np.ndarray:
-    """(B, N): True where a row holds a value for the first time."""
-    first = np.zeros(values.size, dtype=bool)
-    first[np.unique((np.arange(len(values))[:, None] * n_items + values).ravel(), return_index=True)[1]] = True
-    return first.reshape(values.shape)
 
 
 def pack(results: list[Recommendations], catalog: Catalog, model_version: str) -> dict[str, np.ndarray]:
