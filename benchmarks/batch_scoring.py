@@ -10,9 +10,10 @@ falls on every mode alike; ``--max-users`` caps how many are scored per mode, so
 on a slice. ``dask`` scores each round's users in one chunk per worker on a local cluster (``--workers``
 processes, one thread each) started once for the run, so each worker loads the models once. ``ranker`` times the
 ranker alone on the batch engine's groups of each chunk (same users, widths and candidates, same threads): what
-scoring would cost if everything else were free. The first chunk's lists of the modes are compared, and the peak
-memory of the scoring process (and of Triton or the Dask workers) is sampled. Writes ``batch_scoring.json`` and
-``batch_scoring.png``.
+scoring would cost if everything else were free; the engine's other stages are timed with it one by one (query
+encoder, FAISS search, candidate merge, re-rank), so the figure shows where the rest goes. The first chunk's lists
+of the modes are compared, and the peak memory of the scoring process (and of Triton or the Dask workers) is
+sampled. Writes ``batch_scoring.json`` and ``batch_scoring.png``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from recstack.settings import Settings
 RESULTS = Path(__file__).parent / "results"
 MODES = ("batch", "dask", "in-process", "triton")
 FLOOR = "ranker"  # the ranker alone on the batch engine's groups
+STAGES = ("query_encoder", "search", "merge", "rank", "rerank")  # the batch engine's, timed one by one
+TARGET = 5.0  # issue 16: the batch engine at 5x the in-process users/s on the same machine and shop
 
 
 class PeakMemory:
@@ -70,26 +73,39 @@ class PeakMemory:
         self._thread.join()
 
 
-def ranker_seconds(repository: Path, histories: list, k: int) -> float:
-    """Seconds the ranker alone takes on the batch engine's groups of these users (candidates from the engine's
-    own retrieval, not timed)."""
+def stage_seconds(repository: Path, histories: list, k: int) -> dict[str, float]:
+    """Seconds each stage of the batch engine takes on these users, one stage after another (the engine runs the
+    ranker beside the Python stages): its groups, widths, single search and candidates, its threads. ``rank``
+    alone is the floor."""
     import numpy as np
     from recstack.ensemble.batch import BatchFunnel
     from recstack.ensemble.funnel import request_arrays
+    from threadpoolctl import threadpool_limits
+
+    seconds = dict.fromkeys(STAGES, 0.0)
+
+    def timed(stage: str, call, *args):
+        began = time.perf_counter()
+        out = call(*args)
+        seconds[stage] += time.perf_counter() - began
+        return out
 
     engine = BatchFunnel(repository)
     try:
         funnel = engine.funnel
         order = np.argsort([len(h) for h in histories], kind="stable")
-        seconds = 0.0
-        for start in range(0, len(order), engine.group_users):
-            seq = request_arrays([histories[u] for u in order[start:start + engine.group_users]], None, k,
-                                 funnel.max_length)[0]
-            query = funnel.stages["query_encoder"]({"item_seq": seq})["query_embedding"]
-            candidates = funnel.retriever(query, seq)[0]
-            began = time.perf_counter()
-            funnel.stages["rank"]({"item_seq": seq, "candidates": candidates})
-            seconds += time.perf_counter() - began
+        groups = [request_arrays([histories[u] for u in order[i:i + engine.group_users]], None, k, funnel.max_length)
+                  for i in range(0, len(order), engine.group_users)]
+        queries = [timed("query_encoder", funnel.stages["query_encoder"], {"item_seq": seq})["query_embedding"]
+                   for seq, _, _ in groups]
+        ann = timed("search", funnel.retriever.search, np.concatenate(queries), max(g[0].shape[1] for g in groups))
+        start = 0
+        for (seq, excluded, limits), query in zip(groups, queries, strict=True):
+            found, sources, anchors = timed("merge", funnel.retriever.merge, query, seq, ann[start:start + len(seq)])
+            start += len(seq)
+            scores = timed("rank", funnel.stages["rank"], {"item_seq": seq, "candidates": found})["scores"]
+            with threadpool_limits(1, "blas"):  # as the engine re-ranks
+                timed("rerank", funnel.reranker.batch, found, scores, sources, anchors, seq, excluded, limits[:, 0])
         return seconds
     finally:
         engine.close()
@@ -115,6 +131,7 @@ def run_users(n_users: int, args, say) -> dict:
     rounds = -(-scored // args.chunk_users)
     result = {"n_users": users, "items": args.items, "k": args.k, "rounds": rounds, "modes": {}}
     totals = {mode: {"scored_now": 0, "seconds": 0.0, "peak_memory_gib": 0.0} for mode in [*args.modes, FLOOR]}
+    stages = dict.fromkeys(STAGES, 0.0)
     for mode in args.modes:
         shutil.rmtree(shop / f"scores_{mode}", ignore_errors=True)  # a fresh run: resuming would time nothing
     ordered = sorted(histories)
@@ -137,8 +154,10 @@ def run_users(n_users: int, args, say) -> dict:
                     totals[mode]["rows"] = summary["rows"]
             chunk = ordered[number * args.chunk_users:(number + 1) * args.chunk_users]
             with PeakMemory() as memory:
-                seconds = ranker_seconds(repository, [histories[u] for u in chunk], args.k)
-            _add(totals[FLOOR], len(chunk), seconds, memory.peak)
+                seconds = stage_seconds(repository, [histories[u] for u in chunk], args.k)
+            _add(totals[FLOOR], len(chunk), seconds["rank"], memory.peak)
+            for stage, spent in seconds.items():
+                stages[stage] += spent
             say(f"  round {number + 1}/{rounds}: " + ", ".join(
                 f"{m} {t['scored_now'] / t['seconds']:.0f} users/s" for m, t in totals.items()))
     finally:
@@ -152,11 +171,17 @@ def run_users(n_users: int, args, say) -> dict:
         result["modes"][mode] = total
         say(f"  {mode:<10} {total['scored_now']:,} users in {total['seconds']:.0f} s: "
             f"{total['users_per_second']:.0f} users/s, peak memory {total['peak_memory_gib']:.1f} GiB")
+    result["stage_ms_per_user"] = {stage: round(1000 * spent / totals[FLOOR]["scored_now"], 3)
+                                   for stage, spent in stages.items()}
+    say("  batch engine's stages one by one, ms per user: " + ", ".join(
+        f"{stage} {ms:.3f}" for stage, ms in result["stage_ms_per_user"].items()))
     speed = {mode: total["users_per_second"] for mode, total in totals.items()}
     result["ratios"] = {f"{a}_over_{b}": round(speed[a] / speed[b], 2) for a, b in
                         (("batch", "in-process"), ("batch", "triton"), ("triton", "in-process"), ("batch", FLOOR),
                          ("dask", "batch"), ("dask", "in-process"), ("dask", "triton"))
                         if a in speed and b in speed}
+    if "batch" in speed and "in-process" in speed:
+        result["target"] = {"batch_over_in-process": TARGET, "met": speed["batch"] / speed["in-process"] >= TARGET}
     reference = pl.read_parquet(shop / f"scores_{args.modes[0]}" / "parts" / "part-00000.parquet")
     first = {mode: pl.scan_parquet(shop / f"scores_{mode}" / "parts" / "part-*.parquet")
              .filter(pl.col("user_id").is_in(reference["user_id"].unique().to_list()))
@@ -192,7 +217,7 @@ def _add(total: dict, users: int, seconds: float, peak: float) -> None:
 
 
 def plot(results: list[dict], path: Path) -> None:
-    with figure(path, ncols=1, size=(7, 3.8)) as (_, ax):
+    with figure(path, ncols=2, size=(12, 3.8)) as (_, (ax, stages)):
         labels = [f"{r['n_users']:,} users" for r in results]
         modes = list(dict.fromkeys(m for r in results for m in r["modes"]))
         width = 0.8 / len(modes)
@@ -206,6 +231,14 @@ def plot(results: list[dict], path: Path) -> None:
         ax.set_ylabel("users scored per second (K = 50)")
         ax.set_title("batch scoring throughput", fontsize=10)
         ax.legend(fontsize=8)
+        bottom = [0.0] * len(results)
+        for stage in STAGES:
+            values = [r["stage_ms_per_user"][stage] for r in results]
+            stages.bar(labels, values, 0.5, bottom=bottom, label=stage, hatch="//" if stage == "rank" else None)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        stages.set_ylabel("ms per user, stage by stage")
+        stages.set_title("where the batch engine's time goes (rank: the floor)", fontsize=10)
+        stages.legend(fontsize=8)
 
 
 def format_table(results: list[dict]) -> str:
@@ -215,8 +248,9 @@ def format_table(results: list[dict]) -> str:
         for mode, s in r["modes"].items():
             lines.append(f"| {r['n_users']:,} | {s['scored_now']:,} | {mode} | {s['users_per_second']:.0f} | "
                          f"{s['seconds']:.0f} | {s['peak_memory_gib']:.2f} |")
+        target = f"; target {TARGET}x in-process met: {r['target']['met']}" if "target" in r else ""
         lines.append(f"| | | ratios: {', '.join(f'{k} {v}' for k, v in r['ratios'].items())}; first chunk: same "
-                     f"lists {r['identical_lists_first_chunk']} | | | |")
+                     f"lists {r['identical_lists_first_chunk']}{target} | | | |")
     return "\n".join(lines)
 
 

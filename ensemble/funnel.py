@@ -96,6 +96,9 @@ class Funnel:
         repository = Path(repository)
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = threads
+        # Idle onnxruntime threads spin for the next call by default, taking the cores the batch engine's Python
+        # stages run on beside the ranker: 20 % fewer users/s on 2 cores (benchmarks/README.md, "Batch scoring").
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
         def session(model: str) -> ort.InferenceSession:
             return ort.InferenceSession(str(serving_folder(repository, model) / "model.onnx"), options,

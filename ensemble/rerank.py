@@ -15,6 +15,7 @@ import numpy as np
 from recstack.ensemble.catalog import Catalog
 from recstack.ensemble.config import RerankConfig
 from recstack.ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, known_items
+from recstack.ensemble.rowsets import RowSets, first_occurrence
 
 PROMOTED = 4
 POPULAR_REASON = "popular right now"
@@ -66,9 +67,9 @@ class Reranker:
         candidates = np.asarray(candidates, dtype=np.int64)
         history = known_items(item_seq, len(catalog))
         limits = np.asarray(limits, dtype=np.int64).reshape(-1)
-        blocked = _RowSets(np.concatenate([history, np.asarray(exclude, dtype=np.int64)], axis=1), len(catalog))
+        blocked = RowSets(np.concatenate([history, np.asarray(exclude, dtype=np.int64)], axis=1), len(catalog))
         valid = (sources != PADDING) & catalog.available[candidates] & ~blocked.contains(candidates)
-        valid &= _first_occurrence(candidates, len(catalog))
+        valid &= first_occurrence(candidates, len(catalog))
         raw = scores.astype(np.float64)
         low = np.where(valid, raw, np.inf).min(1, keepdims=True)
         spread = np.where(valid, raw, -np.inf).max(1, keepdims=True) - low
@@ -92,10 +93,9 @@ class Reranker:
                 chosen.add(position, placed, *pool.place(placed, slot[placed]))
             if (free := active & (slot < 0)).any():
                 chosen.add(position, free, *pool.pick(free, self._capped(chosen, promoted, position, free)))
-        return [self._finish(chosen, user, promoted[user], sources[user], anchors[user], history[user])
-                for user in range(len(items))]
+        return self._lists(chosen, promoted, sources, anchors, history)
 
-    def _promoted_slots(self, blocked: _RowSets, limits: np.ndarray, width: int) -> np.ndarray:
+    def _promoted_slots(self, blocked: RowSets, limits: np.ndarray, width: int) -> np.ndarray:
         """(B, width + 1): the item promoted into each position for each user, -1 where none. A promoted item
         shows within the user's limit, when available and neither seen nor excluded."""
         slots = np.full((len(limits), width + 1), -1, dtype=np.int64)
@@ -121,57 +121,81 @@ class Reranker:
                                          category, NO_CATEGORY)
         return capped
 
-    def _finish(self, chosen: _Chosen, user: int, promoted: np.ndarray, sources: np.ndarray, anchors: np.ndarray,
-                history: np.ndarray) -> Recommendations:
-        count = chosen.count[user]
-        # Promoted slots past the end of a short list still show their items, in slot order.
-        late = promoted[count:][promoted[count:] >= 0]
-        items = np.concatenate([chosen.items[user, :count], late])
-        scores = np.concatenate([chosen.scores[user, :count], np.zeros(len(late))]).astype(np.float32)
-        rows = np.concatenate([chosen.rows[user, :count], np.full(len(late), -1)])
-        recent = history[history > 1][-self.config.reason_window:]
-        nearest = recent[np.argmax(self.catalog.vectors[recent] @ self.catalog.vectors[items].T, axis=0)] \
-            if len(recent) and len(items) else np.full(len(items), -1)
-        reasons = [self._reason(int(item), int(row), sources, anchors, int(near))
-                   for item, row, near in zip(items, rows, nearest, strict=True)]
-        return Recommendations(items, scores, reasons)
+    def _lists(self, chosen: _Chosen, promoted: np.ndarray, sources: np.ndarray, anchors: np.ndarray,
+               history: np.ndarray) -> list[Recommendations]:
+        """Each user's chosen items, then the promoted slots past the end of a short list (their items still
+        show, in slot order), each with its reason."""
+        count = chosen.count[:, None]
+        slots = np.arange(promoted.shape[1])
+        shown = np.concatenate([slots[:chosen.width] < count, (slots >= count) & (promoted >= 0)], 1)
+        order = np.argsort(~shown, axis=1, kind="stable")  # what is shown first, in order
 
-    def _reason(self, item: int, row: int, sources: np.ndarray, anchors: np.ndarray, nearest: int) -> str:
-        """``nearest``: the recent history item most like ``item`` (-1 without history)."""
+        def listed(*parts: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(np.concatenate(parts, 1), order, 1)
+
+        items = listed(chosen.items, promoted)
+        scores = listed(chosen.scores, np.zeros(promoted.shape)).astype(np.float32)
+        rows = listed(chosen.rows, np.full(promoted.shape, -1))
+        lengths = shown.sum(1)
+        reasons = self._reasons(items, rows, np.arange(items.shape[1]) < lengths[:, None], sources, anchors,
+                                history)
+        return [Recommendations(items[user, :n], scores[user, :n], reasons[user, :n].tolist())
+                for user, n in enumerate(lengths)]
+
+    def _reasons(self, items: np.ndarray, rows: np.ndarray, inside: np.ndarray, sources: np.ndarray,
+                 anchors: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """(B, W) reasons of the listed items (``rows``: their candidate columns, -1 promoted; ``inside``: the
+        lists' items), "" elsewhere. Which reason is one array operation for the batch; each distinct reason is
+        written once (a list names few items of its user's history)."""
         catalog = self.catalog
-        source = PROMOTED if row < 0 else int(sources[row])
-        if source == PROMOTED:
+        at = np.maximum(rows, 0)
+        source = np.where(rows < 0, PROMOTED, np.take_along_axis(sources, at, 1))
+        anchor = np.where(rows < 0, -1, np.take_along_axis(anchors, at, 1))
+        nearest = self._nearest(items, inside, history)
+        kind = np.select([source == PROMOTED, (source == COVISITED) & (anchor >= 0),
+                          (source == EXPLORATION) | catalog.is_new[items], source == TRENDING,
+                          (source == ANN) & (nearest >= 0)],
+                         [_BY_PROMOTION, _BY_COVISITATION, _BY_NEWNESS, _BY_TREND, _BY_HISTORY], _BY_POPULARITY)
+        subject = np.select([kind == _BY_COVISITATION, kind == _BY_TREND, kind == _BY_HISTORY],
+                            [anchor, items, nearest], -1)
+        keys, which = np.unique((kind * (len(catalog) + 1) + subject + 1)[inside], return_inverse=True)
+        texts = np.array([self._reason(*divmod(int(key), len(catalog) + 1)) for key in keys] + [""], dtype=object)
+        out = np.full(items.shape, len(keys))  # "" outside the lists
+        out[inside] = which.reshape(-1)
+        return texts[out]
+
+    def _nearest(self, items: np.ndarray, inside: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """(B, W): the recent history item most like each listed item (-1 without history); one product per user,
+        so a reason does not depend on who else is in the batch."""
+        vectors = self.catalog.vectors
+        nearest = np.full(items.shape, -1, dtype=np.int64)
+        for user, count in enumerate(inside.sum(1)):
+            recent = history[user][history[user] > 1][-self.config.reason_window:]
+            if len(recent) and count:
+                listed = items[user, :count]
+                nearest[user, :count] = recent[np.argmax(vectors[recent] @ vectors[listed].T, axis=0)]
+        return nearest
+
+    def _reason(self, kind: int, subject_key: int) -> str:
+        """The reason of ``kind`` about item ``subject_key`` - 1 (0: about no item)."""
+        catalog, item = self.catalog, subject_key - 1
+        if kind == _BY_PROMOTION:
             return "promoted"
-        if source == COVISITED and anchors[row] >= 0:
-            return f"customers who viewed {catalog.title_of(int(anchors[row]))} also viewed this"
-        if source == EXPLORATION or catalog.is_new[item]:
+        if kind == _BY_COVISITATION:
+            return f"customers who viewed {catalog.title_of(item)} also viewed this"
+        if kind == _BY_NEWNESS:
             return "new arrival"
-        if source == TRENDING:
-            category = catalog.categories[item]
-            return f"trending in {category}" if category else POPULAR_REASON
-        if source == ANN and nearest >= 0:
-            return f"because you viewed {catalog.title_of(nearest)}"
+        if kind == _BY_TREND and catalog.categories[item]:
+            return f"trending in {catalog.categories[item]}"
+        if kind == _BY_HISTORY:
+            return f"because you viewed {catalog.title_of(item)}"
         return POPULAR_REASON
 
 
+# Why an item is listed, in order of precedence: promoted, co-visited with a history item, new, trending, like a
+# history item (ANN), popular.
+_BY_PROMOTION, _BY_COVISITATION, _BY_NEWNESS, _BY_TREND, _BY_HISTORY, _BY_POPULARITY = range(6)
 NO_CATEGORY = -(2**62)  # below every category index: matches no item
-
-
-class _RowSets:
-    """A set of item indices per row of a (B, K) array, asked about many items at once: (row, item) is one key."""
-
-    def __init__(self, items: np.ndarray, n_items: int):
-        self.n_items = n_items
-        self.keys = np.unique(self._keys(items))
-
-    def _keys(self, items: np.ndarray) -> np.ndarray:
-        return np.arange(len(items))[:, None] * self.n_items + items
-
-    def contains(self, items: np.ndarray) -> np.ndarray:
-        keys = self._keys(items)
-        if not len(self.keys):
-            return np.zeros(keys.shape, dtype=bool)
-        return self.keys[np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)] == keys
 
 
 class _Chosen:
@@ -244,13 +268,6 @@ class _Pool:
 def _rows_of(users: np.ndarray, count: int) -> np.ndarray | slice:
     """The rows a mask of users selects; every row as a slice, a view rather than a copy of the (B, P, dim) pool."""
     return slice(None) if users.all() and len(users) == count else users
-
-
-def _first_occurrence(values: np.ndarray, n_items: int) -> np.ndarray:
-    """(B, N): True where a row holds a value for the first time."""
-    first = np.zeros(values.size, dtype=bool)
-    first[np.unique((np.arange(len(values))[:, None] * n_items + values).ravel(), return_index=True)[1]] = True
-    return first.reshape(values.shape)
 
 
 def pack(results: list[Recommendations], catalog: Catalog, model_version: str) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 from recstack.ensemble.catalog import COVISITATION_KINDS, Catalog
 from recstack.ensemble.config import RetrieveConfig
+from recstack.ensemble.rowsets import RowSets, first_occurrence
 from recstack.preprocessing.vocabulary import OOV
 
 # Candidate sources (the ``sources`` tensor); PADDING marks unused slots of a short list.
@@ -76,74 +77,113 @@ class Retriever:
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidates, sources and anchors (B, N) from the ANN results of :meth:`search` and the other sources;
         ``ann`` may be deeper than this batch asks for (one search for many batches, the deepest first): only
-        its first :meth:`ann_depth` columns count, as if this batch had been searched alone."""
-        cfg = self.config
-        batch = len(queries)
-        item_seq = known_items(item_seq, len(self.catalog))
-        ann = ann[:, :self.ann_depth(item_seq.shape[1])]
-        candidates = np.zeros((batch, cfg.candidates), dtype=np.int64)
-        sources = np.full((batch, cfg.candidates), PADDING, dtype=np.int8)
-        anchors = np.full((batch, cfg.candidates), -1, dtype=np.int64)
-        explore = cfg.exploration and len(self.new_items)
-        for row in range(batch):
-            # One product per row, not one for the batch: a matrix product rounds differently with the batch
-            # size, and a user's list must not depend on whom Triton's batcher put beside them.
-            new_scores = self.new_vectors @ queries[row] if explore else None
-            items, kinds, anchor_of = self._merge(new_scores, item_seq[row], ann[row])
-            count = len(items)
-            candidates[row, :count], sources[row, :count], anchors[row, :count] = items, kinds, anchor_of
-        return candidates, sources, anchors
+        its first :meth:`ann_depth` columns count, as if this batch had been searched alone.
 
-    def _merge(self, new_scores: np.ndarray | None, history: np.ndarray, ann: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One user's candidates, sources and anchors from the ANN results and the affinity to each new item.
-
-        The small sources go item by item; the ANN results, most of the list, are filtered with array operations
-        (a Python loop over them is slow at 1M items: benchmarks/README.md, "Measured design decisions").
+        Every source is one array operation for the whole batch (a Python loop per user cost as much as the
+        ranker: benchmarks/README.md, "Batch scoring"), and a row's candidates depend on that row alone.
         """
-        catalog, cfg = self.catalog, self.config
-        seen = set(history[history > 0].tolist())
-        picked: list[tuple[int, int, int]] = []
-        taken: set[int] = set()
+        cfg, n_items = self.config, len(self.catalog)
+        item_seq = known_items(item_seq, n_items)
+        picked = _Picked(len(queries), cfg.candidates, n_items)
+        self._covisited(picked, item_seq)
+        picked.take(np.broadcast_to(self.trending, (len(queries), len(self.trending))), TRENDING, item_seq,
+                    self._available)
+        if cfg.exploration and len(self.new_items):
+            self._explore(picked, queries, item_seq)
+        # FAISS returns each item once, so the ANN results need no check for repeats.
+        picked.take(ann[:, :self.ann_depth(item_seq.shape[1])], ANN, item_seq, self._available, distinct=True)
+        return picked.candidates, picked.sources, picked.anchors
 
-        def take(items, source: int, anchor: int = -1, limit: int | None = None) -> int:
-            added = 0
-            for item in items:
-                item = int(item)
-                if len(picked) >= cfg.candidates or (limit is not None and added >= limit):
-                    break
-                if item < 0 or item in seen or item in taken or not catalog.available[item]:
-                    continue
-                picked.append((item, source, anchor))
-                taken.add(item)
-                added += 1
-            return added
+    def _available(self, items: np.ndarray) -> np.ndarray:
+        return (items >= 0) & self.catalog.available[np.maximum(items, 0)]
 
-        budget = int(round(cfg.candidates * cfg.covisitation_share))
-        # The distinct latest real items (OOV has no neighbours); a share one anchor leaves goes to the next.
-        latest = list(dict.fromkeys(int(i) for i in history[history > 1][::-1]))[: cfg.covisitation_anchors]
-        kinds = [catalog.covisitation[kind] for kind in COVISITATION_KINDS if kind in catalog.covisitation]
-        for done, anchor in enumerate(latest):
-            if budget <= 0 or not kinds:
+    def _covisitation(self, anchors: np.ndarray) -> np.ndarray:
+        """(B, M): the co-visited items of one anchor per row (-1: none, also in between the kinds), every
+        kind's neighbours in :data:`COVISITATION_KINDS` order, each by count."""
+        blocks = []
+        for kind in COVISITATION_KINDS:
+            if (co := self.catalog.covisitation.get(kind)) is None:
+                continue
+            known = (anchors >= 0) & (anchors + 1 < len(co.indptr))
+            start = np.where(known, co.indptr[np.where(known, anchors, 0)], 0)
+            length = np.where(known, co.indptr[np.where(known, anchors, 0) + 1] - start, 0)
+            offset = np.arange(length.max(initial=0))
+            inside = offset < length[:, None]
+            blocks.append(np.where(inside, co.indices[np.where(inside, start[:, None] + offset, 0)], -1)
+                          if len(co.indices) else np.full((len(anchors), 0), -1))
+        return np.concatenate(blocks, axis=1)
+
+    def _covisited(self, picked: _Picked, item_seq: np.ndarray) -> None:
+        """The co-visitation budget over each user's distinct latest real items (OOV has no neighbours), newest
+        first, in equal shares; what one anchor leaves of its share goes to the next."""
+        cfg = self.config
+        if not any(kind in self.catalog.covisitation for kind in COVISITATION_KINDS):
+            return
+        newest_first = item_seq[:, ::-1]
+        anchor = (newest_first > OOV) & first_occurrence(newest_first, len(self.catalog))
+        order = np.cumsum(anchor, 1)
+        anchor &= order <= cfg.covisitation_anchors
+        rows, columns = np.nonzero(anchor)
+        latest = np.full((len(item_seq), cfg.covisitation_anchors), -1, dtype=np.int64)
+        latest[rows, order[rows, columns] - 1] = newest_first[rows, columns]
+        count = anchor.sum(1)
+        budget = np.full(len(item_seq), int(round(cfg.candidates * cfg.covisitation_share)))
+        for done in range(cfg.covisitation_anchors):
+            active = (done < count) & (budget > 0)
+            if not active.any():
                 break
-            share = -(-budget // (len(latest) - done))
-            neighbours = np.concatenate([co.neighbours(anchor)[0] for co in kinds])
-            budget -= take(neighbours, COVISITED, anchor, limit=share)
-        take(self.trending, TRENDING)
-        if new_scores is not None:
-            # Seen and taken items are skipped, so that many more than the slots may be needed.
-            depth = min(len(new_scores), cfg.exploration + len(seen) + len(taken))
-            best = np.argpartition(-new_scores, depth - 1)[:depth]
-            best = best[np.argsort(-new_scores[best], kind="stable")]
-            take(self.new_items[best], EXPLORATION, limit=cfg.exploration)
-        items = np.fromiter((p[0] for p in picked), dtype=np.int64, count=len(picked))
-        room = cfg.candidates - len(picked)
-        ann = ann[ann >= 0]
-        blocked = np.fromiter(seen | taken, dtype=np.int64, count=len(seen | taken))
-        # FAISS returns each item once, so filtering keeps the list free of duplicates.
-        ann = ann[catalog.available[ann] & ~np.isin(ann, blocked)][:room]
-        sources = np.concatenate([np.fromiter((p[1] for p in picked), dtype=np.int8, count=len(picked)),
-                                  np.full(len(ann), ANN, dtype=np.int8)])
-        anchors = np.concatenate([np.fromiter((p[2] for p in picked), dtype=np.int64, count=len(picked)),
-                                  np.full(len(ann), -1, dtype=np.int64)])
-        return np.concatenate([items, ann]), sources, anchors
+            share = np.where(active, -(-budget // np.maximum(count - done, 1)), 0)
+            anchors = np.where(active, latest[:, done], -1)
+            budget -= picked.take(self._covisitation(anchors), COVISITED, item_seq, self._available, share,
+                                  anchors)
+
+    def _explore(self, picked: _Picked, queries: np.ndarray, item_seq: np.ndarray) -> None:
+        """The exploration slots: the new items nearest to each user's query vector, best first."""
+        cfg = self.config
+        # One product per row, not one for the batch: a matrix product rounds differently with the batch size,
+        # and a user's list must not depend on whom Triton's batcher put beside them.
+        scores = np.stack([self.new_vectors @ query for query in queries])
+        seen_count = ((item_seq > 0) & first_occurrence(item_seq, len(self.catalog))).sum(1)
+        # Seen and taken items are skipped, so that many more than the slots may be needed.
+        depth = np.minimum(scores.shape[1], cfg.exploration + seen_count + picked.count)
+        deepest = int(depth.max())
+        best = np.argpartition(-scores, deepest - 1, axis=1)[:, :deepest]
+        best_scores = np.take_along_axis(scores, best, 1)
+        best = np.take_along_axis(best, np.lexsort((best, -best_scores), axis=1), 1)  # ties: the lower index first
+        items = np.where(np.arange(deepest) < depth[:, None], self.new_items[best], -1)
+        picked.take(items, EXPLORATION, item_seq, self._available, np.full(len(queries), cfg.exploration))
+
+
+class _Picked:
+    """The candidate lists being filled, source by source: (B, N) items (0 and source PADDING where unfilled),
+    sources and anchors, and how many each row holds."""
+
+    def __init__(self, users: int, size: int, n_items: int):
+        self.size, self.n_items = size, n_items
+        self.candidates = np.zeros((users, size), dtype=np.int64)
+        self.sources = np.full((users, size), PADDING, dtype=np.int8)
+        self.anchors = np.full((users, size), -1, dtype=np.int64)
+        self.count = np.zeros(users, dtype=np.int64)
+
+    def take(self, items: np.ndarray, source: int, seen: np.ndarray, available, limit: np.ndarray | None = None,
+             anchors: np.ndarray | None = None, distinct: bool = False) -> np.ndarray:
+        """Append to each row, in order, its ``items`` (B, M; -1: none) that are available, not ``seen`` (B, L)
+        and not picked yet, at most ``limit`` per row (B,; None: as many as fit); returns how many each row took."""
+        # Seen and picked in one set (0, padding, fills the unused slots: never available, so never matched).
+        blocked = RowSets(np.concatenate([seen, self.candidates[:, :self.count.max(initial=0)]], 1), self.n_items)
+        ok = available(items) & ~blocked.contains(np.maximum(items, 0))
+        if not distinct:
+            ok &= first_occurrence(np.maximum(items, 0), self.n_items)
+        rank = np.cumsum(ok, 1)
+        ok &= self.count[:, None] + rank <= self.size
+        if limit is not None:
+            ok &= rank <= limit[:, None]
+        rows, columns = np.nonzero(ok)
+        slots = self.count[rows] + rank[rows, columns] - 1
+        self.candidates[rows, slots] = items[rows, columns]
+        self.sources[rows, slots] = source
+        if anchors is not None:
+            self.anchors[rows, slots] = anchors[rows]
+        taken = ok.sum(1)
+        self.count += taken
+        return taken

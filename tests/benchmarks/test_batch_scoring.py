@@ -18,5 +18,8 @@ def test_smoke_run_scores_every_user_in_every_mode(tmp_path):
     assert set(result["ratios"]) == {"batch_over_in-process", "batch_over_triton", "triton_over_in-process",
                                      "batch_over_ranker", "dask_over_batch", "dask_over_in-process",
                                      "dask_over_triton"}
+    assert set(result["stage_ms_per_user"]) == {"query_encoder", "search", "merge", "rank", "rerank"}
+    assert all(ms > 0 for ms in result["stage_ms_per_user"].values())
+    assert result["target"]["batch_over_in-process"] == 5.0 and isinstance(result["target"]["met"], bool)
     assert result["identical_lists_first_chunk"] and result["max_score_difference"] < 1e-4
     assert (out / "batch_scoring.png").stat().st_size > 0

@@ -93,3 +93,20 @@ def test_repeated_anchors_count_once_and_share_the_budget():
     _, sources, anchors = retrieve(catalog, config, [6, 5, 5, 5, 5, 1])
     covisited = anchors[0][sources[0] == COVISITED].tolist()
     assert len(covisited) == 20 and covisited.count(5) == 10 and covisited.count(6) == 10
+
+
+def test_a_batch_merges_each_user_as_if_alone():
+    # Co-visitation over several anchors (a share one anchor leaves goes to the next), trending, exploration and
+    # ANN for users of different histories in one batch: each row as that user retrieved alone.
+    catalog = catalog_of(n=60, is_new=[50, 51, 52, 53], covisited={5: [20, 21, 22, 23], 6: [22, 24], 9: [25]})
+    config = RetrieveConfig(candidates=30, covisitation_share=0.3, covisitation_anchors=2, trending=4, exploration=2)
+    retriever = Retriever(catalog, flat_index(catalog), config)
+    histories = np.asarray([[0, 9, 6, 5], [5, 6, 5, 6], [0, 0, 0, 2], [3, 4, 9, 50]])
+    queries = catalog.vectors[[17, 30, 50, 2]]
+    together = retriever(queries, histories)
+    alone = [retriever(queries[[row]], histories[[row]]) for row in range(len(histories))]
+    for part, rows in zip(together, zip(*alone, strict=True), strict=True):
+        assert np.array_equal(part, np.concatenate(rows))
+    candidates, sources, anchors = (part[0] for part in together)
+    assert candidates[sources == COVISITED].tolist() == [20, 21, 22, 23, 24]  # anchor 5 leaves 1 of its 5 to 6
+    assert set(anchors[sources == COVISITED].tolist()) == {5, 6}
