@@ -127,7 +127,8 @@ def retrain(settings: Settings, full: bool = False, progress: bool = True,
     else:
         warm = {name: serving_checkpoint(Path(serving["models_dir"]) / name) for name in NEURAL_MODELS}
         summary = train_models(data_dir, models_dir, NEURAL_MODELS,
-                               replace(settings.train, epochs=settings.retrain.epochs), settings.sasrec,
+                               replace(settings.train, epochs=settings.retrain.epochs,
+                                       validate_every=settings.retrain.epochs), settings.sasrec,
                                settings.two_tower, progress=progress, warm_start=warm, recent_users=recent,
                                replay=settings.retrain.replay)
     trained = time.perf_counter()

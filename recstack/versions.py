@@ -10,7 +10,10 @@ An entry holds ``version``, ``at``, ``mode`` (``initial``, ``incremental`` or ``
 it was retrained from), ``data_dir``, ``models_dir``, ``data_cutoff`` (its newest event), ``new_events``,
 ``new_items``, ``train_seconds``, ``gate`` (metric, users, both versions' metrics, reason), ``decision``
 (``initial``, ``published``, ``canary`` or ``refused``), ``repository_version`` (the Triton repository version
-that serves it) and ``freshness_s`` (seconds from its newest and oldest new event to its publication).
+that serves it) and ``freshness_s`` (seconds from the facade accepting its first and last new events to its
+publication). ``recstack promote`` and ``recstack rollback`` add a line each (decision ``promoted`` or
+``rolled back``) with the repository version that serves after them and its journal ``version`` (None when the
+journal does not know it).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class VersionsJournal:
         return entry
 
     def next_version(self) -> int:
-        return max((e["version"] for e in self.entries()), default=0) + 1
+        return max((e["version"] for e in self.entries() if e["version"] is not None), default=0) + 1
 
     def folder(self, version: int) -> Path:
         return self.root / f"{version:04d}"

@@ -103,7 +103,9 @@ class TwoTowerConfig:
 class RetrainConfig:
     """Incremental retraining (``recstack retrain``, ``recstack loop``): how much to train and what to replay."""
 
-    epochs: int = 4  # warm-started epochs on the users with new events and the replay sample (validated every 2)
+    # Warm-started epochs on the users with new events and the replay sample, validated once, after the last: the
+    # serving weights are a good start, and a validation pass over every user costs more than such an epoch.
+    epochs: int = 2
     replay: float = 1.0  # older users replayed per user with new events, so the model does not forget them
 
     def __post_init__(self):

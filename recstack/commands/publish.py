@@ -11,7 +11,9 @@ from recstack.ensemble.build import BuildError
 from recstack.ensemble.publish import promote, publish, rollback
 from recstack.ensemble.server import TritonError
 from recstack.ensemble.serving import ServingError
+from recstack.retrain import now
 from recstack.settings import Settings
+from recstack.versions import VersionsJournal
 
 RELOAD_HELP = "the Triton server (HTTP address) that switches without a restart; without it only the repository " \
               "changes (a server started later serves it)"
@@ -37,6 +39,9 @@ def publish_parser() -> argparse.ArgumentParser:
                    "(e.g. 0.1) until `recstack promote`")
     p.add_argument("--reload", metavar="HOST:PORT", help=RELOAD_HELP)
     return p
+
+
+DECISIONS = {"promote": "promoted", "rollback": "rolled back"}  # their lines in the versions journal
 
 
 def move_parser(command: str, description: str) -> argparse.ArgumentParser:
@@ -75,6 +80,10 @@ def _move(command: str, move, description: str, argv: list[str], settings: Setti
         print(f"recstack {command}: {exc}", file=sys.stderr)
         return 1
     print(f"{describe(state)} (switched in {state['seconds']:.2f} s)")
+    journal = VersionsJournal(settings.versions_dir)
+    served = journal.served_by(state["default"])
+    journal.append({"version": served["version"] if served else None, "at": now(), "decision": DECISIONS[command],
+                    "repository_version": state["default"], "canary": state["canary"], "reason": describe(state)})
     if not args.reload:
         print("no --reload: only the repository changed (a server started now serves it)")
     return 0

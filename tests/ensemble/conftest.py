@@ -49,3 +49,40 @@ def flat_index(catalog: Catalog) -> faiss.Index:
 @pytest.fixture
 def small_catalog() -> Catalog:
     return make_catalog(["a", "a", "a", "b", "b", "c", "c", "d", "d", "d"])
+
+
+class ClientLoad:
+    """Three clients (one HTTP, two gRPC) asking a Triton server for ``histories`` in a loop, as a shop's traffic
+    would while versions switch: every answer with the time its request started, every failure counted."""
+
+    def __init__(self, server, histories: list):
+        import threading
+
+        self.histories, self.stop = histories, threading.Event()
+        self.answers: list = []  # (request start, first list)
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._ask, args=args) for args in
+                        (("http", server.http_url), ("grpc", server.grpc_url), ("grpc", server.grpc_url))]
+
+    def _ask(self, protocol: str, url: str) -> None:
+        import time
+
+        from recstack.client.triton import TritonRecommender
+
+        with TritonRecommender(url, protocol) as client:
+            while not self.stop.is_set():
+                try:
+                    started = time.monotonic()
+                    self.answers.append((started, client.recommend(self.histories, limit=10)[0]))
+                except Exception as exc:  # noqa: BLE001 - every failure is counted
+                    self.errors.append(repr(exc))
+
+    def __enter__(self) -> "ClientLoad":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()

@@ -1,7 +1,6 @@
 """Publish, canary, promote and rollback on a real Triton server (started on free loopback ports)."""
 
 import shutil
-import threading
 import time
 
 import polars as pl
@@ -13,6 +12,8 @@ from recstack.ensemble.publish import promote, publish, rollback, serving_state
 from recstack.ensemble.server import TritonServer
 from recstack.ensemble.serving import CANARY_ENSEMBLE, ServingError
 from tritonclient.utils import InferenceServerException
+
+from .conftest import ClientLoad
 
 pytestmark = pytest.mark.triton
 
@@ -82,22 +83,7 @@ def test_promote_and_rollback_under_load_fail_no_request(trained_shop, served):
     (data, models), (repository, server) = trained_shop, served
     histories = pl.read_parquet(data / "eval_test.parquet", columns=["history"]).head(4)["history"].to_list()
     publish(data, models, repository, ServingConfig(), triton_url=server.http_url, verbose=False, canary=0.1)
-    stop, errors, answers = threading.Event(), [], []
-
-    def hammer(protocol: str, url: str) -> None:
-        with TritonRecommender(url, protocol) as client:
-            while not stop.is_set():
-                try:
-                    started = time.monotonic()
-                    answers.append((started, repository_version(client.recommend(histories, limit=10)[0])))
-                except Exception as exc:  # noqa: BLE001 - every failure is counted
-                    errors.append(repr(exc))
-
-    threads = [threading.Thread(target=hammer, args=args) for args in
-               (("http", server.http_url), ("grpc", server.grpc_url), ("grpc", server.grpc_url))]
-    for thread in threads:
-        thread.start()
-    try:
+    with ClientLoad(server, histories) as load:
         time.sleep(1.0)
         switches = {}
         for name, move, expected in (("promote", promote, "r2"), ("rollback", rollback, "r1")):
@@ -105,15 +91,12 @@ def test_promote_and_rollback_under_load_fail_no_request(trained_shop, served):
             move(repository, server.http_url)
             done = time.monotonic()
             time.sleep(1.0)
-            later = [(started, v) for started, v in answers if started > begun]
+            later = [(started, repository_version(r)) for started, r in load.answers if started > begun]
             first = next(started for started, v in later if v == expected)
             # Every request sent after the switch returned gets the new default.
             assert {v for started, v in later if started > done} == {expected}
             switches[name] = {"returned_s": round(done - begun, 3), "first_answer_s": round(first - begun, 3)}
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
+    answers, errors = load.answers, load.errors
     print(f"switches under 3 clients: {switches}; {len(answers)} requests, {len(errors)} failed")
     assert errors == []
     # The previous default is still loaded: rolling back is one ensemble load. (A promote first loads the new

@@ -4,6 +4,7 @@ server's side: tests/ensemble/test_publish.py)."""
 import json
 
 import pytest
+from recstack.ensemble.build import MODELS
 from recstack.ensemble.serving import (
     CANARY_ENSEMBLE,
     SERVING_FILE,
@@ -15,6 +16,7 @@ from recstack.ensemble.serving import (
 )
 
 from recstack.cli import main
+from recstack.versions import VersionsJournal
 
 VALUES = {"max_batch_size": 8, "kind": "KIND_CPU", "instances": 1, "queue_delay_us": 100, "onnx_threads": 1,
           "dim": 4, "candidates": 10}
@@ -87,3 +89,23 @@ def test_commands_explain_what_cannot_be_done(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["publish", "--canary", "1.5"])
     assert "within (0, 1)" in capsys.readouterr().err
+
+
+def test_a_rollback_is_recorded_in_the_versions_journal(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RECSTACK_BUILD_DIR", str(tmp_path))
+    repository = tmp_path / "model_repository"
+    repository.mkdir()
+    (repository / "repository.json").write_text(json.dumps({"version": 2, "config_values": VALUES}))
+    write_state(repository, ServingState(2, previous=(1,)))
+    for model in MODELS:
+        for version in (1, 2):
+            (repository / model / str(version)).mkdir(parents=True)
+        (repository / model / "config.pbtxt").write_text("")
+    journal = VersionsJournal(tmp_path / "versions")
+    journal.append({"version": 1, "decision": "initial", "repository_version": 1})
+    journal.append({"version": 2, "decision": "published", "repository_version": 2})
+    assert main(["rollback"]) == 0
+    assert "version 1 serves by default" in capsys.readouterr().out
+    last = journal.entries()[-1]
+    assert last["decision"] == "rolled back" and last["repository_version"] == 1 and last["version"] == 1
+    assert journal.next_version() == 3

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +13,8 @@ from recstack.ensemble.build import build_repository
 from recstack.ensemble.funnel import Funnel
 from recstack.ensemble.server import TritonServer
 from tritonclient.utils import InferenceServerException
+
+from .conftest import ClientLoad
 
 pytestmark = pytest.mark.triton
 
@@ -99,32 +100,16 @@ def test_version_swap_under_load_fails_no_request(trained_shop, model_repository
     histories = pl.read_parquet(data / "eval_test.parquet", columns=["history"]).head(4)["history"].to_list()
     server = TritonServer(repository).start()
     try:
-        stop, errors, served = threading.Event(), [], []
-
-        def hammer(protocol: str, url: str) -> None:
-            with TritonRecommender(url, protocol) as client:
-                while not stop.is_set():
-                    try:
-                        started = time.monotonic()
-                        served.append((started, client.recommend(histories, limit=10)[0]))
-                    except Exception as exc:  # noqa: BLE001 - every failure is counted
-                        errors.append(repr(exc))
-
-        threads = [threading.Thread(target=hammer, args=args) for args in
-                   (("http", server.http_url), ("grpc", server.grpc_url), ("grpc", server.grpc_url))]
-        for thread in threads:
-            thread.start()
-        time.sleep(1.0)
-        top = served[-1][1].items[0].item_id
-        rules = tmp_path / "rules.json"
-        rules.write_text(json.dumps({"unavailable": [top]}))
-        assert build_repository(data, models, repository, rules_path=rules, verbose=False)["version"] == 2
-        server.reload_all()
-        swapped = time.monotonic()
-        time.sleep(1.0)
-        stop.set()
-        for thread in threads:
-            thread.join()
+        with ClientLoad(server, histories) as load:
+            time.sleep(1.0)
+            top = load.answers[-1][1].items[0].item_id
+            rules = tmp_path / "rules.json"
+            rules.write_text(json.dumps({"unavailable": [top]}))
+            assert build_repository(data, models, repository, rules_path=rules, verbose=False)["version"] == 2
+            server.reload_all()
+            swapped = time.monotonic()
+            time.sleep(1.0)
+        errors, served = load.errors, load.answers
         assert errors == []
         versions = [(started, s.model_version.rsplit("/", 1)[1]) for started, s in served]
         assert versions[0][1] == "r1" and versions[-1][1] == "r2"
