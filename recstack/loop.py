@@ -81,11 +81,19 @@ def run_round(settings: Settings, triton_url: str | None, full: bool, canary: fl
 
 def run_loop(settings: Settings, every_s: float, once: bool, triton_url: str | None, full: bool,
              canary: float | None, stop: threading.Event) -> list[dict]:
-    """Rounds every ``every_s`` seconds (measured from each round's start) until ``stop`` is set, or one."""
+    """Rounds every ``every_s`` seconds (measured from each round's start) until ``stop`` is set, or one (whose
+    failure is raised; a failed round of a running loop is logged and the loop goes on)."""
     rounds = []
     while not stop.is_set():
         started = time.monotonic()
-        outcome = run_round(settings, triton_url, full, canary, stop.is_set)
+        try:
+            outcome = run_round(settings, triton_url, full, canary, stop.is_set)
+        except Exception:
+            if once:
+                raise
+            # A loop left running must outlive a Triton restart or a full disk: the next round tries again.
+            log.exception("round %d failed; the next one starts on time", len(rounds) + 1)
+            outcome = {"seconds": {}, "outcome": "failed"}
         rounds.append(outcome)
         total = sum(outcome["seconds"].values())
         log.info("round %d: %s in %.1f s (%s)", len(rounds), outcome["outcome"], total,

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -15,6 +16,9 @@ from recstack.ensemble.build import build_repository
 from recstack.ensemble.server import TritonServer
 from recstack.preprocessing.lake import LAKE_NAME, EventLake
 
+from recstack.loop import run_loop
+from recstack.retrain import RetrainError
+from recstack.settings import Settings
 from recstack.versions import JOURNAL_NAME, VERSIONS_NAME
 from tests.client.api.conftest import make_api
 
@@ -124,3 +128,15 @@ def test_sigterm_lets_the_step_in_progress_finish_then_stops_the_loop(trained_sh
     assert "gate ..." not in text
     journal = [json.loads(line) for line in (build_dir / VERSIONS_NAME / JOURNAL_NAME).read_text().splitlines()]
     assert [e["decision"] for e in journal] == ["initial"]  # the stopped round decided nothing
+
+
+def test_a_failed_round_is_logged_and_a_running_loop_goes_on(tmp_path, caplog):
+    settings = Settings(build_dir=tmp_path)  # no model repository: every round fails
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    rounds = run_loop(settings, every_s=0.1, once=False, triton_url=None, full=False, canary=None, stop=stop)
+    assert len(rounds) >= 2 and {r["outcome"] for r in rounds} == {"failed"}
+    assert "no model repository" in caplog.text and "round 2 failed" in caplog.text
+    with pytest.raises(RetrainError, match="no model repository"):  # one round alone reports its failure
+        run_loop(settings, every_s=0.1, once=True, triton_url=None, full=False, canary=None,
+                 stop=threading.Event())
