@@ -87,8 +87,8 @@ class SASRecConfig:
     length_aware: bool = True
     # Multi-objective ranking: heads that give each candidate P(click), P(add-to-cart) and P(purchase) if it is the
     # user's next step (``OBJECTIVES``), trained by binary cross-entropy on the furthest funnel event of each step,
-    # added to the next-item loss with the weight ``objective_weight``. Off by default: without heads the model, its version and its
-    # exports are those of earlier releases.
+    # added to the next-item loss with the weight ``objective_weight``. Off by default: without heads the model, its
+    # version and its exports are those of earlier releases.
     objectives: bool = False
     objective_weight: float = 0.5
 
