@@ -35,6 +35,26 @@ class RetrieveConfig:
 
 
 @dataclass(frozen=True)
+class ObjectiveWeights:
+    """How the re-rank trades relevance against the ranker's objective heads (:mod:`recstack.ensemble.objectives`):
+    ``relevance + click·P(click) + add_to_cart·P(cart) + purchase·P(purchase) + revenue·P(purchase)·value/median
+    value``. All 0 (the default): relevance alone, as without heads."""
+
+    click: float = 0.0
+    add_to_cart: float = 0.0
+    purchase: float = 0.0
+    revenue: float = 0.0  # P(purchase) × the item's business value (price or margin) over the catalog's median
+
+    def __post_init__(self):
+        if min(self.click, self.add_to_cart, self.purchase, self.revenue) < 0:
+            raise ValueError(f"objective weights must not be negative; got {self}")
+
+    @property
+    def active(self) -> bool:
+        return any((self.click, self.add_to_cart, self.purchase, self.revenue))
+
+
+@dataclass(frozen=True)
 class RerankConfig:
     """Re-rank settings (the experiments of the facade vary these)."""
 
@@ -43,6 +63,7 @@ class RerankConfig:
     freshness_boost: float = 0.05  # added to the relevance of new items
     pool: int = 200  # best candidates MMR chooses from
     reason_window: int = 20  # latest history items a "because you viewed" reason may name
+    objectives: ObjectiveWeights = field(default_factory=ObjectiveWeights)
 
     def __post_init__(self):
         if not 0 <= self.mmr_lambda <= 1:

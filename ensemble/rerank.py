@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from recstack.ensemble.catalog import Catalog
 from recstack.ensemble.config import RerankConfig
+from recstack.ensemble.objectives import min_max
 from recstack.ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, known_items
 from recstack.ensemble.rowsets import RowSets, first_occurrence
 
@@ -70,11 +71,7 @@ class Reranker:
         blocked = RowSets(np.concatenate([history, np.asarray(exclude, dtype=np.int64)], axis=1), len(catalog))
         valid = (sources != PADDING) & catalog.available[candidates] & ~blocked.contains(candidates)
         valid &= first_occurrence(candidates, len(catalog))
-        raw = scores.astype(np.float64)
-        low = np.where(valid, raw, np.inf).min(1, keepdims=True)
-        spread = np.where(valid, raw, -np.inf).max(1, keepdims=True) - low
-        with np.errstate(invalid="ignore"):
-            relevance = np.where(spread > 0, (raw - low) / np.where(spread > 0, spread, 1.0), 1.0)
+        relevance = min_max(scores, valid)
         relevance += cfg.freshness_boost * catalog.is_new[candidates]
         order = np.argsort(np.where(valid, -relevance, np.inf), axis=1, kind="stable")[:, : cfg.pool]
         rows = np.take_along_axis(np.where(valid, np.arange(valid.shape[1]), -1), order, 1)  # -1: not in the pool

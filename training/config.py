@@ -10,6 +10,8 @@ from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
 
 Precision = Literal["auto", "fp32", "bf16"]
 SASRecLoss = Literal["auto", "full", "sampled"]
+# The ranker's objective heads, in the order of its ``objectives`` output: how far down the funnel a step goes.
+OBJECTIVES: tuple[str, ...] = ("click", "add_to_cart", "purchase")
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,16 @@ class SASRecConfig:
     # positions count back from the newest item, so the model is the same either way. False: every batch is a
     # uniform shuffle padded to ``max_length``, as before.
     length_aware: bool = True
+    # Multi-objective ranking: heads that give each candidate P(click), P(add-to-cart) and P(purchase) if it is the
+    # user's next step (``OBJECTIVES``), trained by binary cross-entropy on the furthest funnel event of each step,
+    # added to the next-item loss with the weight ``objective_weight``. Off by default: without heads the model, its
+    # version and its exports are those of earlier releases.
+    objectives: bool = False
+    objective_weight: float = 0.5
+
+    def __post_init__(self):
+        if self.objective_weight < 0:
+            raise ValueError(f"objective_weight must not be negative; got {self.objective_weight}")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from recstack.preprocessing.layout import Manifest, PreparedLayout
+from recstack.preprocessing.schema import EVENT_TYPES
+from recstack.preprocessing.sequences import mark_steps
 from recstack.preprocessing.vocabulary import OOV
+from recstack.training.config import OBJECTIVES
+
+# A step's funnel stage: 1 + its furthest event's position here (1 view ... 4 purchase); 0 unknown (e.g. ratings).
+FUNNEL = ("view", *OBJECTIVES)
+UNKNOWN_STAGE = 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,8 @@ class PreparedData:
         1 = out-of-vocabulary, so recommendable items are ``2 .. n_items - 1``.
     train_sequences : list of np.ndarray
         Each training user's steps, oldest first (at most ``max_sequence_length`` of them).
+    train_stages : list of np.ndarray or None
+        The funnel stage of each of those steps (``FUNNEL``), once :meth:`with_funnel_stages` has read them.
     """
 
     folder: Path
@@ -62,6 +71,7 @@ class PreparedData:
     test: EvalSet
     items: pl.DataFrame
     item_stats: pl.DataFrame
+    train_stages: list[np.ndarray] | None = None
 
     @property
     def name(self) -> str:
@@ -78,6 +88,29 @@ class PreparedData:
         targets = {int(u): t for u, t in zip(self.valid.user_idx, self.valid.targets, strict=True) if u > OOV}
         return [np.concatenate([seq, targets[int(u)]]) if int(u) in targets else seq
                 for u, seq in zip(self.train_user_idx, self.train_sequences, strict=True)]
+
+    def with_funnel_stages(self) -> PreparedData:
+        """The same data with ``train_stages``: per training step, 1 + the position in ``FUNNEL`` of its furthest
+        event (a view → click → cart → purchase run on one item is one step), ``UNKNOWN_STAGE`` for event types
+        outside the funnel. Read from the training events as the preprocessing cut them into steps; call it on
+        the data as loaded, before :meth:`shifted_back` or a warm start's focus (which keep it aligned)."""
+        layout = PreparedLayout(self.folder)
+        codes = {EVENT_TYPES.index(name): stage for stage, name in enumerate(FUNNEL, start=1)}
+        events = pl.scan_parquet(layout.events("train")).select("user_id", "item_idx", "event_code").with_columns(
+            pl.col("event_code").replace_strict(codes, default=UNKNOWN_STAGE, return_dtype=pl.Int8).alias("stage"))
+        collapse = self.manifest.workflow.get("collapse_repeats", True)
+        window = self.manifest.workflow.get("max_sequence_length")
+        steps = (mark_steps(events, collapse).group_by("user_id", "step", maintain_order=True)
+                 .agg(pl.col("stage").max())
+                 .group_by("user_id", maintain_order=True).agg(pl.col("stage").tail(window)))
+        users = pl.read_parquet(layout.sequences_train, columns=["user_id"])
+        stages = users.join(steps.collect(), on="user_id", how="left", maintain_order="left")
+        result = _lists(stages, "stage")
+        if len(result) != len(self.train_sequences) or any(
+                len(a) != len(b) for a, b in zip(result, self.train_sequences, strict=True)):
+            raise ValueError(f"{self.folder}: the training events do not match the training sequences (call "
+                             "with_funnel_stages on the data as loaded)")
+        return replace(self, train_stages=result)
 
     def shifted_back(self) -> PreparedData:
         """The same users one event earlier, for choosing settings without ever touching a test target.
@@ -107,6 +140,9 @@ class PreparedData:
             manifest=replace(self.manifest, fingerprint=fingerprint),
             train_sequences=[seq[:-1] if int(u) in validated and len(seq) >= 2 else seq
                              for u, seq in zip(self.train_user_idx, self.train_sequences, strict=True)],
+            train_stages=None if self.train_stages is None else [
+                stage[:-1] if int(u) in validated and len(stage) >= 2 else stage
+                for u, stage in zip(self.train_user_idx, self.train_stages, strict=True)],
             valid=EvalSet(valid.user_idx, [h[:-1] for h in valid.histories], [h[-1:] for h in valid.histories]),
             test=valid)
 

@@ -62,6 +62,8 @@ def train_models(data_dir: str | Path, out: str | Path, models: tuple[str, ...] 
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     data = load_prepared(data_dir)
+    if "sasrec" in models and sasrec.objectives:
+        data = data.with_funnel_stages()  # before the focus, which keeps them aligned
     training_data = data if recent_users is None else focus(data, recent_users, replay, train.seed)
     out = Path(out)
     model_configs = {"sasrec": sasrec, "two_tower": two_tower}

@@ -24,6 +24,20 @@ def next_item_pairs(sequences: list[np.ndarray], max_length: int) -> tuple[torch
     return inputs, labels
 
 
+def label_stages(sequences: list[np.ndarray], stages: list[np.ndarray], max_length: int) -> torch.Tensor:
+    """The funnel stage of each label of :func:`next_item_pairs` (0: unknown, and padding). A sequence longer than
+    its stages (the validation targets the finishing epochs append) has unknown stages past them.
+
+    Examples
+    --------
+    >>> label_stages([np.array([5, 6, 7])], [np.array([1, 4])], 4)
+    tensor([[0, 0, 4, 0]], dtype=torch.int8)
+    """
+    usable = [(s, np.pad(t, (0, len(s) - len(t)))[-(max_length + 1):])
+              for s, t in zip(sequences, stages, strict=True) if len(s) >= 2]
+    return torch.from_numpy(pad_left([t[1:] for _, t in usable], max_length)).to(torch.int8)
+
+
 # Batches per pool sorted by length: pools this large hold many users of each length (little padding), and
 # shuffling the pools, then the batches, keeps which users share a batch random from epoch to epoch.
 POOL_BATCHES = 64
@@ -47,11 +61,13 @@ def length_bucketed(lengths: torch.Tensor, batch_size: int, generator: torch.Gen
     return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
 
 
-def epoch_batches(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int, length_aware: bool = False):
+def epoch_batches(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int, length_aware: bool = False,
+                  stages: torch.Tensor | None = None):
     """``batches(epoch, rank, world_size)``: a seeded shuffle per epoch, split between processes.
 
     ``length_aware`` groups rows of similar length (:func:`length_bucketed`) and cuts each batch to its longest
-    row; otherwise batches are a uniform shuffle at the full padded width.
+    row; otherwise batches are a uniform shuffle at the full padded width. ``stages`` (the labels' funnel stages,
+    for the objective heads) come as a third tensor of each batch.
     """
     n_batches = -(-len(inputs) // batch_size)
     lengths = (inputs != 0).sum(1)
@@ -66,7 +82,8 @@ def epoch_batches(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, s
         for i in process_batches(n_batches, rank, world_size):
             rows = rows_of[i]
             width = int(lengths[rows].max()) if length_aware else inputs.shape[1]
-            yield inputs[rows, -width:].long(), labels[rows, -width:].long()
+            batch = (inputs[rows, -width:].long(), labels[rows, -width:].long())
+            yield batch if stages is None else (*batch, stages[rows, -width:].long())
     return batches, n_batches
 
 
@@ -96,9 +113,16 @@ def train_sasrec(data: PreparedData, output_dir: Path, model_config: SASRecConfi
     if warm_start is not None:
         grow_into(model, warm_start)
 
+    if model_config.objectives and data.train_stages is None:
+        data = data.with_funnel_stages()
+
     def make_batches(sequences):
+        # The training sequences, or with the validation targets appended: the same users in the same order.
         inputs, labels = next_item_pairs(sequences, model_config.max_length)
-        return epoch_batches(inputs, labels, train_config.batch_size, train_config.seed, model_config.length_aware)
+        stages = label_stages(sequences, data.train_stages, model_config.max_length) \
+            if model_config.objectives else None
+        return epoch_batches(inputs, labels, train_config.batch_size, train_config.seed, model_config.length_aware,
+                             stages)
 
     return train_and_test("sasrec", model, model_config, data, output_dir, train_config, make_batches,
                           sequence_scorer, resume, progress, eval_by_length=model_config.length_aware)

@@ -48,9 +48,16 @@ def with_model_lr(train_config: TrainConfig, model_config) -> TrainConfig:
     return replace(train_config, lr=model_config.lr)
 
 
+# Settings added after models were trained, at the value that leaves the model as it was: left out of the hash at
+# that value, so the versions of earlier runs stay valid (and they resume).
+_ADDED_DEFAULTS = {"objectives": False, "objective_weight": 0.5}
+
+
 def config_hash(*configs) -> str:
     """Short hash of the settings that shape the model; identifies a run for resuming and versions."""
-    fields = [{k: v for k, v in asdict(c).items() if k not in _RESUMABLE_FIELDS} for c in configs]
+    fields = [{k: v for k, v in asdict(c).items()
+               if k not in _RESUMABLE_FIELDS and not (k in _ADDED_DEFAULTS and v == _ADDED_DEFAULTS[k])}
+              for c in configs]
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -63,4 +63,5 @@ def focus(data: PreparedData, recent_users: np.ndarray, replay: float, seed: int
     sample = rng.choice(others, min(len(others), int(round(replay * recent.sum()))), replace=False)
     rows = np.sort(np.concatenate([np.flatnonzero(recent), sample]))
     return replace(data, train_user_idx=data.train_user_idx[rows],
-                   train_sequences=[data.train_sequences[i] for i in rows])
+                   train_sequences=[data.train_sequences[i] for i in rows],
+                   train_stages=None if data.train_stages is None else [data.train_stages[i] for i in rows])

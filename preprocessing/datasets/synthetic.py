@@ -18,7 +18,10 @@ model can pick up, and a most-popular baseline leaves most of that signal on the
   of the previous one (the signal a sequential model learns); :func:`synthetic_successors` returns
   the mapping for diagnostics and tests.
 * **Funnels.** A view may lead to a click, an add-to-cart and a purchase of the same item, each
-  step a few seconds after the previous one, with the configured conditional probabilities.
+  step a few seconds after the previous one, with the configured conditional probabilities. By default
+  every item converts alike; ``conversion_spread`` and ``price_sensitivity`` make the funnel depend on
+  the item (a hidden appeal, and its price against its category's median), the signal the ranker's
+  objective heads learn (:func:`synthetic_conversion` returns each item's shift for tests).
 
 Everything is vectorised numpy over chunks of users (loops only over a session's positions), so
 10M events take well under a minute; all randomness derives from ``SyntheticConfig.seed``.
@@ -168,6 +171,12 @@ class SyntheticConfig:
         so splitting a user's events at this gap recovers the sessions.
     p_click, p_add_to_cart, p_purchase : float
         Funnel probabilities: click given view, add-to-cart given click, purchase given add-to-cart.
+    conversion_spread : float
+        Standard deviation of each item's hidden appeal, added to the log-odds of every funnel step
+        (0: every item converts alike, the dataset of earlier versions).
+    price_sensitivity : float
+        Log-odds of every funnel step fall by this much per unit of log(price / category median), so
+        dearer items of a category convert less (0: price plays no part).
     new_item_share : float
         Share of the items listed during the window (the others predate it).
     new_user_share : float
@@ -201,6 +210,8 @@ class SyntheticConfig:
     p_click: float = 0.3
     p_add_to_cart: float = 0.3
     p_purchase: float = 0.5
+    conversion_spread: float = 0.0
+    price_sensitivity: float = 0.0
     new_item_share: float = 0.15
     new_user_share: float = 0.25
 
@@ -250,6 +261,9 @@ class SyntheticConfig:
             fail("new_item_share", "a share in [0, 0.9]")
         if not _is_number(self.new_user_share) or not 0.0 <= self.new_user_share < 1.0:
             fail("new_user_share", "a share in [0, 1)")
+        for name in ("conversion_spread", "price_sensitivity"):
+            if not _is_number(getattr(self, name)) or not 0.0 <= getattr(self, name) <= 5.0:
+                fail(name, "a number in [0, 5]")
         if not _is_number(self.zipf_exponent) or not 0.0 <= self.zipf_exponent <= 3.0:
             fail("zipf_exponent", "a number in [0, 3]")
         if not _is_number(self.mean_session_views) or not 1.0 <= self.mean_session_views <= 20.0:
@@ -299,6 +313,8 @@ class _Catalog:
     items: _Sampler  # the whole catalog
     old_items: _Sampler  # the items listed before the window (every category has some)
     frame: pl.DataFrame  # the items table
+    # Each item's shift of the funnel's log-odds; None when every item converts alike.
+    conversion: np.ndarray | None = None
 
 
 @dataclass
@@ -390,6 +406,37 @@ def synthetic_successors(config: SyntheticConfig = SyntheticConfig()) -> pl.Data
     catalog = _build_catalog(config, np.random.default_rng(catalog_seed))
     ids = catalog.frame["item_id"]
     return pl.DataFrame({"item_id": ids, "successor_id": ids.gather(catalog.successor)})
+
+
+def synthetic_conversion(config: SyntheticConfig = SyntheticConfig()) -> pl.DataFrame:
+    """Each item's shift of the funnel's log-odds (0 for all when the funnel ignores the item).
+
+    Examples
+    --------
+    >>> shift = synthetic_conversion(SyntheticConfig(n_events=10_000, seed=1, conversion_spread=1.0))
+    >>> shift.columns, shift.height
+    (['item_id', 'conversion_shift'], 250)
+    """
+    catalog_seed = np.random.SeedSequence(config.seed).spawn(3)[0]
+    catalog = _build_catalog(config, np.random.default_rng(catalog_seed))
+    shift = catalog.conversion if catalog.conversion is not None else np.zeros(catalog.frame.height)
+    return pl.DataFrame({"item_id": catalog.frame["item_id"], "conversion_shift": shift})
+
+
+def _funnel_reached(config: SyntheticConfig, draws: np.ndarray, shift: np.ndarray | float) -> np.ndarray:
+    """(3, views) whether each view reached click, add-to-cart and purchase, from uniform ``draws``: each step
+    needs the one before, with its configured probability moved by ``shift`` on the log-odds scale."""
+    reached = np.empty(draws.shape, dtype=bool)
+    previous = np.ones(draws.shape[1], dtype=bool)
+    for step, p in enumerate((config.p_click, config.p_add_to_cart, config.p_purchase)):
+        if np.ndim(shift) == 0 and shift == 0:
+            chance = p  # exactly the configured probability (a round trip through log-odds is not exact)
+        else:
+            with np.errstate(divide="ignore"):
+                chance = 1.0 / (1.0 + np.exp(-(np.log(p) - np.log1p(-p) + shift)))
+        reached[step] = previous & (draws[step] < chance)
+        previous = reached[step]
+    return reached
 
 
 def _to_us(moment: datetime) -> int:
@@ -494,9 +541,15 @@ def _build_catalog(config: SyntheticConfig, rng: np.random.Generator) -> _Catalo
         "created_at": pl.Series(created + _to_us(config.start)).cast(pl.Datetime("us")),
     }, schema=ITEM_COLUMNS)
     category_share = category_weight / category_weight.sum()
+    conversion = None
+    if config.conversion_spread > 0 or config.price_sensitivity > 0:
+        # Drawn last, so the rest of the catalog is the same with or without it.
+        conversion = (config.conversion_spread * rng.standard_normal(n)
+                      - config.price_sensitivity * np.log(price / median))
     return _Catalog(category=category, created=created, successor=successor, category_share=category_share,
                     category_cdf=np.cumsum(category_share), items=items,
-                    old_items=_Sampler.build(np.arange(n_old), category, weight, n_cat), frame=frame)
+                    old_items=_Sampler.build(np.arange(n_old), category, weight, n_cat), frame=frame,
+                    conversion=conversion)
 
 
 def _draw_categories(catalog: _Catalog, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -598,18 +651,19 @@ def _simulate_users(config: SyntheticConfig, catalog: _Catalog, users: _Users, l
     view_first = np.zeros(n_views, dtype=bool)
     view_first[session_first_view] = True
 
-    # Funnel steps happen before the next view, a few seconds apart.
+    # Funnel steps happen before the next view, a few seconds apart. When the funnel depends on the item, how far
+    # a view gets is known once its item is drawn (below), so each view keeps room for the whole funnel.
     funnel = rng.random((3, n_views))
-    reached = np.empty((3, n_views), dtype=bool)
-    reached[0] = funnel[0] < config.p_click
-    reached[1] = reached[0] & (funnel[1] < config.p_add_to_cart)
-    reached[2] = reached[1] & (funnel[2] < config.p_purchase)
-    steps = _lognormal_us(rng, 5.0, 0.6, (3, n_views), 1.0, _MAX_FUNNEL_STEP) * reached
-    step_end = np.cumsum(steps, axis=0)
+    steps = _lognormal_us(rng, 5.0, 0.6, (3, n_views), 1.0, _MAX_FUNNEL_STEP)
+    if catalog.conversion is None:
+        reached = _funnel_reached(config, funnel, 0.0)
+        room = np.cumsum(steps * reached, axis=0)[2]
+    else:
+        room = steps.sum(axis=0)
     dwell = _lognormal_us(rng, 25.0, 1.0, n_views, 2.0, min(_MAX_DWELL, gap // 2))
-    offset = _segment_exclusive_cumsum(step_end[2] + dwell, view_first)
+    offset = _segment_exclusive_cumsum(room + dwell, view_first)
     last_view = session_first_view + length - 1
-    duration = offset[last_view] + step_end[2][last_view]
+    duration = offset[last_view] + room[last_view]
 
     # Push sessions that would start within `gap` of the previous one's end: with the reserved room
     # before each session summed per user, start = reserved + running max of (drawn start - reserved).
@@ -645,6 +699,9 @@ def _simulate_users(config: SyntheticConfig, catalog: _Catalog, users: _Users, l
         listed = catalog.created[candidate] <= times[view]
         items[view[listed]] = candidate[listed]
 
+    if catalog.conversion is not None:
+        reached = _funnel_reached(config, funnel, catalog.conversion[items])
+    step_end = np.cumsum(steps * reached, axis=0)
     user = owner[session]
     event_times = np.concatenate([times[None, :], times[None, :] + step_end])
     keep = np.concatenate([np.ones((1, n_views), dtype=bool), reached]) & (event_times < window)

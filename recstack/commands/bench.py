@@ -23,6 +23,8 @@ BENCHMARKS = {"preprocessing": ("preprocessing_throughput", "preprocessing throu
               "security": ("security_overhead", "what API keys and rate limits add to a request's latency"),
               "events": ("events_durability", "what an acknowledged event costs with Redis fsync always vs "
                                               "everysec, and what survives a killed Redis"),
+              "objectives": ("objectives", "multi-objective ranking offline: relevance vs purchase- and revenue-"
+                                           "weighted re-ranks, NDCG@10 (all, purchases) and revenue@10"),
               "chaos": ("chaos", "open-loop load while Triton and Redis are killed and restarted and slow clients "
                                  "crowd the facade: statuses, degradation, recovery, lost events, RSS")}
 

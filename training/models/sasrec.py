@@ -11,7 +11,7 @@ import math
 
 import torch
 from recstack.preprocessing.vocabulary import FIRST_INDEX, OOV
-from recstack.training.config import SASRecConfig
+from recstack.training.config import OBJECTIVES, SASRecConfig
 from torch import nn
 from torch.nn import functional as F
 
@@ -64,6 +64,25 @@ class Block(nn.Module):
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
+class ObjectiveHeads(nn.Module):
+    """Logits of P(click), P(add-to-cart), P(purchase) of an item if it is the user's next step.
+
+    Per objective a linear map of the user state is dotted with the item's embedding (what this user does with
+    this kind of item), plus a learned bias per item (how well the item converts whoever looks at it).
+    """
+
+    def __init__(self, n_items: int, hidden: int):
+        super().__init__()
+        self.query = nn.Linear(hidden, len(OBJECTIVES) * hidden)
+        self.item_bias = nn.Embedding(n_items, len(OBJECTIVES))
+        nn.init.zeros_(self.item_bias.weight)
+
+    def forward(self, user: torch.Tensor, item_vectors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``user`` (B, hidden), ``item_vectors`` (B, N, hidden) of ``items`` (B, N) → logits (B, N, objectives)."""
+        query = self.query(user).view(len(user), len(OBJECTIVES), -1)
+        return item_vectors @ query.transpose(1, 2) + self.item_bias(items)
+
+
 class SASRec(nn.Module):
     """Causal self-attention over left-padded item sequences (0 = padding, newest item last).
 
@@ -83,6 +102,7 @@ class SASRec(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config.hidden, config.heads, config.dropout) for _ in range(config.blocks))
         self.norm = nn.LayerNorm(config.hidden)
+        self.heads = ObjectiveHeads(n_items, config.hidden) if config.objectives else None
         nn.init.normal_(self.item_embedding.weight, std=config.hidden ** -0.5)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
@@ -132,12 +152,41 @@ class SASRec(nn.Module):
         scores = (self.item_embedding(candidates) * user.unsqueeze(1)).sum(-1)
         return scores.masked_fill(candidates < FIRST_INDEX, float("-inf"))
 
-    def loss(self, inputs: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
-             ) -> torch.Tensor:
-        """Next-item loss at every non-padded position (``labels`` 0 = ignore)."""
+    def score_objectives(self, seq: torch.Tensor, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores (B, N) of the candidates, as :meth:`score_candidates`, and their objective probabilities
+        (B, N, objectives: ``OBJECTIVES``); 0 for padding and OOV. Needs ``config.objectives``."""
+        if self.heads is None:
+            raise ValueError("this ranker has no objective heads (SASRecConfig.objectives is off)")
+        user = self(seq)
+        vectors = self.item_embedding(candidates)
+        scores = (vectors * user.unsqueeze(1)).sum(-1).masked_fill(candidates < FIRST_INDEX, float("-inf"))
+        probabilities = torch.sigmoid(self.heads(user, vectors, candidates))
+        return scores, probabilities.masked_fill((candidates < FIRST_INDEX).unsqueeze(-1), 0.0)
+
+    def loss(self, inputs: torch.Tensor, labels: torch.Tensor, stages: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Next-item loss at every non-padded position (``labels`` 0 = ignore), plus, with objective heads and
+        ``stages`` (1 + the furthest funnel stage of the label's step, 0 = unknown), their binary cross-entropy
+        on the label item, weighted by ``config.objective_weight``."""
         hidden = self.encode(inputs)
         mask = labels != 0
         hidden, labels = hidden[mask], labels[mask]
+        next_item = self._next_item_loss(hidden, labels, generator)
+        if self.heads is None or stages is None:
+            return next_item
+        # Every position runs through the heads and steps of unknown stage weigh 0, so every process of a DDP run
+        # uses the heads in every step, whatever its batch holds.
+        stages = stages[mask]
+        logits = self.heads(hidden, self.item_embedding(labels).unsqueeze(1), labels.unsqueeze(1))[:, 0]
+        # Stage s (1 view, 2 click, 3 add-to-cart, 4 purchase) reached every objective up to it.
+        reached = stages.unsqueeze(1) >= torch.arange(2, 2 + len(OBJECTIVES), device=labels.device)
+        losses = F.binary_cross_entropy_with_logits(logits.float(), reached.float(), reduction="none")
+        known = (stages > 0).float()
+        heads = (losses.mean(1) * known).sum() / known.sum().clamp(min=1)
+        return next_item + self.config.objective_weight * heads
+
+    def _next_item_loss(self, hidden: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None
+                        ) -> torch.Tensor:
         use_full = self.config.loss == "full" or (
             self.config.loss == "auto" and self.n_items <= self.config.full_softmax_max_items)
         weights = self.item_vectors()
@@ -145,10 +194,10 @@ class SASRec(nn.Module):
             logits = hidden @ weights.T
             logits[:, :FIRST_INDEX] = float("-inf")
             return F.cross_entropy(logits.float(), labels)
-        negatives = torch.randint(FIRST_INDEX, self.n_items, (self.config.negatives,), device=inputs.device,
+        negatives = torch.randint(FIRST_INDEX, self.n_items, (self.config.negatives,), device=hidden.device,
                                   generator=generator)
         positive = (hidden * weights[labels]).sum(-1, keepdim=True)
         negative = hidden @ weights[negatives].T
         negative = negative.masked_fill(negatives.unsqueeze(0) == labels.unsqueeze(1), float("-inf"))
         logits = torch.cat([positive, negative], dim=1).float()
-        return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long, device=inputs.device))
+        return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long, device=hidden.device))

@@ -15,6 +15,7 @@ from recstack.preprocessing.datasets.synthetic import (
     FUNNEL_EVENT_TYPES,
     SyntheticConfig,
     generate_synthetic,
+    synthetic_conversion,
     synthetic_successors,
 )
 from recstack.preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, RawDataset
@@ -303,3 +304,21 @@ def test_two_million_events_fit_in_modest_memory():
     assert stats["items"] == 200_000
     assert stats["items_with_events"] > 100_000
     assert stats["peak_rss_mib"] < 2_048
+
+
+def test_item_dependent_funnel_follows_each_items_conversion_shift():
+    config = SyntheticConfig(n_events=40_000, seed=5, conversion_spread=1.5, price_sensitivity=1.0)
+    events = generate_synthetic(config).events
+    shift = synthetic_conversion(config)
+    per_item = (events.group_by("item_id").agg((pl.col("event_type") == "view").sum().alias("views"),
+                                               (pl.col("event_type") == "purchase").sum().alias("purchases"))
+                .filter(pl.col("views") >= 20).join(shift, on="item_id"))
+    rate = per_item["purchases"] / per_item["views"]
+    assert np.corrcoef(rate.to_numpy(), per_item["conversion_shift"].to_numpy())[0, 1] > 0.5
+    assert (synthetic_conversion(SyntheticConfig(n_events=10_000, seed=5))["conversion_shift"] == 0).all()
+
+
+def test_item_dependent_funnel_is_off_by_default():
+    assert SyntheticConfig().conversion_spread == SyntheticConfig().price_sensitivity == 0.0
+    with pytest.raises(ValueError, match="conversion_spread"):
+        SyntheticConfig(conversion_spread=-1.0)
