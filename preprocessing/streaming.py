@@ -33,7 +33,7 @@ import polars as pl
 from recstack.preprocessing.config import SplitConfig, WorkflowConfig
 from recstack.preprocessing.datasets.events_files import read_items_file, validated_event_batches
 from recstack.preprocessing.engine import STREAMING, collect
-from recstack.preprocessing.item_stats import item_popularity, pair_counts, top_neighbours
+from recstack.preprocessing.item_stats import COOCCURRENCE_KINDS, item_popularity, pair_counts, top_neighbours
 from recstack.preprocessing.layout import Manifest, PreparedLayout
 from recstack.preprocessing.pipeline import encode_and_split, fingerprint, user_tables
 from recstack.preprocessing.splits import SPLITS, check_temporal_split, cutoff_record, temporal_cutoffs
@@ -64,6 +64,16 @@ def user_chunks(users: Vocabulary, user_counts: pl.DataFrame, chunk_events: int)
                  .with_columns(((pl.col("count").cum_sum() - pl.col("count")) // chunk_events).alias("chunk")))
     chunked = indexed.join(per_index.select("index", "chunk"), on="index").sort("chunk")
     return [frame["raw"] for frame in chunked.partition_by("chunk", maintain_order=True)]
+
+
+def item_ranges(pairs: pl.LazyFrame, chunk_rows: int) -> list[tuple[int, int]]:
+    """(first, last) ``item_a`` of consecutive ranges holding about ``chunk_rows`` co-occurrence pair rows each:
+    the pair counts of every item at once can outgrow the events, so neighbours are ranked a range at a time."""
+    per_item = (collect(pairs.group_by("item_a").agg(pl.len().alias("rows")), STREAMING).sort("item_a")
+                .with_columns(((pl.col("rows").cum_sum() - pl.col("rows")) // chunk_rows).alias("chunk")))
+    ranges = per_item.group_by("chunk").agg(pl.col("item_a").min().alias("first"),
+                                            pl.col("item_a").max().alias("last")).sort("chunk")
+    return list(ranges.select("first", "last").iter_rows())
 
 
 def _file_record(path: Path) -> dict:
@@ -145,8 +155,17 @@ def preprocess_streaming(events_path: Path, items_path: Path | None, output_dir:
             wf.item_features(items).write_parquet(layout.items)
             collect(item_popularity(train, wf.reference_time, workflow.recent_days),
                     STREAMING).write_parquet(layout.item_stats)
-            collect(top_neighbours(pl.scan_parquet(sorted((staging / PAIRS).glob("*.parquet"))),
-                                   workflow.cooccurrence_top_k), STREAMING).write_parquet(layout.cooccurrence)
+            pairs = pl.scan_parquet(sorted((staging / PAIRS).glob("*.parquet")))
+            top = staging / "top_neighbours"
+            top.mkdir()
+            # Without any pair, one empty range still writes the file with its schema.
+            for i, (first, last) in enumerate(item_ranges(pairs, chunk_events) or [(0, 0)]):
+                # All of an item's pairs, from every chunk of users, are in its range: their sums are whole.
+                best = collect(top_neighbours(pairs.filter(pl.col("item_a").is_between(first, last)),
+                                              workflow.cooccurrence_top_k), STREAMING)
+                for k, kind in enumerate(COOCCURRENCE_KINDS):  # the file lists one kind after the other
+                    best.filter(pl.col("kind") == kind).write_parquet(top / f"{k}-{i:06d}.parquet")
+            pl.scan_parquet(sorted(top.glob("*.parquet"))).sink_parquet(layout.cooccurrence)
             wf.save(layout.workflow)
             bar.update(1)
 
