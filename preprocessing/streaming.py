@@ -137,7 +137,7 @@ def preprocess_streaming(events_path: Path, items_path: Path | None, output_dir:
             sessions: dict[str, int] = {}
             chunks = user_chunks(wf.vocabularies["user_id"], user_counts, chunk_events)
             for i, users in enumerate(tqdm(chunks, desc="chunks of users", disable=not progress, leave=False)):
-                chunk = collect(events.filter(pl.col("user_id").is_in(users)), STREAMING)
+                chunk = collect(events.filter(pl.col("user_id").is_in(users.implode())), STREAMING)
                 parts, history = encode_and_split(wf, chunk, cutoffs, "cpu", dropped, sessions)
                 tables = {**{layout.events(name).name: parts[name] for name in SPLITS},
                           **user_tables(parts, history, layout, workflow, "cpu"),
