@@ -1,7 +1,8 @@
-"""Preprocessing throughput: the polars workflow against a plain-pandas version of the same transformations.
+"""Preprocessing throughput: the polars workflow in memory and on polars' streaming engine (one chunk of users at
+a time, ``recstack preprocess --streaming``) against a plain-pandas version of the same transformations.
 
-Each implementation runs in its own process on the same synthetic parquet files, so peak memory
-(the child's max RSS) is its own. Time covers reading the raw parquet, every transformation of the
+Each implementation runs in its own process on the same synthetic parquet files, so peak memory (the child's own
+high-water mark, VmHWM) is its own. Time covers reading the raw parquet, every transformation of the
 leave-one-out pipeline and writing the output tables.
 
     recstack bench preprocessing                    # 1M and 10M events
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -29,7 +29,9 @@ from recstack.preprocessing.schema import RawDataset
 
 from recstack.settings import Settings
 
-IMPLEMENTATIONS = ("polars", "pandas")
+IMPLEMENTATIONS = ("polars", "polars-streaming", "pandas")
+# Small enough that the largest default size is several chunks, so the streaming row shows a bounded peak.
+STREAMING_CHUNK_EVENTS = 500_000
 DEFAULT_SIZES = (1_000_000, 10_000_000)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -46,38 +48,50 @@ def _raw_files(size: int, seed: int, cache: Path) -> tuple[Path, Path]:
     return events, items
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. Not ``ru_maxrss`` of the child from ``wait4``: Linux carries the
+    maximum over fork and exec, so a child would also report the parent's size at the fork."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024  # KiB
+
+
 def _worker(implementation: str, events: Path, items: Path, out: Path) -> dict:
-    """Run one implementation in this process; returns its timings and output counts."""
+    """Run one implementation in this process; returns its timings, output counts and peak memory."""
     started = time.perf_counter()
     config = WorkflowConfig()
     if implementation == "polars":
         from recstack.preprocessing.pipeline import preprocess
 
         data = RawDataset("bench", pl.read_parquet(events), pl.read_parquet(items))
-        manifest = preprocess(data, out, config, engine="cpu", progress=False)
-        counts = manifest.counts
+        counts = preprocess(data, out, config, engine="cpu", progress=False).counts
+    elif implementation == "polars-streaming":
+        from recstack.preprocessing.streaming import preprocess_streaming
+
+        counts = preprocess_streaming(events, items, out, config, progress=False,
+                                      chunk_events=STREAMING_CHUNK_EVENTS).counts
     else:
         import pandas as pd
         from recstack.benchmarks.pandas_reference import preprocess_pandas
 
         counts = preprocess_pandas(pd.read_parquet(events), pd.read_parquet(items), config, out)
-    return {"seconds": time.perf_counter() - started, "counts": counts}
+    return {"seconds": time.perf_counter() - started, "counts": counts, "peak_rss_mb": _peak_rss_mb()}
 
 
 def _run_isolated(implementation: str, events: Path, items: Path) -> dict:
-    """Run the worker in a child process and read its peak RSS from the kernel's accounting."""
+    """Run the worker in a child process; its last line of output is its result."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{implementation}-") as out:
         cmd = [sys.executable, "-m", "recstack", "bench", "preprocessing", "--worker", implementation,
                "--events", str(events), "--items", str(items), "--out", out]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        stdout = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{implementation} worker failed with exit code {proc.returncode}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
-    return result
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _ratio(size: int, n_events: int, label: str, slow: dict, fast: dict) -> dict:
+    return {"target_events": size, "events": n_events, "implementation": label,
+            "seconds_ratio": round(slow["seconds"] / fast["seconds"], 2),
+            "memory_ratio": round(slow["peak_rss_mb"] / fast["peak_rss_mb"], 2)}
 
 
 def run(sizes: list[int], seed: int, cache: Path, results_dir: Path) -> dict:
@@ -94,15 +108,17 @@ def run(sizes: list[int], seed: int, cache: Path, results_dir: Path) -> dict:
                          "seconds": round(result["seconds"], 3),
                          "events_per_second": round(n_events / result["seconds"]),
                          "peak_rss_mb": round(result["peak_rss_mb"], 1)})
-        if by_impl["polars"]["counts"]["test_events"] != by_impl["pandas"]["counts"]["test_events"]:
+        polars, streaming, pandas = (by_impl[name] for name in IMPLEMENTATIONS)
+        if polars["counts"] != streaming["counts"] or polars["counts"]["test_events"] != pandas["counts"][
+                "test_events"]:
             raise RuntimeError(f"the implementations disagree at {size} events: {by_impl}")
-        rows.append({"target_events": size, "events": n_events, "implementation": "pandas / polars",
-                     "seconds_ratio": round(by_impl["pandas"]["seconds"] / by_impl["polars"]["seconds"], 2),
-                     "memory_ratio": round(by_impl["pandas"]["peak_rss_mb"] / by_impl["polars"]["peak_rss_mb"], 2)})
+        rows.append(_ratio(size, n_events, "pandas / polars", pandas, polars))
+        rows.append(_ratio(size, n_events, "polars in memory / streaming", polars, streaming))
     report = {"benchmark": "preprocessing_throughput", "machine": describe_machine(),
               "versions": {"polars": pl.__version__, "pandas": __import__("pandas").__version__,
                            "python": platform.python_version()},
               "command": "recstack bench preprocessing --sizes " + " ".join(map(str, sizes)),
+              "streaming_chunk_events": STREAMING_CHUNK_EVENTS,
               "results": rows}
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "preprocessing_throughput.json").write_text(json.dumps(report, indent=2))
@@ -115,7 +131,7 @@ def markdown_table(report: dict) -> str:
     lines = ["| events | implementation | seconds | events/s | peak RSS (MB) |", "|---:|---|---:|---:|---:|"]
     for r in report["results"]:
         if "seconds_ratio" in r:
-            lines.append(f"| {r['events']:,} | **pandas / polars** | **{r['seconds_ratio']}×** | | "
+            lines.append(f"| {r['events']:,} | **{r['implementation']}** | **{r['seconds_ratio']}×** | | "
                          f"**{r['memory_ratio']}×** |")
         else:
             lines.append(f"| {r['events']:,} | {r['implementation']} | {r['seconds']:.2f} | "
@@ -126,11 +142,11 @@ def markdown_table(report: dict) -> str:
 def plot(report: dict, path: Path) -> None:
     rows = [r for r in report["results"] if "seconds" in r]
     sizes = sorted({r["events"] for r in rows})
-    width = 0.38
+    width = 0.8 / len(IMPLEMENTATIONS)
     with figure(path) as (fig, axes):
         for i, impl in enumerate(IMPLEMENTATIONS):
             mine = {r["events"]: r for r in rows if r["implementation"] == impl}
-            xs = [j + (i - 0.5) * width for j in range(len(sizes))]
+            xs = [j + (i - (len(IMPLEMENTATIONS) - 1) / 2) * width for j in range(len(sizes))]
             axes[0].bar(xs, [mine[s]["events_per_second"] / 1e6 for s in sizes], width, label=impl)
             axes[1].bar(xs, [mine[s]["peak_rss_mb"] / 1024 for s in sizes], width, label=impl)
         for ax, title in zip(axes, ("throughput (million events/s, higher is better)",

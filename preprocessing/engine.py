@@ -16,6 +16,10 @@ import polars as pl
 from recstack.devices import DEVICES, Device, resolve
 
 EngineName = Device
+# polars' streaming engine (CPU): runs a plan in batches, so a scan larger than memory can be aggregated or sunk
+# to files; preprocessing/streaming.py runs every plan on it.
+STREAMING = "streaming"
+Engine = Literal["cpu", "gpu", "streaming"]
 
 
 @functools.cache
@@ -41,8 +45,8 @@ def resolve_engine(name: EngineName = "auto") -> Literal["cpu", "gpu"]:
                            "a GPU host)") from exc
 
 
-def collect(plan: pl.LazyFrame, engine: Literal["cpu", "gpu"] = "cpu") -> pl.DataFrame:
+def collect(plan: pl.LazyFrame, engine: Engine = "cpu") -> pl.DataFrame:
     """Run a lazy plan on the chosen engine."""
     if engine == "gpu":
         return plan.collect(engine=pl.GPUEngine(raise_on_fail=False))
-    return plan.collect()
+    return plan.collect(engine="streaming" if engine == STREAMING else "auto")

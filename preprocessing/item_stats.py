@@ -10,6 +10,7 @@ from recstack.preprocessing.sequences import mark_steps
 
 # Event types that signal intent to buy; their co-occurrence is "frequently bought together".
 BASKET_EVENTS = ("add_to_cart", "purchase")
+COOCCURRENCE_KINDS = ("also_viewed", "bought_together")  # in the order cooccurrence.parquet lists them
 
 
 def item_popularity(train: pl.LazyFrame, reference_time: datetime, recent_days: float) -> pl.LazyFrame:
@@ -59,8 +60,10 @@ def _top_k(counts: pl.LazyFrame, kind: str, top_k: int) -> pl.LazyFrame:
             .select(pl.lit(kind).alias("kind"), "item_a", "item_b", "count"))
 
 
-def cooccurrence(train: pl.LazyFrame, window: int, top_k: int) -> pl.LazyFrame:
-    """Top-``top_k`` neighbours per item of two kinds, from events sorted by user and time.
+def pair_counts(train: pl.LazyFrame, window: int) -> pl.LazyFrame:
+    """``kind, item_a, item_b, count``: how often two items co-occur in a session, of both kinds, from events
+    sorted by user and time. Sessions never span users, so the counts of disjoint sets of users add up
+    (:func:`top_neighbours` sums them), which is how the streaming pipeline counts one chunk of users at a time.
 
     ``also_viewed``: any two steps of a session within ``window`` steps (repeats collapsed).
     ``bought_together``: two items carted or purchased in the same session within ``window``.
@@ -69,7 +72,18 @@ def cooccurrence(train: pl.LazyFrame, window: int, top_k: int) -> pl.LazyFrame:
     basket_codes = [EVENT_TYPES.index(t) for t in BASKET_EVENTS]
     basket = (train.filter(pl.col("event_code").is_in(basket_codes))
               .unique(["session_id", "item_idx"], keep="first", maintain_order=True))
-    return pl.concat([
-        _top_k(_pair_counts(viewed, window), "also_viewed", top_k),
-        _top_k(_pair_counts(basket, window), "bought_together", top_k),
-    ])
+    return pl.concat([_pair_counts(steps, window).select(pl.lit(kind).alias("kind"), pl.all())
+                      for kind, steps in zip(COOCCURRENCE_KINDS, (viewed, basket), strict=True)])
+
+
+def top_neighbours(counts: pl.LazyFrame, top_k: int) -> pl.LazyFrame:
+    """Top-``top_k`` neighbours per item and kind from :func:`pair_counts` (summed where a pair appears more
+    than once)."""
+    summed = counts.group_by("kind", "item_a", "item_b").agg(pl.col("count").sum().cast(pl.UInt32))
+    return pl.concat([_top_k(summed.filter(pl.col("kind") == kind).drop("kind"), kind, top_k)
+                      for kind in COOCCURRENCE_KINDS])
+
+
+def cooccurrence(train: pl.LazyFrame, window: int, top_k: int) -> pl.LazyFrame:
+    """Top-``top_k`` neighbours per item of each kind of :func:`pair_counts`."""
+    return top_neighbours(pair_counts(train, window), top_k)

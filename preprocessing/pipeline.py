@@ -12,12 +12,20 @@ from pathlib import Path
 
 import polars as pl
 from recstack.preprocessing.config import SplitConfig, WorkflowConfig
-from recstack.preprocessing.engine import EngineName, collect, resolve_engine
+from recstack.preprocessing.engine import Engine, EngineName, collect, resolve_engine
 from recstack.preprocessing.item_stats import cooccurrence, item_popularity
 from recstack.preprocessing.layout import Manifest, PreparedLayout
 from recstack.preprocessing.schema import InputError, RawDataset
 from recstack.preprocessing.sequences import evaluation_set, user_sequences
-from recstack.preprocessing.splits import SPLITS, by_split, leave_one_out, temporal_split
+from recstack.preprocessing.splits import (
+    SPLITS,
+    by_split,
+    check_temporal_split,
+    cutoff_record,
+    leave_one_out,
+    temporal_cutoffs,
+    temporal_parts,
+)
 from recstack.preprocessing.tombstones import forgotten
 from recstack.preprocessing.vocabulary import OOV
 from recstack.preprocessing.workflow import Workflow
@@ -26,23 +34,78 @@ from tqdm.auto import tqdm
 
 def dataset_fingerprint(dataset: RawDataset) -> str:
     """Content hash of the input (order-insensitive row hashes), stable for identical data."""
-    digest = hashlib.sha256(dataset.name.encode())
-    for frame in (dataset.events, dataset.items):
-        if frame is not None:
-            digest.update(f"{frame.height}:{frame.columns}".encode())
-            digest.update(str(int(frame.hash_rows(seed=0).cast(pl.UInt64).sum())).encode())
+    frames = [dataset.events] + ([] if dataset.items is None else [dataset.items])
+    return fingerprint(dataset.name, [frame.lazy() for frame in frames])
+
+
+def fingerprint(name: str, frames: list[pl.LazyFrame]) -> str:
+    """:func:`dataset_fingerprint` of lazy tables, hashed a batch at a time (the sum of row hashes, modulo 2**64
+    as polars' own sum wraps, does not depend on the batches)."""
+    digest = hashlib.sha256(name.encode())
+    for frame in frames:
+        rows, total = 0, 0
+        for batch in frame.collect_batches(engine="streaming"):
+            rows += batch.height
+            total += int(batch.hash_rows(seed=0).cast(pl.UInt64).sum())
+        digest.update(f"{rows}:{frame.collect_schema().names()}".encode())
+        digest.update(str(total % 2**64).encode())
     return digest.hexdigest()[:16]
 
 
 def _drop_oov_items(events: pl.DataFrame, split: str, dropped: dict[str, int]) -> pl.DataFrame:
-    """Remove (and count) events on out-of-vocabulary items: no model can learn or recommend them.
+    """Remove (and count, adding to the chunks before) events on out-of-vocabulary items: no model can learn or
+    recommend them.
 
     Events of OOV users stay: they share the OOV user index, and their sequences are kept apart by
     the raw ``user_id``.
     """
     oov = pl.col("item_idx") == OOV
-    dropped[f"{split}_events_on_oov_items"] = int(events.select(oov.sum()).item())
+    key = f"{split}_events_on_oov_items"
+    dropped[key] = dropped.get(key, 0) + int(events.select(oov.sum()).item())
     return events.filter(~oov)
+
+
+def _encoded(wf: Workflow, events: pl.DataFrame, label: str, dropped: dict[str, int],
+             sessions: dict[str, int]) -> pl.DataFrame:
+    """``events`` encoded without OOV items, their sessions numbered on from ``sessions[label]`` (those of the
+    chunks of users before, which the streaming pipeline encodes one after the other)."""
+    encoded = wf.transform(events)
+    first = sessions.get(label, 0)
+    sessions[label] = first + int(encoded["session_id"].max() or 0)
+    if first:
+        encoded = encoded.with_columns(pl.col("session_id") + pl.lit(first, pl.UInt32))
+    return _drop_oov_items(encoded, label, dropped)
+
+
+def encode_and_split(wf: Workflow, events: pl.DataFrame, cutoffs: tuple[datetime, datetime] | None, engine: Engine,
+                     dropped: dict[str, int], sessions: dict[str, int]) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    """The encoded events of each split and those of the test histories (train + valid, by user and time), from
+    the events of whole users: every user's events, or one chunk of users' at a time.
+
+    ``cutoffs`` (valid_start, test_start) for a temporal split, None for leave-one-out.
+    """
+    if cutoffs is None:
+        encoded = _encoded(wf, events, "all", dropped, sessions)
+        marked = collect(leave_one_out(encoded.lazy(), wf.config.collapse_repeats), engine)
+        # Train + valid in the original (user, time) order: the test histories.
+        return by_split(marked), marked.filter(pl.col("split") != "test").drop("split")
+    parts = {name: _encoded(wf, frame, name, dropped, sessions)
+             for name, frame in temporal_parts(events, *cutoffs).items()}
+    history = pl.concat([parts["train"], parts["valid"]]).sort(["user_idx", "user_id", "timestamp"],
+                                                                maintain_order=True)
+    return parts, history
+
+
+def user_tables(parts: dict[str, pl.DataFrame], history: pl.DataFrame, layout: PreparedLayout,
+                config: WorkflowConfig, engine: Engine) -> dict[str, pl.DataFrame]:
+    """The per-user tables (training sequences, evaluation sets) by file name, of the users of ``parts``."""
+    train = parts["train"].lazy()
+    collapse = config.collapse_repeats
+    return {
+        layout.sequences_train.name: collect(user_sequences(train, collapse, config.max_sequence_length), engine),
+        layout.eval_valid.name: collect(evaluation_set(train, parts["valid"].lazy(), collapse), engine),
+        layout.eval_test.name: collect(evaluation_set(history.lazy(), parts["test"].lazy(), collapse), engine),
+    }
 
 
 def _schema(frame: pl.DataFrame) -> dict[str, str]:
@@ -94,7 +157,7 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
         dataset = replace(dataset, events=dataset.events.filter(~pl.col("user_id").is_in(sorted(gone))))
         dropped["forgotten_users"] = len(gone)
     files: dict[str, pl.DataFrame] = {}
-    cutoffs: dict = {}
+    cutoff_text: dict = {}
 
     with tqdm(total=6, desc=f"preprocess {dataset.name}", disable=not progress, unit="step") as bar:
         def step(label: str) -> None:
@@ -110,33 +173,24 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
             # Leave-one-out holds out interactions, not time: every item and user is known, as in
             # the papers' protocol; popularity statistics still come from train only.
             wf = fitted(dataset.events)
-            encoded = _drop_oov_items(wf.transform(dataset.events), "all", dropped)
-            step("fit + transform")
-            marked = collect(leave_one_out(encoded.lazy(), workflow.collapse_repeats), engine_name)
-            parts = by_split(marked)
-            # Train + valid in the original (user, time) order: the test histories.
-            history = marked.filter(pl.col("split") != "test").drop("split")
+            cutoffs = None
         else:
-            raw_parts, cutoffs = temporal_split(dataset.events, split)
+            cutoffs = temporal_cutoffs(dataset.events, split)
+            raw_parts = temporal_parts(dataset.events, *cutoffs)
+            check_temporal_split(raw_parts["train"].height, raw_parts["test"].height, *cutoffs)
+            cutoff_text = cutoff_record(*cutoffs)
             wf = fitted(raw_parts["train"])
-            step("fit")
-            parts = {name: _drop_oov_items(wf.transform(frame), name, dropped) for name, frame in raw_parts.items()}
-            history = pl.concat([parts["train"], parts["valid"]]).sort(["user_idx", "user_id", "timestamp"],
-                                                                       maintain_order=True)
+        step("fit")
+        parts, history = encode_and_split(wf, dataset.events, cutoffs, engine_name, dropped, {})
         for name in SPLITS:
             files[layout.events(name).name] = parts[name]
         step("split")
 
-        train = parts["train"].lazy()
         cfg = workflow
-        files[layout.sequences_train.name] = collect(
-            user_sequences(train, cfg.collapse_repeats, cfg.max_sequence_length), engine_name)
-        files[layout.eval_valid.name] = collect(
-            evaluation_set(train, parts["valid"].lazy(), cfg.collapse_repeats), engine_name)
-        files[layout.eval_test.name] = collect(
-            evaluation_set(history.lazy(), parts["test"].lazy(), cfg.collapse_repeats), engine_name)
+        files.update(user_tables(parts, history, layout, cfg, engine_name))
         step("sequences")
 
+        train = parts["train"].lazy()
         files[layout.items.name] = wf.item_features(dataset.items)
         files[layout.item_stats.name] = collect(
             item_popularity(train, wf.reference_time, cfg.recent_days), engine_name)
@@ -161,7 +215,7 @@ def preprocess(dataset: RawDataset, output_dir: Path, workflow: WorkflowConfig |
         engine=engine_name,
         polars_version=pl.__version__,
         workflow=workflow.to_json(),
-        split={**split.to_json(), **cutoffs},
+        split={**split.to_json(), **cutoff_text},
         counts={
             "raw_events": dataset.events.height,
             "raw_users": dataset.events["user_id"].n_unique(),

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import polars as pl
 from recstack.preprocessing.config import SplitConfig
+from recstack.preprocessing.engine import Engine, collect
 from recstack.preprocessing.sequences import mark_steps, steps_after
 
 SPLITS = ("train", "valid", "test")
@@ -33,19 +34,31 @@ def by_split(marked: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {name: marked.filter(pl.col("split") == name).drop("split") for name in SPLITS}
 
 
-def temporal_cutoffs(events: pl.DataFrame, config: SplitConfig) -> tuple[datetime, datetime]:
-    """(valid_start, test_start): explicit ``test_start`` or timestamp quantiles."""
-    ts = events["timestamp"]
-    if config.test_start is not None:
-        test_start = config.test_start
-        span = test_start - ts.min()
-        if span.total_seconds() <= 0:
-            raise ValueError(f"test_start {test_start} is not after the first event ({ts.min()})")
-        valid_start = test_start - span * config.valid_fraction
-    else:
-        test_start = ts.quantile(1 - config.test_fraction, "nearest")
-        valid_start = ts.quantile(1 - config.test_fraction - config.valid_fraction, "nearest")
-    return valid_start, test_start
+def temporal_cutoffs(events: pl.DataFrame | pl.LazyFrame, config: SplitConfig,
+                     engine: Engine = "cpu") -> tuple[datetime, datetime]:
+    """(valid_start, test_start): explicit ``test_start`` or timestamp quantiles (one aggregation of the
+    events, which may be a lazy scan)."""
+    ts = pl.col("timestamp")
+    test_q = 1 - config.test_fraction
+    first, test_quantile, valid_quantile = collect(events.lazy().select(
+        ts.min().alias("first"), ts.quantile(test_q, "nearest").alias("test"),
+        ts.quantile(test_q - config.valid_fraction, "nearest").alias("valid")), engine).row(0)
+    if config.test_start is None:
+        return valid_quantile, test_quantile
+    test_start = config.test_start
+    span = test_start - first
+    if span.total_seconds() <= 0:
+        raise ValueError(f"test_start {test_start} is not after the first event ({first})")
+    return test_start - span * config.valid_fraction, test_start
+
+
+def temporal_parts(events: pl.DataFrame, valid_start: datetime, test_start: datetime) -> dict[str, pl.DataFrame]:
+    """Train before ``valid_start``, valid until ``test_start``, test after."""
+    return {
+        "train": events.filter(pl.col("timestamp") < valid_start),
+        "valid": events.filter((pl.col("timestamp") >= valid_start) & (pl.col("timestamp") < test_start)),
+        "test": events.filter(pl.col("timestamp") >= test_start),
+    }
 
 
 def temporal_split(events: pl.DataFrame, config: SplitConfig) -> tuple[dict[str, pl.DataFrame], dict]:
@@ -54,13 +67,18 @@ def temporal_split(events: pl.DataFrame, config: SplitConfig) -> tuple[dict[str,
     Returns the three event tables and the cut-offs used (saved in the manifest).
     """
     valid_start, test_start = temporal_cutoffs(events, config)
-    parts = {
-        "train": events.filter(pl.col("timestamp") < valid_start),
-        "valid": events.filter((pl.col("timestamp") >= valid_start) & (pl.col("timestamp") < test_start)),
-        "test": events.filter(pl.col("timestamp") >= test_start),
-    }
-    if parts["train"].height == 0:
+    parts = temporal_parts(events, valid_start, test_start)
+    check_temporal_split(parts["train"].height, parts["test"].height, valid_start, test_start)
+    return parts, cutoff_record(valid_start, test_start)
+
+
+def cutoff_record(valid_start: datetime, test_start: datetime) -> dict[str, str]:
+    """The cut-offs as the manifest records them."""
+    return {"valid_start": valid_start.isoformat(), "test_start": test_start.isoformat()}
+
+
+def check_temporal_split(train_events: int, test_events: int, valid_start: datetime, test_start: datetime) -> None:
+    if train_events == 0:
         raise ValueError(f"temporal split leaves no training events before {valid_start}")
-    if parts["test"].height == 0:
+    if test_events == 0:
         raise ValueError(f"temporal split leaves no test events at or after {test_start}")
-    return parts, {"valid_start": valid_start.isoformat(), "test_start": test_start.isoformat()}

@@ -12,6 +12,12 @@ OOV = 1  # out of vocabulary: below the threshold at fit time, or never seen
 FIRST_INDEX = 2
 
 
+def value_counts(plan: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """``raw`` (the non-null values of ``column`` as text) and ``count``: what a vocabulary is fitted from."""
+    return (plan.select(pl.col(column).cast(pl.String).alias("raw")).drop_nulls()
+            .group_by("raw").agg(pl.len().cast(pl.UInt64).alias("count")))
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """Raw value ↔ index table, most frequent first (ties by raw value, so fits are reproducible).
@@ -39,8 +45,14 @@ class Vocabulary:
     def fit(cls, name: str, values: pl.Series, min_count: int = 1,
             always_keep: pl.Series | None = None) -> Vocabulary:
         """Count values; keep those seen ``min_count`` times or listed in ``always_keep``."""
-        counts = (pl.LazyFrame({"raw": values.cast(pl.String)}).drop_nulls()
-                  .group_by("raw").agg(pl.len().cast(pl.UInt64).alias("count")).collect())
+        counts = value_counts(pl.LazyFrame({"raw": values}), "raw").collect()
+        return cls.from_counts(name, counts, min_count, always_keep)
+
+    @classmethod
+    def from_counts(cls, name: str, counts: pl.DataFrame, min_count: int = 1,
+                    always_keep: pl.Series | None = None) -> Vocabulary:
+        """:meth:`fit` from the counts of :func:`value_counts`, so a table too large for memory is only ever
+        aggregated (by the streaming engine), never held."""
         kept = counts.filter(pl.col("count") >= min_count)
         if always_keep is not None:
             extra = pl.DataFrame({"raw": always_keep.drop_nulls().cast(pl.String).unique()})
@@ -67,8 +79,7 @@ class Vocabulary:
         >>> w.table.select("index", "raw").rows()
         [(2, 'b'), (3, 'a'), (4, 'z'), (5, 'd'), (6, 'c')]
         """
-        counts = (pl.LazyFrame({"raw": values.cast(pl.String)}).drop_nulls()
-                  .group_by("raw").agg(pl.len().cast(pl.UInt64).alias("count")).collect())
+        counts = value_counts(pl.LazyFrame({"raw": values}), "raw").collect()
         new = counts.join(self.table.select("raw"), on="raw", how="anti")
         first = pl.DataFrame(schema={"raw": pl.String, "count": pl.UInt64})
         if always_keep is not None:

@@ -18,7 +18,7 @@ from recstack.preprocessing.config import WorkflowConfig
 from recstack.preprocessing.engine import collect
 from recstack.preprocessing.schema import EVENT_TYPES
 from recstack.preprocessing.sequences import group_starts, rank_in_group
-from recstack.preprocessing.vocabulary import OOV, PAD, Vocabulary
+from recstack.preprocessing.vocabulary import OOV, PAD, Vocabulary, value_counts
 
 FORMAT_VERSION = 1
 VOCABULARIES = ("user_id", "item_id", "category", "brand", "title_token")
@@ -58,18 +58,29 @@ class Workflow:
         if not self.is_fitted:
             raise RuntimeError("the workflow is not fitted: call fit() or Workflow.load() first")
 
-    def fit(self, events: pl.DataFrame, items: pl.DataFrame | None = None) -> Workflow:
+    def fit(self, events: pl.DataFrame | pl.LazyFrame, items: pl.DataFrame | None = None) -> Workflow:
         """Learn vocabularies, price buckets and the time range from fitting data.
 
-        Items listed in ``items`` always get an id, even without events (cold start).
+        Items listed in ``items`` always get an id, even without events (cold start). The events are only
+        aggregated, on the workflow's engine: with ``streaming`` a lazy scan may be larger than memory.
         """
-        if events.height == 0:
+        plan = events.lazy()
+        span = plan.select(pl.col("timestamp").min().alias("first"), pl.col("timestamp").max().alias("last"))
+        first, last = collect(span, self.engine).row(0)
+        return self.fit_counts(collect(value_counts(plan, "user_id"), self.engine),
+                               collect(value_counts(plan, "item_id"), self.engine), first, last, items)
+
+    def fit_counts(self, user_counts: pl.DataFrame, item_counts: pl.DataFrame, first: datetime, last: datetime,
+                   items: pl.DataFrame | None = None) -> Workflow:
+        """:meth:`fit` from the events' :func:`~recstack.preprocessing.vocabulary.value_counts` of ``user_id``
+        and ``item_id`` and their first and last timestamps."""
+        if user_counts.height == 0:
             raise ValueError("cannot fit the workflow on zero events")
         cfg = self.config
         catalog = None if items is None else items["item_id"]
         vocabs = {
-            "user_id": Vocabulary.fit("user_id", events["user_id"], cfg.min_user_count),
-            "item_id": Vocabulary.fit("item_id", events["item_id"], cfg.min_item_count, always_keep=catalog),
+            "user_id": Vocabulary.from_counts("user_id", user_counts, cfg.min_user_count),
+            "item_id": Vocabulary.from_counts("item_id", item_counts, cfg.min_item_count, always_keep=catalog),
         }
         empty = pl.Series([], dtype=pl.String)
         has_items = items is not None
@@ -79,8 +90,8 @@ class Workflow:
         vocabs["title_token"] = Vocabulary.fit("title_token", tokens, cfg.min_token_count)
         self.vocabularies = vocabs
         self.price_edges = self._fit_price_edges(items)
-        self.start_time = events["timestamp"].min()
-        self.reference_time = events["timestamp"].max()
+        self.start_time = first
+        self.reference_time = last
         return self
 
     def extend(self, events: pl.DataFrame, items: pl.DataFrame | None = None) -> Workflow:

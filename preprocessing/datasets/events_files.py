@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-from recstack.preprocessing.lake import read_lake_events
-from recstack.preprocessing.schema import EVENT_TYPES, RawDataset, read_table, validate_events, validate_items
+from recstack.preprocessing.lake import PART_GLOB, read_lake_events
+from recstack.preprocessing.schema import (
+    EVENT_TYPES,
+    InputError,
+    RawDataset,
+    read_table,
+    validate_events,
+    validate_items,
+)
 
 
 def load_events_files(events_path: Path, items_path: Path | None = None) -> RawDataset:
@@ -49,8 +57,43 @@ def load_events_files(events_path: Path, items_path: Path | None = None) -> RawD
     else:
         raw_events, kind = read_table(events_path)
     events = validate_events(raw_events, str(events_path), kind)
-    items = None
-    if items_path is not None:
-        raw_items, items_kind = read_table(Path(items_path))
-        items = validate_items(raw_items, str(items_path), items_kind)
-    return RawDataset(name=events_path.stem, events=events, items=items, has_timestamps=True)
+    return RawDataset(name=events_path.stem, events=events, items=read_items_file(items_path), has_timestamps=True)
+
+
+def read_items_file(items_path: Path | None) -> pl.DataFrame | None:
+    """The validated items table of ``items_path`` (None without one)."""
+    if items_path is None:
+        return None
+    raw_items, kind = read_table(Path(items_path))
+    return validate_items(raw_items, str(items_path), kind)
+
+
+def validated_event_batches(events_path: Path) -> Iterator[pl.DataFrame]:
+    """The events of :func:`load_events_files`, read and validated a batch at a time by polars' streaming engine,
+    so a file larger than memory can be checked and normalised. An error names the file, the batch's first
+    data row and the column and line or row within the batch."""
+    events_path = Path(events_path)
+    if events_path.is_dir():
+        # The event log's duplicates are dropped here too: that keeps one set of event ids in memory.
+        scan = (pl.scan_parquet(events_path / PART_GLOB, hive_partitioning=False)
+                .unique(subset="event_id", keep="first", maintain_order=True)
+                .filter(pl.col("event_type").is_in(EVENT_TYPES)).drop("event_id"))
+        kind = "parquet"
+    elif not events_path.exists():
+        raise InputError(f"{events_path}: file not found")
+    elif events_path.suffix.lower() == ".parquet":
+        scan, kind = pl.scan_parquet(events_path), "parquet"
+    elif events_path.suffix.lower() in (".csv", ".tsv"):
+        separator = "\t" if events_path.suffix.lower() == ".tsv" else ","
+        scan, kind = pl.scan_csv(events_path, infer_schema=False, separator=separator), "csv"
+    else:
+        raise InputError(f"{events_path}: unsupported file type {events_path.suffix!r} (use .csv, .tsv or .parquet)")
+    first_row = 0
+    try:
+        for batch in scan.collect_batches(engine="streaming"):
+            yield validate_events(batch, f"{events_path} (the batch from data row {first_row + 1:,})", kind)
+            first_row += batch.height
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as exc:
+        raise InputError(f"{events_path}: cannot be read as {kind}: {exc}") from exc
+    if first_row == 0:
+        raise InputError(f"{events_path}: no events (the table is empty)")

@@ -8,10 +8,13 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from recstack.preprocessing.config import SplitConfig, WorkflowConfig
 from recstack.preprocessing.datasets import DATASETS, generate_synthetic, load_dataset
 from recstack.preprocessing.datasets.synthetic import SyntheticConfig
+from recstack.preprocessing.layout import Manifest
 from recstack.preprocessing.pipeline import format_summary, preprocess
 from recstack.preprocessing.schema import InputError
+from recstack.preprocessing.streaming import CHUNK_EVENTS, preprocess_streaming
 from recstack.preprocessing.tombstones import read_tombstones
 from recstack.settings import Settings
 
@@ -31,26 +34,45 @@ def preprocess_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-start", type=datetime.fromisoformat, help="temporal split: first test timestamp")
     p.add_argument("--min-item-count", type=int, help="items with fewer events go to the OOV bucket")
     p.add_argument("--engine", choices=("auto", "cpu", "gpu"), help="polars engine [auto: GPU when available]")
+    p.add_argument("--streaming", action="store_true",
+                   help="with --dataset events: inputs larger than memory, one chunk of users at a time on polars' "
+                        "streaming engine (CPU); same outputs")
+    p.add_argument("--chunk-events", type=int, default=CHUNK_EVENTS,
+                   help=f"with --streaming: events per chunk of users, which bounds memory [{CHUNK_EVENTS:,}]")
     p.add_argument("--out", type=Path, help="output folder [build/data/<dataset>]")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
+def run_streaming(args: argparse.Namespace, settings: Settings, workflow: WorkflowConfig, split: SplitConfig,
+                  out: Path) -> Manifest:
+    if args.dataset != "events" or args.events is None:
+        raise InputError("--streaming reads your own files: use --dataset events --events PATH")
+    if args.engine == "gpu":
+        raise InputError("--streaming runs on the CPU; on a GPU, cuDF preprocesses in memory (drop --streaming)")
+    return preprocess_streaming(args.events, args.items, out, workflow, split, progress=not args.quiet,
+                                tombstones=read_tombstones(settings.tombstones_file), chunk_events=args.chunk_events)
+
+
 def run_preprocess(args: argparse.Namespace, settings: Settings) -> dict:
     name = args.dataset
-    data = load_dataset(
-        name, data_dir=args.data_dir or settings.data_dir, events_path=args.events, items_path=args.items,
-        n_events=args.synthetic_events or settings.synthetic_events, seed=settings.seed,
-    ) if name == "synthetic" else load_dataset(
-        name, data_dir=args.data_dir or settings.data_dir, events_path=args.events, items_path=args.items)
     workflow = settings.workflow
     if args.min_item_count is not None:
         workflow = replace(workflow, min_item_count=args.min_item_count)
     split = replace(settings.split, **{name: value for name, value in (("strategy", args.split),
                                                                         ("test_start", args.test_start)) if value})
-    out = args.out or settings.data_output(data.name)
-    manifest = preprocess(data, out, workflow, split, engine=args.engine or settings.engine,
-                          progress=not args.quiet, tombstones=read_tombstones(settings.tombstones_file))
+    if args.streaming:
+        out = args.out or settings.data_output(Path(args.events or "").stem)
+        manifest = run_streaming(args, settings, workflow, split, out)
+    else:
+        data = load_dataset(
+            name, data_dir=args.data_dir or settings.data_dir, events_path=args.events, items_path=args.items,
+            n_events=args.synthetic_events or settings.synthetic_events, seed=settings.seed,
+        ) if name == "synthetic" else load_dataset(
+            name, data_dir=args.data_dir or settings.data_dir, events_path=args.events, items_path=args.items)
+        out = args.out or settings.data_output(data.name)
+        manifest = preprocess(data, out, workflow, split, engine=args.engine or settings.engine,
+                              progress=not args.quiet, tombstones=read_tombstones(settings.tombstones_file))
     print(format_summary(manifest))
     print(f"  written to {out}")
     return manifest

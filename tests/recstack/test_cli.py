@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from recstack.cli import main
 from recstack.settings import Settings
 
@@ -18,19 +20,26 @@ def test_unknown_command_fails_with_usage(capsys):
     assert "unknown command 'trian'" in capsys.readouterr().err
 
 
-def test_preprocess_own_logs_end_to_end(tmp_path, capsys):
+@pytest.mark.parametrize("streaming", [[], ["--streaming", "--chunk-events", "25"]], ids=["in_memory", "streaming"])
+def test_preprocess_own_logs_end_to_end(streaming, tmp_path, capsys):
     events = tmp_path / "events.csv"
     rows = ["user_id,item_id,event_type,timestamp"]
     rows += [f"u{u},i{(u * 7 + k) % 13},view,2024-05-0{1 + k % 5}T10:{k:02d}:00" for u in range(20) for k in range(6)]
     events.write_text("\n".join(rows) + "\n")
     out = tmp_path / "out"
     code = main(["preprocess", "--dataset", "events", "--events", str(events), "--out", str(out), "--quiet",
-                 "--split", "temporal"])
+                 "--split", "temporal", *streaming])
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["dataset"] == "events" and manifest["split"]["strategy"] == "temporal"
     assert manifest["counts"]["raw_events"] == 120
+    assert (manifest["engine"] == "streaming") == bool(streaming)
     assert "written to" in capsys.readouterr().out
+
+
+def test_streaming_needs_event_files(capsys):
+    assert main(["preprocess", "--dataset", "synthetic", "--streaming"]) == 2
+    assert "--dataset events --events" in capsys.readouterr().err
 
 
 def test_bad_input_exits_2_with_the_file_column_and_line(tmp_path, capsys):
