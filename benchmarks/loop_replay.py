@@ -44,7 +44,7 @@ from recstack.preprocessing.datasets import load_dataset
 from recstack.preprocessing.lake import LAKE_NAME, EventLake
 from recstack.preprocessing.layout import PreparedLayout
 from recstack.preprocessing.pipeline import preprocess
-from recstack.preprocessing.schema import EVENT_TYPES, RawDataset
+from recstack.preprocessing.schema import EVENT_TYPES, InputError, RawDataset
 from recstack.preprocessing.vocabulary import OOV, Vocabulary
 from recstack.training.data import EvalSet, load_prepared
 from recstack.training.evaluate import evaluate
@@ -189,6 +189,7 @@ def plot(report: dict, path: Path) -> None:
             for strategy in STRATEGIES:
                 rows = [r for r in result["rows"] if r["strategy"] == strategy]
                 ax.plot([r["period"] for r in rows], [r["ndcg@10"] for r in rows], marker="o", label=strategy)
+            ax.set_xticks(sorted({r["period"] for r in result["rows"]}))
             ax.set_title(f"{result['dataset']}: next-period NDCG@10")
             ax.set_xlabel(f"period ({result['period_days']} day(s) each)")
             ax.legend()
@@ -212,17 +213,19 @@ def main(argv: list[str], settings: Settings) -> int:
     report = {"machine": describe_machine(), "python": platform.python_version(), "days": args.days,
               "train_minutes": args.train_minutes, "retrain": {"epochs": settings.retrain.epochs,
                                                                "replay": settings.retrain.replay},
-              "gate": {"metric": settings.gate.metric, "tolerance": settings.gate.tolerance}, "datasets": results}
+              "gate": {"metric": settings.gate.metric, "tolerance": settings.gate.tolerance}, "datasets": results,
+              "skipped": {}}
     args.results_dir.mkdir(parents=True, exist_ok=True)
     for name in args.datasets:
         try:
             results.append(replay(name, args.days, settings, work / name))
-        except FileNotFoundError as exc:
+        except InputError as exc:  # a public dataset absent from the shared data folder
             print(f"{name} skipped: {exc}")
-            continue
+            report["skipped"][name] = str(exc)
         # written after each dataset, so a long run interrupted later keeps the finished ones
         (args.results_dir / "loop_replay.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-        plot(report, args.results_dir / "loop_replay.png")
+        if results:
+            plot(report, args.results_dir / "loop_replay.png")
     print(markdown(report))
     for result in results:
         ratio = result["summary"]["incremental_vs_full"]
