@@ -135,15 +135,20 @@ def replay(name: str, days: int, settings: Settings, out: Path, say=print) -> di
                 continue
             log_period(EventLake(shop.build_dir / LAKE_NAME), today, index)
             candidate = retrain(shop, full=strategy == "full", progress=False, say=lambda *_: None)
+            if candidate is None:  # nothing this strategy can learn from the period
+                continue
             judged = gate(shop, candidate)
             decided = decide(shop, candidate, say=lambda *_: None)
             floor = judged.serving[judged.metric] * (1 - settings.gate.tolerance)
             row.update(update_fit_seconds=round(sum(decided["fit_seconds"].values()), 1),
                        update_train_seconds=decided["train_seconds"], decision=decided["decision"],
                        freshness_s=(decided.get("freshness_s") or {}).get("last_event"),
-                       gate=judged.reason, gate_would_refuse=bool(judged.candidate[judged.metric] < floor))
+                       gate_would_refuse=bool(judged.candidate[judged.metric] < floor),
+                       gate={"candidate": judged.candidate[judged.metric], "serving": judged.serving[judged.metric],
+                             "metric": judged.metric, "users": judged.users})
             say(f"    {strategy} update: {row['update_fit_seconds']:.0f} s fitting the models ("
-                f"{decided['train_seconds']:.0f} s with their tests and exports), gate: {judged.reason}, "
+                f"{decided['train_seconds']:.0f} s with their tests and exports), the gate would "
+                f"{'refuse' if row['gate_would_refuse'] else 'pass'} it, "
                 f"freshness {row['freshness_s']} s")
     return {"dataset": name, "period_days": period.days, "initial_events": initial.height,
             "initial_train_seconds": round(initial_seconds, 1), "rows": rows, "summary": summarize(rows)}

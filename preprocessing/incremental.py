@@ -18,6 +18,7 @@ from recstack.preprocessing.layout import Manifest, PreparedLayout
 from recstack.preprocessing.pipeline import preprocess
 from recstack.preprocessing.schema import EVENT_COLUMNS, ITEM_COLUMNS, RawDataset
 from recstack.preprocessing.splits import SPLITS
+from recstack.preprocessing.tombstones import forgotten
 from recstack.preprocessing.workflow import Workflow
 
 # Two events alike in all of these are one event seen twice (the log keeps each once by event_id, but the
@@ -81,14 +82,21 @@ def extend_prepared(base_dir: str | Path, log: pl.DataFrame, added_items: pl.Dat
     (True, True)
     """
     base = PreparedLayout(base_dir)
+    manifest = base.read_manifest()
+    if manifest.split.get("strategy", "leave_one_out") != "leave_one_out":
+        raise ValueError(f"{base_dir} was split {manifest.split['strategy']}ly: incremental preprocessing holds out "
+                         "each user's newest steps (leave_one_out); prepare the served version with "
+                         "--split leave_one_out")
     known = prepared_events(base_dir)
-    new = unseen_events(known, log)
+    # A forgotten user's events may still reach the log (sent before, or again after, the deletion): they are
+    # never prepared, so they must not count as new in every round.
+    gone = forgotten(log["user_id"].unique().to_list(), tombstones)
+    new = unseen_events(known, log.filter(~pl.col("user_id").is_in(sorted(gone))) if gone else log)
     items = prepared_items(base_dir)
     if added_items is not None and added_items.height:
         extra = added_items.select([(pl.col(name) if name in added_items.columns else pl.lit(None)).cast(dtype)
                                     .alias(name) for name, dtype in ITEM_COLUMNS.items()])
         items = pl.concat([items, extra.join(items.select("item_id"), on="item_id", how="anti")])
-    manifest = base.read_manifest()
     dataset = RawDataset(manifest.dataset, pl.concat([known, new]), items, manifest.has_timestamps)
     workflow = Workflow.load(base.workflow)
     extended = preprocess(dataset, Path(out), engine=engine, progress=progress, tombstones=tombstones,

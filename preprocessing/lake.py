@@ -78,9 +78,9 @@ class EventLake:
         return read_lake_events(self.events_dir)
 
     def accepted_at(self) -> pl.DataFrame:
-        """``event_id`` → ``accepted_at``, when the facade accepted the first event of the event's batch (the
-        milliseconds of the stream id its part is named after; null for parts not named after one): how fresh a
-        model trained on the event is, measured from the facade's clock."""
+        """``event_id`` → ``accepted_at``, when the first event of the event's batch reached the facade's stream
+        (the milliseconds of the stream id its part is named after, Redis' clock; null for parts not named after
+        one): how fresh a model trained on the event is."""
         if not self.parts():
             return pl.DataFrame(schema={"event_id": pl.String(), "accepted_at": pl.Datetime("ms")})
         frame = pl.scan_parquet(self.events_dir / PART_GLOB, hive_partitioning=False,

@@ -89,7 +89,8 @@ def rewrite_without(path: Path, keep: pl.Expr) -> int:
 
 def forget_prepared(root: str | Path, user_ids: list[str]) -> int:
     """Take the users out of a prepared dataset folder: every table keyed by their raw id or their index, and
-    the user vocabulary (so no index can be traced back to them). Returns the rows removed."""
+    their raw ids out of the user vocabulary (so no index can be traced back to them). Returns the rows removed
+    or blanked."""
     layout = PreparedLayout(root)
     vocabulary = layout.vocabulary("user_id")
     indices: list[int] = []
@@ -103,5 +104,19 @@ def forget_prepared(root: str | Path, user_ids: list[str]) -> int:
         elif "user_idx" in columns and indices:
             removed += rewrite_without(path, ~pl.col("user_idx").is_in(indices))
         elif path == vocabulary:
-            removed += rewrite_without(path, ~pl.col("raw").is_in(user_ids))
+            removed += _blank(path, pl.col("raw").is_in(user_ids))
     return removed
+
+
+def _blank(vocabulary: Path, gone: pl.Expr) -> int:
+    """Blank the raw ids ``gone`` selects in a vocabulary file, keeping their rows: the index stays taken, so a
+    later extension never hands a forgotten user's index (and its trained embedding row) to someone else."""
+    table = pl.read_parquet(vocabulary)
+    hit = table.select(gone.sum()).item()
+    if hit:
+        tmp = vocabulary.with_name(f".{vocabulary.name}.tmp")
+        table.with_columns(pl.when(gone).then(None).otherwise(pl.col("raw")).alias("raw"),
+                           pl.when(gone).then(0).otherwise(pl.col("count")).cast(table["count"].dtype)
+                           .alias("count")).write_parquet(tmp)
+        os.replace(tmp, vocabulary)
+    return hit

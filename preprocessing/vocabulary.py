@@ -96,8 +96,10 @@ class Vocabulary:
 
     @property
     def size(self) -> int:
-        """Embedding table size: known values plus the PAD and OOV rows."""
-        return self.table.height + FIRST_INDEX
+        """Embedding table size: past the largest index (``recstack forget`` removes a user's row and leaves its
+        index unused), PAD and OOV included."""
+        largest = self.table["index"].max()
+        return FIRST_INDEX if largest is None else int(largest) + 1
 
     def encode_plan(self, plan: pl.LazyFrame, column: str, out: str) -> pl.LazyFrame:
         """Add ``out`` = index of ``column`` to a lazy plan (a join, so it also runs on cuDF)."""

@@ -70,10 +70,12 @@ def run_round(settings: Settings, triton_url: str | None, full: bool, canary: fl
     if candidate is None:
         return {**result, "outcome": "nothing new"}
     result["version"] = candidate.entry["version"]
-    if stopping():  # the trained candidate is dropped: the next round builds it again with newer events
+    if stopping():  # an undecided candidate is dropped: the next round builds it again with newer events
         return {**result, "outcome": "stopped"}
     with step("gate", times):
         log.info("gate: %s", gate(settings, candidate).reason)
+    if stopping():
+        return {**result, "outcome": "stopped"}
     with step("publish" if candidate.gate.passed else "record", times):
         entry = decide(settings, candidate, triton_url, canary, say=log.info)
     return {**result, "outcome": entry["decision"], "freshness_s": entry.get("freshness_s")}

@@ -121,6 +121,11 @@ def retrain(settings: Settings, full: bool = False, progress: bool = True,
         f"of version {serving['version']} ({prepared - started:.1f} s)")
     data_dir, models_dir = folder / "data", folder / "models"
     recent = recent_user_indices(data_dir, extension.new_events)
+    if len(recent) == 0 and not full:
+        shutil.rmtree(folder)
+        say(f"version {version}: the new events belong to no user the workflow keeps (below min_user_count): "
+            "nothing to learn yet")
+        return None
     if full:
         summary = train_models(data_dir, models_dir, NEURAL_MODELS, settings.train, settings.sasrec,
                                settings.two_tower, progress=progress)
@@ -132,12 +137,12 @@ def retrain(settings: Settings, full: bool = False, progress: bool = True,
                                settings.two_tower, progress=progress, warm_start=warm, recent_users=recent,
                                replay=settings.retrain.replay)
     trained = time.perf_counter()
-    accepted = new_event_times(lake, log, extension.new_events).drop_nulls()
+    accepted = new_event_times(lake, log, extension.new_events).drop_nulls().dt.replace_time_zone("UTC")
     entry = {"version": version, "at": now(), "mode": "full" if full else "incremental",
              "parent": serving["version"], "data_dir": str(data_dir.resolve()), "models_dir": str(models_dir.resolve()),
              "data_cutoff": _cutoff(data_dir), "new_events": extension.new_events.height,
              "new_items": extension.new_items, "recent_users": len(recent),
-             "first_accepted": accepted.min(), "last_accepted": accepted.max(),
+             "first_accepted": _iso(accepted.min()), "last_accepted": _iso(accepted.max()),
              "preprocess_seconds": round(prepared - started, 1), "train_seconds": round(trained - prepared, 1),
              # the models' fitting alone; train_seconds adds their test, ONNX export and parity checks
              "fit_seconds": {name: report["train_seconds"] for name, report in summary["reports"].items()}}
@@ -154,12 +159,17 @@ def gate(settings: Settings, candidate: Candidate) -> GateResult:
     return result
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
 def freshness(entry: dict, published: datetime) -> dict[str, float] | None:
-    """Seconds from the facade accepting the round's first and last new events to their model's publication."""
+    """Seconds from the round's first and last new events reaching the facade's stream to their model's
+    publication."""
     if entry["first_accepted"] is None:
         return None
-    return {"first_event": round((published - entry["first_accepted"]).total_seconds(), 1),
-            "last_event": round((published - entry["last_accepted"]).total_seconds(), 1)}
+    return {name: round((published - datetime.fromisoformat(entry[key])).total_seconds(), 1)
+            for name, key in (("first_event", "first_accepted"), ("last_event", "last_accepted"))}
 
 
 def decide(settings: Settings, candidate: Candidate, triton_url: str | None = None, canary: float | None = None,
@@ -176,13 +186,15 @@ def decide(settings: Settings, candidate: Candidate, triton_url: str | None = No
         say(f"version {entry['version']} refused; version {candidate.serving['version']} keeps serving")
         return journal.append(entry)
     ingest_file = settings.facade_config().ingest_file
+    withdrawn = serving_state(settings.model_repository)["canary"] if canary is None else None
     report = publish(entry["data_dir"], entry["models_dir"], settings.model_repository, settings.serving,
                      triton_url=triton_url, new_items=ingest_file if ingest_file.exists() else None, verbose=False,
                      canary=canary)
-    published = datetime.now(UTC).replace(tzinfo=None)
+    published = datetime.now(UTC)
     entry.update(decision="canary" if canary else "published", repository_version=report["version"], published_at=now(),
-                 freshness_s=freshness(entry, published))
+                 freshness_s=freshness(entry, published), withdrawn_canary=withdrawn)
     say(f"version {entry['version']} published as repository version {report['version']}"
         + (f", a canary for {canary:.0%} of users" if canary else "")
+        + (f"; canary version {withdrawn} withdrawn" if withdrawn is not None else "")
         + (f"; Triton at {triton_url} serves it" if triton_url else ""))
     return journal.append(entry)

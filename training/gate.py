@@ -75,6 +75,11 @@ def judge(candidate_dir: Path, serving_dir: Path, serving_items: int, data: Prep
     serving = evaluate(as_served(load_ranker(serving_dir, serving_items, sasrec), data.n_items), data, eval_set)
     ours, theirs = candidate[config.metric], serving[config.metric]
     floor = theirs * (1 - config.tolerance)
+    if len(eval_set) == 0 or not np.isfinite([ours, theirs]).all():
+        # No evidence is no pass: an empty window or a diverged model must not publish.
+        reason = (f"candidate {config.metric} {ours} vs serving {theirs} on {len(eval_set)} users: is refused "
+                  "(no held-out user, or a metric that is not a number)")
+        return GateResult(False, reason, config.metric, len(eval_set), candidate, serving)
     passed = ours >= floor
     verdict = "passes" if passed else "is refused"
     reason = (f"candidate {config.metric} {ours:.4f} vs serving {theirs:.4f} on {len(eval_set)} users ({window}): "

@@ -32,7 +32,8 @@ def retrain_main(argv: list[str], settings: Settings) -> int:
     p.add_argument("--reload", metavar="HOST:PORT", help="make the Triton server at this HTTP address load the "
                    "published version (no restart)")
     p.add_argument("--canary", type=share, metavar="SHARE", help=CANARY_HELP)
-    p.add_argument("--dry-run", action="store_true", help="judge the candidate, publish nothing, record nothing")
+    p.add_argument("--dry-run", action="store_true", help="judge the candidate, publish nothing and record no "
+                   "decision (its folder stays in build/versions for a look; the next round replaces it)")
     args = p.parse_args(argv)
     try:
         candidate = retrain(settings, full=args.full)

@@ -1,5 +1,7 @@
 """Incremental preprocessing: a prepared folder extended with newer events and items keeps every index."""
 
+import shutil
+
 import polars as pl
 import pytest
 from recstack.preprocessing.datasets import load_dataset
@@ -7,6 +9,7 @@ from recstack.preprocessing.incremental import extend_prepared, prepared_events,
 from recstack.preprocessing.layout import PreparedLayout
 from recstack.preprocessing.pipeline import preprocess
 from recstack.preprocessing.schema import RawDataset
+from recstack.preprocessing.tombstones import digest, forget_prepared
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,8 @@ def test_known_users_and_items_keep_their_index_and_new_ones_are_appended(shop):
     # Items added through the API come first among the new ones, in the order the facade numbered them.
     assert items.filter(pl.col("raw").is_in(["api-2", "api-1"])).sort("index")["raw"].to_list() == ["api-2", "api-1"]
     assert items.filter(pl.col("raw") == "api-2")["index"][0] == n_old
-    assert ext.new_items == ext.manifest.n_items - n_old >= 2
+    new_items = set(items.filter(pl.col("index") >= n_old)["raw"])
+    assert ext.new_items == len(new_items) and {"api-1", "api-2"} <= new_items
     # Every event of the log is in the extended folder once, with its raw weight.
     assert prepared_events(folder / "v2").height == events.height
     back = prepared_events(folder / "v2").sort("timestamp", "user_id", "item_id")["weight"]
@@ -50,3 +54,25 @@ def test_extending_with_a_log_already_held_adds_nothing(shop, tmp_path):
     assert unseen_events(prepared_events(tmp_path / "same"), events.head(9_000)).height == 0
     twice = pl.concat([events.tail(100), events.tail(100)])
     assert unseen_events(prepared_events(folder / "v1"), twice).height == 100
+
+
+def test_a_forgotten_users_events_in_the_log_are_never_new(shop, tmp_path):
+    _, events, folder = shop
+    user = events.tail(1)["user_id"][0]
+    tombstones = frozenset({digest(user)})
+    first = extend_prepared(folder / "v1", events, None, tmp_path / "v2", tombstones=tombstones)
+    assert user not in first.new_events["user_id"].to_list()
+    again = extend_prepared(tmp_path / "v2", events, None, tmp_path / "v3", tombstones=tombstones)
+    assert again.new_events.height == 0  # so a loop does not retrain on them every round
+
+
+def test_indices_freed_by_forgetting_a_user_are_never_given_to_another(shop, tmp_path):
+    _, events, folder = shop
+    shutil.copytree(folder / "v1", tmp_path / "v1")
+    users = pl.read_parquet(PreparedLayout(tmp_path / "v1").vocabulary("user_id")).sort("index")
+    forget_prepared(tmp_path / "v1", [users["raw"][-1]])  # the user with the largest index
+    extend_prepared(tmp_path / "v1", events, None, tmp_path / "v2")
+    extended = indices(tmp_path / "v2", "user_id")
+    assert extended["index"].is_unique().all() and extended["index"].min() > 1
+    newcomers = extended.filter(~pl.col("raw").is_in(users["raw"].to_list()))["index"]
+    assert newcomers.len() > 0 and newcomers.min() > users["index"].max()
