@@ -18,6 +18,7 @@ from recstack.client.core.ingest import Ingest
 from recstack.preprocessing.lake import LAKE_NAME, EventLake
 from recstack.retrain import decide, gate, retrain
 from recstack.settings import Settings
+from recstack.versions import VersionsJournal
 
 log = logging.getLogger("recstack.loop")
 UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -65,6 +66,14 @@ def run_round(settings: Settings, triton_url: str | None, full: bool, canary: fl
         log.info("ingest skipped: no facade Redis (RECSTACK_FACADE__REDIS_URL); the event log is read as it is")
     if stopping():
         return {**result, "outcome": "stopped"}
+    with VersionsJournal(settings.versions_dir).round():
+        return {**result, **_learn(settings, triton_url, full, canary, stopping, times)}
+
+
+def _learn(settings: Settings, triton_url: str | None, full: bool, canary: float | None,
+           stopping: Callable[[], bool], times: dict[str, float]) -> dict:
+    """Retrain, gate and publish, while the round holds the journal."""
+    result: dict = {}
     with step("retrain", times):
         candidate = retrain(settings, full=full, progress=False, say=log.info)
     if candidate is None:

@@ -70,6 +70,11 @@ def serving_entry(settings: Settings, journal: VersionsJournal) -> dict:
         raise RetrainError(f"repository version {default} serves, but the journal {journal.path} does not know "
                            f"which data and models it was built from (only version {report['version']} is "
                            "described): publish a version with `recstack publish` first")
+    fingerprint = PreparedLayout(report["data_dir"]).read_manifest().fingerprint
+    if fingerprint != report["dataset_fingerprint"]:
+        raise RetrainError(f"{report['data_dir']} was prepared again since repository version {default} was built "
+                           "from it: retraining would grow another dataset than the one served; rebuild the "
+                           "repository from it (`recstack build-repo --reload`) first")
     return journal.append({
         "version": journal.next_version(), "at": now(), "mode": "initial", "parent": None,
         "data_dir": report["data_dir"], "models_dir": report["models_dir"],

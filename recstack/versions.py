@@ -2,30 +2,40 @@
 
 Layout (under ``build/versions`` by default)::
 
-    journal.jsonl            one entry per round (appended, never rewritten)
+    journal.jsonl            one entry per round (appended; only a line a crash cut short is ever removed)
+    .lock                    held (flock) by the round in progress: one round at a time per build folder
     0002/data/               the round's prepared data (preprocessing/README.md layout)
     0002/models/             its trained models and ONNX exports (training/README.md layout)
 
 An entry holds ``version``, ``at``, ``mode`` (``initial``, ``incremental`` or ``full``), ``parent`` (the version
 it was retrained from), ``data_dir``, ``models_dir``, ``data_cutoff`` (its newest event), ``new_events``,
-``new_items``, ``train_seconds``, ``gate`` (metric, users, both versions' metrics, reason), ``decision``
-(``initial``, ``published``, ``canary`` or ``refused``), ``repository_version`` (the Triton repository version
-that serves it) and ``freshness_s`` (seconds from the facade accepting its first and last new events to its
-publication). ``recstack promote`` and ``recstack rollback`` add a line each (decision ``promoted`` or
-``rolled back``) with the repository version that serves after them and its journal ``version`` (None when the
-journal does not know it).
+``new_items``, ``first_accepted`` / ``last_accepted`` (when its first and last new events reached the facade's
+stream), ``preprocess_seconds``, ``train_seconds`` (fitting, tests and exports) and ``fit_seconds`` (the fitting
+alone, per model), ``gate`` (metric, users, both versions' metrics, reason), ``decision`` (``initial``,
+``published``, ``canary`` or ``refused``), ``repository_version`` (the Triton repository version that serves it),
+``withdrawn_canary`` (a canary its publication replaced) and ``freshness_s`` (seconds from its first and last new
+events reaching the stream to its publication). ``recstack promote`` and ``recstack rollback`` add a line each
+(decision ``promoted`` or ``rolled back``) with the repository version that serves after them and its journal
+``version`` (None when the journal does not know it).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 VERSIONS_NAME = "versions"  # folder under the build folder
 JOURNAL_NAME = "journal.jsonl"
 SERVED = ("initial", "published", "canary")  # decisions after which a repository version serves the entry
+
+
+class RoundInProgress(RuntimeError):
+    """Another process is running a retraining round on the same journal."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,18 @@ class VersionsJournal:
             f.flush()
             os.fsync(f.fileno())
         return entry
+
+    @contextmanager
+    def round(self) -> Iterator[None]:
+        """Hold the journal for one round: a second ``recstack retrain`` or ``loop`` on the same build folder
+        would pick the same version number and delete the first one's folder as a crashed round's."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RoundInProgress(f"another retraining round holds {self.root}: wait for it to end") from None
+            yield  # the lock goes with the file's closing, also when the process dies
 
     def next_version(self) -> int:
         return max((e["version"] for e in self.entries() if e["version"] is not None), default=0) + 1

@@ -47,7 +47,12 @@ def held_out(data: PreparedData, recent_users: np.ndarray, min_users: int) -> tu
 def load_ranker(models_dir: Path, n_items: int, config: SASRecConfig) -> SASRec:
     model = SASRec(n_items, config)
     state = torch.load(serving_checkpoint(Path(models_dir) / "sasrec"), map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:  # e.g. RECSTACK_SASREC__HIDDEN changed since that version was trained
+        raise ValueError(f"the ranker in {models_dir} was trained with other SASRec settings than the current "
+                         f"ones, so the gate cannot compare it: restore them, or publish the new version with "
+                         f"`recstack publish` ({str(exc).splitlines()[0]})") from exc
     return model.eval()
 
 

@@ -16,8 +16,9 @@ from recstack.ensemble.serving import ServingError
 from recstack.loop import parse_interval, run_loop
 from recstack.retrain import RetrainError, decide, gate, retrain
 from recstack.settings import Settings
+from recstack.versions import RoundInProgress, VersionsJournal
 
-FAILURES = (RetrainError, BuildError, ServingError, TritonError, FileNotFoundError, ValueError)
+FAILURES = (RetrainError, RoundInProgress, BuildError, ServingError, TritonError, FileNotFoundError, ValueError)
 CANARY_HELP = ("publish a version that passes the gate as a canary for this share of users (e.g. 0.1), beside the "
                "default, until `recstack promote`; the facade's experiment report compares them")
 
@@ -36,16 +37,17 @@ def retrain_main(argv: list[str], settings: Settings) -> int:
                    "decision (its folder stays in build/versions for a look; the next round replaces it)")
     args = p.parse_args(argv)
     try:
-        candidate = retrain(settings, full=args.full)
-        if candidate is None:
-            return 0
-        result = gate(settings, candidate)
-        print(f"gate: {result.reason}")
-        if args.dry_run:
-            print(f"dry run: version {candidate.entry['version']} in {candidate.entry['models_dir']} is neither "
-                  "published nor recorded")
-            return 0 if result.passed else 3
-        entry = decide(settings, candidate, args.reload, args.canary)
+        with VersionsJournal(settings.versions_dir).round():
+            candidate = retrain(settings, full=args.full)
+            if candidate is None:
+                return 0
+            result = gate(settings, candidate)
+            print(f"gate: {result.reason}")
+            if args.dry_run:
+                print(f"dry run: version {candidate.entry['version']} in {candidate.entry['models_dir']} is "
+                      "neither published nor recorded")
+                return 0 if result.passed else 3
+            entry = decide(settings, candidate, args.reload, args.canary)
     except FAILURES as exc:
         print(f"recstack retrain: {exc}", file=sys.stderr)
         return 1

@@ -24,7 +24,7 @@ def test_smoke_replay_compares_the_strategies_period_by_period(tmp_path, monkeyp
     for strategy in ("incremental", "full"):
         update = rows[0, strategy]
         assert update["decision"] == "published" and 0 < update["freshness_s"] < 600
-        assert 0 < update["update_fit_seconds"] <= update["update_train_seconds"]
+        assert 0 <= update["update_fit_seconds"] <= update["update_train_seconds"]
     summary = synthetic["summary"]
     assert set(summary["incremental_vs_full"]) == {"ndcg@10", "fit_seconds", "train_seconds"}
     assert (results / "loop_replay.png").stat().st_size > 10_000

@@ -1,6 +1,8 @@
 """The versions journal: append-only, one decision per line, and which entry a repository version serves."""
 
-from recstack.versions import VersionsJournal
+import pytest
+
+from recstack.versions import RoundInProgress, VersionsJournal
 
 
 def test_the_journal_numbers_versions_and_finds_the_served_one(tmp_path):
@@ -25,3 +27,13 @@ def test_a_torn_last_line_is_not_an_entry(tmp_path):
     assert [e["version"] for e in journal.entries()] == [1] and journal.next_version() == 2
     journal.append({"version": 2, "decision": "refused", "repository_version": None})
     assert [e["version"] for e in journal.entries()] == [1, 2]
+
+
+def test_one_round_at_a_time_holds_the_journal(tmp_path):
+    journal = VersionsJournal(tmp_path)
+    with journal.round():
+        with pytest.raises(RoundInProgress, match="another retraining round"):
+            with VersionsJournal(tmp_path).round():
+                pass
+    with journal.round():  # released at the end of the round
+        pass
