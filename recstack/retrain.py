@@ -94,7 +94,7 @@ def recent_user_indices(data_dir: Path, new_events: pl.DataFrame) -> np.ndarray:
 
 
 def new_event_times(lake: EventLake, log: pl.DataFrame, new_events: pl.DataFrame) -> pl.Series:
-    """When the facade accepted each of ``new_events`` (null where the log cannot tell)."""
+    """When each of ``new_events`` reached the facade's stream (null where the log cannot tell)."""
     ids = log.join(new_events.select(EVENT_KEY), on=list(EVENT_KEY), how="semi", nulls_equal=True)
     return ids.select("event_id").join(lake.accepted_at(), on="event_id", how="left")["accepted_at"]
 
