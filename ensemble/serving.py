@@ -10,8 +10,8 @@ their models' versions once, in its one ``config.pbtxt``. So a version is routed
 while a canary is, runs the canary's. The models load exactly the versions something needs (``specific`` version
 policies): the funnel's models the default, the canary and the previous default (an instant rollback); ``similar``
 and ``trending``, which the canary's share never reaches, the default and the previous one. The canary is the newest
-version, so ``rank`` asked directly without a version answers from it while a canary runs: callers name the default
-there (the facade does).
+version, so ``rank`` asked directly without a version answers from it while a canary runs: a caller that must
+get the default names it (``TritonRecommender.rank(..., version=)``); the facade's ``/rank`` does not yet.
 
 :func:`switch` moves a server from one state to the next in three steps, each version loaded before anything
 stops using the old one: the models load what both states need, the ensembles are pinned anew (the switch: one
