@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 from recstack.preprocessing.layout import PreparedLayout
+from recstack.preprocessing.watch import FileWatch
 
 TOMBSTONES_NAME = "tombstones.txt"  # in the build folder
 
@@ -56,23 +56,15 @@ def forgotten(user_ids: Iterable[str], tombstones: frozenset[str]) -> set[str]:
 
 
 class TombstoneWatch:
-    """The tombstone list as a long-running process sees it: re-read when the file changes (looked at no more
-    often than every ``refresh_s``), so a user deleted through one facade process is unknown to all of them."""
+    """The tombstone list as a long-running process sees it (:class:`~recstack.preprocessing.watch.FileWatch`),
+    so a user deleted through one facade process is unknown to all of them within ``refresh_s``."""
 
     def __init__(self, path: str | Path | None, refresh_s: float = 2.0):
-        self.path, self.refresh_s = (Path(path) if path is not None else None), refresh_s
-        self.digests: frozenset[str] = frozenset()
-        self._checked_at, self._mtime = float("-inf"), None
+        self.watch = FileWatch(path, read_tombstones, frozenset(), refresh_s)
 
     def __contains__(self, user_id: str) -> bool:
-        if self.path is None:
-            return False
-        if time.monotonic() - self._checked_at > self.refresh_s:
-            self._checked_at = time.monotonic()
-            mtime = self.path.stat().st_mtime_ns if self.path.exists() else None
-            if mtime != self._mtime:
-                self.digests, self._mtime = read_tombstones(self.path), mtime
-        return bool(self.digests) and digest(user_id) in self.digests
+        digests = self.watch.value()
+        return bool(digests) and digest(user_id) in digests
 
 
 def rewrite_without(path: Path, keep: pl.Expr) -> int:

@@ -69,7 +69,8 @@ def create_app(config: FacadeConfig, data_dir: str | Path | None = None) -> Fast
         store = open_store(config.redis_url, config.session_length, shop.event_weights, config.store_policy)
         engine = open_engine(engine_kind(config.engine, config.protocol), config.triton_url, config.repository)
         app.state.recommender = Recommender(shop, store, engine, config, app.state.metrics,
-                                            Experiments.load(config.experiments_file, config.serving_file))
+                                            Experiments.load(config.experiments_file, config.serving_file,
+                                                             config.keys_refresh_s))
         if config.demo:
             app.state.catalog = Catalog.load(shop, data_dir)
             app.state.demo_key = demo_key(config)

@@ -61,7 +61,9 @@ class FacadeConfig:
     # Security (client/README.md, "Keys, limits and data rights"). Off only by an explicit choice, with a warning.
     auth: bool = True
     keys_file: Path | None = None  # the key store without Redis [build/keys.json]; with redis_url keys live there
-    keys_refresh_s: float = 2.0  # a new or revoked key takes effect on every process within this time
+    # A new or revoked key, a deleted user and a new serving state (canary, promote, rollback) take effect on every
+    # process within this time.
+    keys_refresh_s: float = 2.0
     public_requests_per_minute: float = 300.0  # per public key and client address
     server_requests_per_minute: float = 6000.0  # per key
     admin_requests_per_minute: float = 600.0  # per key

@@ -13,8 +13,9 @@ experiment gets one list merged from both by team draft, each item credited to t
 
 While a canary version serves (``recstack publish --canary SHARE``), the model repository's ``serving.json`` says so
 and the canary experiment comes first (:func:`canary_experiment`): ``SHARE`` of users get the canary version, as
-many get the default as a control, and the experiment report compares the two. The file is read again whenever it
-changes (:class:`ServingWatch`), so a publish, promote or rollback reaches the facade without a restart.
+many get the default as a control, and the experiment report compares the two. The file is read again when it
+changes (:class:`~recstack.preprocessing.watch.FileWatch`, looked at every ``keys_refresh_s``), so a publish,
+promote or rollback reaches every facade process within seconds, without a restart.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recstack.ensemble.serving import CANARY_ENSEMBLE, DEFAULT_ENSEMBLE
+from recstack.preprocessing.watch import FileWatch
 
 
 @dataclass(frozen=True)
@@ -70,27 +72,6 @@ def canary_experiment(state: dict) -> Experiment | None:
                       traffic)
 
 
-class ServingWatch:
-    """The canary experiment of ``serving.json``, read again when the file changes (one ``stat`` per call; the
-    file is replaced atomically, so a read never sees half of it)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._seen: tuple[int, int] | None = None
-        self._experiment: Experiment | None = None
-
-    def experiment(self) -> Experiment | None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            self._seen, self._experiment = None, None
-            return None
-        if (stat.st_mtime_ns, stat.st_ino) != self._seen:
-            self._experiment = canary_experiment(json.loads(self.path.read_text()))
-            self._seen = (stat.st_mtime_ns, stat.st_ino)
-        return self._experiment
-
-
 def bucket(user_id: str, salt: str) -> float:
     """A stable number in [0, 1) for a user within one experiment (independent across experiments)."""
     digest = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
@@ -112,7 +93,8 @@ class Experiments:
     True
     """
 
-    def __init__(self, experiments: list[Experiment] | None = None, serving: ServingWatch | None = None):
+    def __init__(self, experiments: list[Experiment] | None = None,
+                 serving: FileWatch[Experiment | None] | None = None):
         self.experiments = list(experiments or [])
         self.serving = serving
         ids = [e.id for e in self.experiments]
@@ -120,9 +102,12 @@ class Experiments:
             raise ValueError(f"experiment ids must be unique: {ids}")
 
     @classmethod
-    def load(cls, path: str | Path | None, serving_file: str | Path | None = None) -> Experiments:
-        """The experiments file's experiments (none without one), after the canary of ``serving_file``."""
-        serving = ServingWatch(serving_file) if serving_file is not None else None
+    def load(cls, path: str | Path | None, serving_file: str | Path | None = None,
+             refresh_s: float = 2.0) -> Experiments:
+        """The experiments file's experiments (none without one), after the canary of ``serving_file`` (read
+        again when it changes, looked at every ``refresh_s``)."""
+        serving = FileWatch(serving_file, lambda p: canary_experiment(json.loads(p.read_text())), None,
+                            refresh_s) if serving_file is not None else None
         if path is None:
             return cls(serving=serving)
         raw = json.loads(Path(path).read_text())
@@ -131,7 +116,7 @@ class Experiments:
 
     def assign(self, user_id: str) -> Assignment | None:
         """The first experiment whose traffic share includes the user, and the user's variant in it."""
-        canary = self.serving.experiment() if self.serving else None
+        canary = self.serving.value() if self.serving else None
         for experiment in ([canary] if canary else []) + self.experiments:
             if bucket(user_id, f"traffic:{experiment.id}") >= experiment.traffic:
                 continue

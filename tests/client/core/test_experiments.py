@@ -52,7 +52,7 @@ def test_experiment_files_are_validated(tmp_path):
 
 def test_a_canary_takes_its_share_beside_an_equal_control_and_follows_the_serving_file(tmp_path):
     serving = tmp_path / "serving.json"
-    experiments = Experiments.load(None, serving)
+    experiments = Experiments.load(None, serving, refresh_s=0.0)
     assert experiments.assign("u1") is None  # no serving state: nothing to route
     serving.write_text(json.dumps({"default": 2, "canary": 3, "canary_share": 0.1, "previous": [1]}))
     counts = Counter(a.variant.name if a else None for a in map(experiments.assign, (f"u{i}" for i in range(5000))))
