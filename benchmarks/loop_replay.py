@@ -48,7 +48,7 @@ from recstack.preprocessing.schema import EVENT_TYPES, InputError, RawDataset
 from recstack.preprocessing.vocabulary import OOV, Vocabulary
 from recstack.training.data import EvalSet, load_prepared
 from recstack.training.evaluate import evaluate
-from recstack.training.gate import load_ranker
+from recstack.training.gate import load_ranker, verdict
 from recstack.training.train_models import train_models
 from recstack.training.train_sasrec import sequence_scorer
 
@@ -139,11 +139,11 @@ def replay(name: str, days: int, settings: Settings, out: Path, say=print) -> di
                 continue
             judged = gate(shop, candidate)
             decided = decide(shop, candidate, say=lambda *_: None)
-            floor = judged.serving[judged.metric] * (1 - settings.gate.tolerance)
             row.update(update_fit_seconds=round(sum(decided["fit_seconds"].values()), 1),
                        update_train_seconds=decided["train_seconds"], decision=decided["decision"],
                        freshness_s=(decided.get("freshness_s") or {}).get("last_event"),
-                       gate_would_refuse=bool(judged.candidate[judged.metric] < floor),
+                       gate_would_refuse=not verdict(judged.candidate, judged.serving, judged.users, "",
+                                                     settings.gate).passed,
                        gate={"candidate": judged.candidate[judged.metric], "serving": judged.serving[judged.metric],
                              "metric": judged.metric, "users": judged.users})
             say(f"    {strategy} update: {row['update_fit_seconds']:.0f} s fitting the models ("

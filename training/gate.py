@@ -78,15 +78,32 @@ def judge(candidate_dir: Path, serving_dir: Path, serving_items: int, data: Prep
     candidate = evaluate(sequence_scorer(load_ranker(candidate_dir, data.n_items, sasrec), torch.device("cpu")),
                          data, eval_set)
     serving = evaluate(as_served(load_ranker(serving_dir, serving_items, sasrec), data.n_items), data, eval_set)
+    return verdict(candidate, serving, len(eval_set), window, config)
+
+
+def verdict(candidate: dict[str, float], serving: dict[str, float], users: int, window: str,
+            config: GateConfig) -> GateResult:
+    """Pass when the candidate's metric is at most ``config.tolerance`` below the serving one, on evidence.
+
+    Examples
+    --------
+    >>> verdict({"ndcg@10": 0.19}, {"ndcg@10": 0.2}, 50, "recent users", GateConfig()).passed
+    True
+    >>> verdict({"ndcg@10": 0.18}, {"ndcg@10": 0.2}, 50, "recent users", GateConfig()).reason
+    'candidate ndcg@10 0.1800 vs serving 0.2000 on 50 users (recent users): is refused (floor 0.1900, tolerance 5%)'
+    >>> verdict({"ndcg@10": float("nan")}, {"ndcg@10": 0.2}, 50, "recent users", GateConfig()).passed
+    False
+    >>> verdict({"ndcg@10": 0.0}, {"ndcg@10": 0.0}, 0, "recent users", GateConfig()).passed
+    False
+    """
     ours, theirs = candidate[config.metric], serving[config.metric]
-    floor = theirs * (1 - config.tolerance)
-    if len(eval_set) == 0 or not np.isfinite([ours, theirs]).all():
+    if users == 0 or not np.isfinite([ours, theirs]).all():
         # No evidence is no pass: an empty window or a diverged model must not publish.
-        reason = (f"candidate {config.metric} {ours} vs serving {theirs} on {len(eval_set)} users: is refused "
+        reason = (f"candidate {config.metric} {ours} vs serving {theirs} on {users} users: is refused "
                   "(no held-out user, or a metric that is not a number)")
-        return GateResult(False, reason, config.metric, len(eval_set), candidate, serving)
+        return GateResult(False, reason, config.metric, users, candidate, serving)
+    floor = theirs * (1 - config.tolerance)
     passed = ours >= floor
-    verdict = "passes" if passed else "is refused"
-    reason = (f"candidate {config.metric} {ours:.4f} vs serving {theirs:.4f} on {len(eval_set)} users ({window}): "
-              f"{verdict} (floor {floor:.4f}, tolerance {config.tolerance:.0%})")
-    return GateResult(passed, reason, config.metric, len(eval_set), candidate, serving)
+    reason = (f"candidate {config.metric} {ours:.4f} vs serving {theirs:.4f} on {users} users ({window}): "
+              f"{'passes' if passed else 'is refused'} (floor {floor:.4f}, tolerance {config.tolerance:.0%})")
+    return GateResult(passed, reason, config.metric, users, candidate, serving)
