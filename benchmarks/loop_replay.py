@@ -62,25 +62,40 @@ PERIODS = {"synthetic": timedelta(days=1), "ml-100k": timedelta(days=7)}  # ML-1
 METRICS = ("ndcg@10", "hr@10")
 
 
+def period_steps(before: pl.DataFrame, period: pl.DataFrame, collapse_repeats: bool) -> pl.DataFrame:
+    """Every step the period's active users take in it (one row each: user, target item, the items before it),
+    their events in time order with consecutive events on one item a single step, as preprocessing makes them."""
+    users = period["user_id"].unique().implode()
+    events = (pl.concat([before.filter(pl.col("user_id").is_in(users)).with_columns(pl.lit(False).alias("new")),
+                         period.with_columns(pl.lit(True).alias("new"))], how="diagonal_relaxed")
+              .sort("user_id", "timestamp", maintain_order=True))
+    if collapse_repeats:
+        events = events.filter((pl.col("item_id") != pl.col("item_id").shift(1).over("user_id")).fill_null(True))
+    steps = events.with_columns(pl.col("item_id").cum_count().over("user_id").alias("position"))
+    histories = steps.group_by("user_id").agg(pl.col("item_id").sort_by("position").alias("items"))
+    return (steps.filter(pl.col("new")).join(histories, on="user_id")
+            .select("user_id", "item_id", pl.col("items").list.head(pl.col("position") - 1).alias("history"))
+            .filter(pl.col("history").list.len() > 0))
+
+
 def next_period_metrics(entry: dict, before: pl.DataFrame, period: pl.DataFrame, settings: Settings) -> dict:
-    """The serving version of ``entry`` on the period: each active user's first event, ranked from their history."""
-    first = period.sort("timestamp").group_by("user_id", maintain_order=True).agg(pl.col("item_id").first())
-    histories = (before.filter(pl.col("user_id").is_in(first["user_id"].implode())).sort("timestamp")
-                 .group_by("user_id", maintain_order=True).agg(pl.col("item_id").alias("history")))
-    users = first.join(histories, on="user_id")
+    """The serving version of ``entry`` on the period: every step its active users take in it, ranked in full from
+    everything they did before that step."""
+    steps = period_steps(before, period, settings.workflow.collapse_repeats)
     vocabulary = Vocabulary.load(PreparedLayout(entry["data_dir"]).workflow, "item_id")
-    targets = vocabulary.encode(users["item_id"]).to_numpy()
-    flat = vocabulary.encode(users["history"].explode()).to_numpy().astype(np.int64)
-    ends = np.cumsum(users["history"].list.len().to_numpy())
+    targets = vocabulary.encode(steps["item_id"]).to_numpy()
+    flat = vocabulary.encode(steps["history"].explode()).to_numpy().astype(np.int64)
+    ends = np.cumsum(steps["history"].list.len().to_numpy())
     known = np.flatnonzero(targets > OOV)
-    eval_set = EvalSet(np.zeros(len(known), dtype=np.int64), [np.split(flat, ends[:-1])[i] for i in known],
+    histories = np.split(flat, ends[:-1])
+    eval_set = EvalSet(np.zeros(len(known), dtype=np.int64), [histories[i] for i in known],
                        [np.array([targets[i]]) for i in known])
     data = load_prepared(entry["data_dir"])
     ranker = load_ranker(Path(entry["models_dir"]), data.n_items, settings.sasrec)
     metrics = evaluate(sequence_scorer(ranker, torch.device("cpu")), data, eval_set.by_history_length())
-    share = len(known) / max(1, users.height)  # a target the version does not know is a miss
-    return {**{m: round(metrics[m] * share, 4) for m in METRICS}, "users": users.height,
-            "known_targets": round(share, 4)}
+    share = len(known) / max(1, steps.height)  # a target the version does not know is a miss
+    return {**{m: round(metrics[m] * share, 4) for m in METRICS}, "steps": steps.height,
+            "users": steps["user_id"].n_unique(), "known_targets": round(share, 4)}
 
 
 def log_period(lake: EventLake, period: pl.DataFrame, index: int) -> None:

@@ -56,7 +56,8 @@ def train_and_test(name: str, model: nn.Module, model_config, data: PreparedData
         best_epoch=state.best_epoch, train_seconds=round(state.seconds, 1),
         session_seconds=round(time.perf_counter() - started, 1),
         version=f"{name}-{data.fingerprint[:8]}-{identity['config']}-e{state.best_epoch}", device=str(trainer.device),
-        precision=str(trainer.dtype).replace("torch.", ""), test_users=len(test), history=state.history)
+        precision=str(trainer.dtype).replace("torch.", ""), loss=model.loss_kind, test_users=len(test),
+        history=state.history)
     final = None
     if trainer.dist.is_main:
         final = trainer.load_best()

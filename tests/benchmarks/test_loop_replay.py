@@ -29,3 +29,25 @@ def test_smoke_replay_compares_the_strategies_period_by_period(tmp_path, monkeyp
     assert set(summary["incremental_vs_full"]) == {"ndcg@10", "fit_seconds", "train_seconds"}
     assert (results / "loop_replay.png").stat().st_size > 10_000
     assert "| synthetic | incremental |" in capsys.readouterr().out
+
+
+def test_every_step_of_the_period_is_judged_from_everything_before_it():
+    from datetime import datetime, timedelta
+
+    import polars as pl
+    from recstack.benchmarks.loop_replay import period_steps
+
+    t0 = datetime(2026, 1, 1)
+
+    def frame(rows):
+        return pl.DataFrame([{"user_id": u, "item_id": i, "timestamp": t0 + timedelta(hours=h)} for u, i, h in rows])
+
+    before = frame([("a", "x", 1), ("a", "y", 2), ("b", "x", 3), ("c", "z", 4)])
+    # a: y right after y is no step, z then z (a view, then a cart) one; b's first event is ranked from before
+    period = frame([("a", "y", 30), ("a", "z", 31), ("a", "z", 32), ("a", "x", 33), ("b", "y", 30), ("d", "q", 30)])
+    steps = period_steps(before, period, collapse_repeats=True).sort("user_id", pl.col("history").list.len())
+    assert steps.to_dicts() == [
+        {"user_id": "a", "item_id": "z", "history": ["x", "y"]},
+        {"user_id": "a", "item_id": "x", "history": ["x", "y", "z"]},
+        {"user_id": "b", "item_id": "y", "history": ["x"]}]  # d's first event has nothing to be ranked from
+    assert period_steps(before, period, collapse_repeats=False)["item_id"].to_list().count("z") == 2

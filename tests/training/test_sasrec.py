@@ -256,3 +256,10 @@ def test_a_warm_start_grows_the_catalog_and_trains_on_from_the_checkpoint(prepar
     assert all(torch.allclose(new[k][:len(v)], v, atol=1e-6) for k, v in old.items())
     cold = train_sasrec(grown, tmp_path / "cold", TINY, replace(FAST, epochs=1, lr=1e-12), progress=False)
     assert warm.report.test["ndcg@10"] > 2 * cold.report.test["ndcg@10"]
+
+
+def test_auto_loss_is_the_full_softmax_up_to_the_configured_catalog_size():
+    small = SASRecConfig(max_length=8, hidden=16, blocks=1, heads=1, full_softmax_max_items=14)
+    assert SASRec(14, small).loss_kind == "full"
+    assert SASRec(15, small).loss_kind == "sampled"
+    assert SASRec(15, replace(small, loss="full")).loss_kind == "full"

@@ -163,6 +163,14 @@ class SASRec(nn.Module):
         probabilities = torch.sigmoid(self.heads(user, vectors, candidates))
         return scores, probabilities.masked_fill((candidates < FIRST_INDEX).unsqueeze(-1), 0.0)
 
+    @property
+    def loss_kind(self) -> str:
+        """The next-item loss it trains with: ``full`` softmax, or ``sampled`` (``auto``: full up to
+        ``full_softmax_max_items`` items)."""
+        if self.config.loss != "auto":
+            return self.config.loss
+        return "full" if self.n_items <= self.config.full_softmax_max_items else "sampled"
+
     def loss(self, inputs: torch.Tensor, labels: torch.Tensor, stages: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Next-item loss at every non-padded position (``labels`` 0 = ignore), plus, with objective heads and
@@ -187,10 +195,8 @@ class SASRec(nn.Module):
 
     def _next_item_loss(self, hidden: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None
                         ) -> torch.Tensor:
-        use_full = self.config.loss == "full" or (
-            self.config.loss == "auto" and self.n_items <= self.config.full_softmax_max_items)
         weights = self.item_vectors()
-        if use_full:
+        if self.loss_kind == "full":
             logits = hidden @ weights.T
             logits[:, :FIRST_INDEX] = float("-inf")
             return F.cross_entropy(logits.float(), labels)

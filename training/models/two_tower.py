@@ -277,6 +277,11 @@ class TwoTower(nn.Module):
         accidental[rows, rows] = False
         return logits.masked_fill(accidental, float("-inf")), candidates
 
+    @property
+    def loss_kind(self) -> str:
+        """In-batch and uniform negatives (:meth:`sampled_logits`), with or without the log-Q correction."""
+        return "sampled+logq" if self.config.logq_correction else "sampled"
+
     def loss(self, seq: torch.Tensor, positives: torch.Tensor, generator: torch.Generator | None = None
              ) -> torch.Tensor:
         """Sampled softmax cross-entropy of each row's next item (``positives``) given its history ``seq``."""
