@@ -57,6 +57,7 @@ from recstack.preprocessing.splits import SPLITS, check_temporal_split, cutoff_r
 from recstack.preprocessing.streaming import (
     CHUNK_EVENTS,
     assemble,
+    fresh_staging,
     part_name,
     stage_chunk,
     user_chunks,
@@ -311,8 +312,8 @@ def preprocess_dask(events_path: Path, items_path: Path | None, output_dir: Path
     >>> data = load_dataset("synthetic", n_events=10_000, seed=0)
     >>> data.events.write_parquet("shop.parquet", row_group_size=2_000)
     >>> manifest = preprocess_dask(Path("shop.parquet"), None, Path("build/doctest/dask"), workers=1,
-    ...                            device="cpu", progress=False, chunk_events=3_000)  # doctest: +SKIP
-    >>> manifest.engine, manifest.counts["raw_events"] == data.events.height  # doctest: +SKIP
+    ...                            device="cpu", progress=False, chunk_events=3_000)
+    >>> manifest.engine, manifest.counts["raw_events"] == data.events.height
     ('dask', True)
     """
     if chunk_events < 1:
@@ -322,10 +323,7 @@ def preprocess_dask(events_path: Path, items_path: Path | None, output_dir: Path
     gpu = resolve_dask_device(device)
     engine = "gpu" if gpu else "cpu"
     temporal = split.strategy == "temporal"
-    layout = PreparedLayout(output_dir)
-    staging = layout.root / STAGING
-    shutil.rmtree(staging, ignore_errors=True)
-    layout.root.mkdir(parents=True, exist_ok=True)
+    layout, staging = fresh_staging(output_dir, STAGING)
     started = time.perf_counter()
     backend = {"dataframe.backend": "cudf" if gpu else "pandas"}
     try:

@@ -77,6 +77,16 @@ def item_ranges(pairs: pl.LazyFrame, chunk_rows: int) -> list[tuple[int, int]]:
     return list(ranges.select("first", "last").iter_rows())
 
 
+def fresh_staging(output_dir: Path, name: str) -> tuple[PreparedLayout, Path]:
+    """The output folder's layout (folder created) and an empty staging folder ``name`` under it for the chunks'
+    parts (a run cut short leaves its parts behind; they are removed here)."""
+    layout = PreparedLayout(output_dir)
+    staging = layout.root / name
+    shutil.rmtree(staging, ignore_errors=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    return layout, staging
+
+
 def part_name(chunk: int) -> str:
     """The file name of a chunk's part of a staged table: parts sort in chunk order."""
     return f"{chunk:06d}.parquet"
@@ -193,10 +203,7 @@ def preprocess_streaming(events_path: Path, items_path: Path | None, output_dir:
         raise ValueError(f"chunk_events must be at least 1; got {chunk_events}")
     workflow, split = workflow or WorkflowConfig(), split or SplitConfig()
     events_path = Path(events_path)
-    layout = PreparedLayout(output_dir)
-    staging = layout.root / STAGING
-    shutil.rmtree(staging, ignore_errors=True)
-    layout.root.mkdir(parents=True, exist_ok=True)
+    layout, staging = fresh_staging(output_dir, STAGING)
     started = time.perf_counter()
     try:
         with tqdm(total=5, desc=f"preprocess {events_path.stem} (streaming)", disable=not progress,
