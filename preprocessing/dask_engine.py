@@ -57,6 +57,7 @@ from recstack.preprocessing.splits import SPLITS, check_temporal_split, cutoff_r
 from recstack.preprocessing.streaming import (
     CHUNK_EVENTS,
     assemble,
+    chunked_configs,
     fresh_staging,
     part_name,
     stage_chunk,
@@ -316,9 +317,7 @@ def preprocess_dask(events_path: Path, items_path: Path | None, output_dir: Path
     >>> manifest.engine, manifest.counts["raw_events"] == data.events.height
     ('dask', True)
     """
-    if chunk_events < 1:
-        raise ValueError(f"chunk_events must be at least 1; got {chunk_events}")
-    workflow, split = workflow or WorkflowConfig(), split or SplitConfig()
+    workflow, split = chunked_configs(chunk_events, workflow, split)
     events_path = Path(events_path)
     gpu = resolve_dask_device(device)
     engine = "gpu" if gpu else "cpu"

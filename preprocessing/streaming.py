@@ -77,6 +77,14 @@ def item_ranges(pairs: pl.LazyFrame, chunk_rows: int) -> list[tuple[int, int]]:
     return list(ranges.select("first", "last").iter_rows())
 
 
+def chunked_configs(chunk_events: int, workflow: WorkflowConfig | None,
+                    split: SplitConfig | None) -> tuple[WorkflowConfig, SplitConfig]:
+    """The configs of a run by chunks of users (defaults for None), once ``chunk_events`` is checked."""
+    if chunk_events < 1:
+        raise ValueError(f"chunk_events must be at least 1; got {chunk_events}")
+    return workflow or WorkflowConfig(), split or SplitConfig()
+
+
 def fresh_staging(output_dir: Path, name: str) -> tuple[PreparedLayout, Path]:
     """The output folder's layout (folder created) and an empty staging folder ``name`` under it for the chunks'
     parts (a run cut short leaves its parts behind; they are removed here)."""
@@ -199,9 +207,7 @@ def preprocess_streaming(events_path: Path, items_path: Path | None, output_dir:
     >>> manifest.engine, manifest.counts["raw_events"] == data.events.height
     ('streaming', True)
     """
-    if chunk_events < 1:
-        raise ValueError(f"chunk_events must be at least 1; got {chunk_events}")
-    workflow, split = workflow or WorkflowConfig(), split or SplitConfig()
+    workflow, split = chunked_configs(chunk_events, workflow, split)
     events_path = Path(events_path)
     layout, staging = fresh_staging(output_dir, STAGING)
     started = time.perf_counter()
