@@ -1,12 +1,17 @@
-"""Preprocessing throughput: the polars workflow in memory and on polars' streaming engine (one chunk of users at
-a time, ``recstack preprocess --streaming``) against a plain-pandas version of the same transformations.
+"""Preprocessing throughput: the polars workflow in memory, on polars' streaming engine (one chunk of users at
+a time, ``recstack preprocess --streaming``) and on a local Dask cluster of 1 and 2 worker processes
+(``recstack preprocess --engine dask --workers N``), against a plain-pandas version of the same transformations.
 
 Each implementation runs in its own process on the same synthetic parquet files, so peak memory (the child's own
-high-water mark, VmHWM) is its own. Time covers reading the raw parquet, every transformation of the
-leave-one-out pipeline and writing the output tables.
+high-water mark, VmHWM) is its own; a Dask run's is the peak of the summed resident memory of its process and
+its cluster's (scheduler in-process, nannies, workers), sampled every 0.1 s. Time covers reading the raw parquet,
+every transformation of the leave-one-out pipeline and writing the output tables (and, for Dask, starting and
+closing the cluster).
 
     recstack bench preprocessing                    # 1M and 10M events
     recstack bench preprocessing --sizes 200000     # a quick run
+    recstack bench preprocessing --sizes 100000000 --implementations polars-streaming dask-1 dask-2 \\
+        --results-dir build/bench/results           # larger than memory on 24 GiB
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,8 +35,11 @@ from recstack.preprocessing.schema import RawDataset
 
 from recstack.settings import Settings
 
-IMPLEMENTATIONS = ("polars", "polars-streaming", "pandas")
-# Small enough that the largest default size is several chunks, so the streaming row shows a bounded peak.
+IMPLEMENTATIONS = ("polars", "polars-streaming", "pandas", "dask-1", "dask-2")
+BASELINE = "polars"  # every other implementation's ratios are to it
+# The implementations whose prepared outputs must agree in every count (pandas writes fewer tables).
+SAME_OUTPUTS = ("polars", "polars-streaming", "dask-1", "dask-2")
+# Small enough that the largest default size is several chunks, so the streaming and Dask rows show a bounded peak.
 STREAMING_CHUNK_EVENTS = 500_000
 DEFAULT_SIZES = (1_000_000, 10_000_000)
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -55,10 +64,52 @@ def _peak_rss_mb() -> float:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024  # KiB
 
 
+class TreeMemory:
+    """Peak of the summed resident memory of this process and its descendants (a Dask cluster's processes),
+    sampled on a thread."""
+
+    def __init__(self, interval_s: float = 0.1):
+        import psutil
+
+        self._me, self._interval = psutil.Process(), interval_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for process in [self._me, *self._me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:  # a process that ended between the listing and the read
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _worker(implementation: str, events: Path, items: Path, out: Path) -> dict:
     """Run one implementation in this process; returns its timings, output counts and peak memory."""
     started = time.perf_counter()
     config = WorkflowConfig()
+    if implementation.startswith("dask-"):
+        from recstack.preprocessing.dask_engine import preprocess_dask
+
+        with TreeMemory() as memory:
+            counts = preprocess_dask(events, items, out, config, workers=int(implementation.removeprefix("dask-")),
+                                     device="cpu", progress=False, chunk_events=STREAMING_CHUNK_EVENTS).counts
+        return {"seconds": time.perf_counter() - started, "counts": counts,
+                "peak_rss_mb": max(memory.peak_mb, _peak_rss_mb())}
     if implementation == "polars":
         from recstack.preprocessing.pipeline import preprocess
 
@@ -94,13 +145,14 @@ def _ratio(size: int, n_events: int, label: str, slow: dict, fast: dict) -> dict
             "memory_ratio": round(slow["peak_rss_mb"] / fast["peak_rss_mb"], 2)}
 
 
-def run(sizes: list[int], seed: int, cache: Path, results_dir: Path) -> dict:
+def run(sizes: list[int], seed: int, cache: Path, results_dir: Path,
+        implementations: tuple[str, ...] = IMPLEMENTATIONS) -> dict:
     rows = []
     for size in sizes:
         events, items = _raw_files(size, seed, cache)
         n_events = pl.scan_parquet(events).select(pl.len()).collect().item()
         by_impl = {}
-        for implementation in IMPLEMENTATIONS:
+        for implementation in implementations:
             print(f"  {size:>11,} events: {implementation} ...", flush=True)
             result = _run_isolated(implementation, events, items)
             by_impl[implementation] = result
@@ -108,16 +160,19 @@ def run(sizes: list[int], seed: int, cache: Path, results_dir: Path) -> dict:
                          "seconds": round(result["seconds"], 3),
                          "events_per_second": round(n_events / result["seconds"]),
                          "peak_rss_mb": round(result["peak_rss_mb"], 1)})
-        polars, streaming, pandas = (by_impl[name] for name in IMPLEMENTATIONS)
-        if polars["counts"] != streaming["counts"] or polars["counts"]["test_events"] != pandas["counts"][
-                "test_events"]:
+        same = [by_impl[name]["counts"] for name in SAME_OUTPUTS if name in by_impl]
+        test_events = {counts["test_events"] for counts in [*same, *(by_impl[n]["counts"] for n in ("pandas",)
+                                                                     if n in by_impl)]}
+        if any(counts != same[0] for counts in same) or len(test_events) > 1:
             raise RuntimeError(f"the implementations disagree at {size} events: {by_impl}")
-        rows.append(_ratio(size, n_events, "pandas / polars", pandas, polars))
-        rows.append(_ratio(size, n_events, "polars in memory / streaming", polars, streaming))
+        if BASELINE in by_impl:
+            rows += [_ratio(size, n_events, f"{name} / {BASELINE}", by_impl[name], by_impl[BASELINE])
+                     for name in implementations if name != BASELINE]
     report = {"benchmark": "preprocessing_throughput", "machine": describe_machine(),
               "versions": {"polars": pl.__version__, "pandas": __import__("pandas").__version__,
-                           "python": platform.python_version()},
-              "command": "recstack bench preprocessing --sizes " + " ".join(map(str, sizes)),
+                           "dask": __import__("dask").__version__, "python": platform.python_version()},
+              "command": "recstack bench preprocessing --sizes " + " ".join(map(str, sizes))
+              + ("" if implementations == IMPLEMENTATIONS else " --implementations " + " ".join(implementations)),
               "streaming_chunk_events": STREAMING_CHUNK_EVENTS,
               "results": rows}
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -142,11 +197,12 @@ def markdown_table(report: dict) -> str:
 def plot(report: dict, path: Path) -> None:
     rows = [r for r in report["results"] if "seconds" in r]
     sizes = sorted({r["events"] for r in rows})
-    width = 0.8 / len(IMPLEMENTATIONS)
+    shown = [name for name in IMPLEMENTATIONS if any(r["implementation"] == name for r in rows)]
+    width = 0.8 / len(shown)
     with figure(path) as (fig, axes):
-        for i, impl in enumerate(IMPLEMENTATIONS):
+        for i, impl in enumerate(shown):
             mine = {r["events"]: r for r in rows if r["implementation"] == impl}
-            xs = [j + (i - (len(IMPLEMENTATIONS) - 1) / 2) * width for j in range(len(sizes))]
+            xs = [j + (i - (len(shown) - 1) / 2) * width for j in range(len(sizes))]
             axes[0].bar(xs, [mine[s]["events_per_second"] / 1e6 for s in sizes], width, label=impl)
             axes[1].bar(xs, [mine[s]["peak_rss_mb"] / 1024 for s in sizes], width, label=impl)
         for ax, title in zip(axes, ("throughput (million events/s, higher is better)",
@@ -164,6 +220,9 @@ def main(argv: list[str], settings: Settings) -> int:
     p.add_argument("--seed", type=int, default=settings.seed)
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--cache", type=Path, default=settings.build_dir / "bench", help="generated raw data")
+    p.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS),
+                   help="which to run (e.g. leave out the in-memory ones where the table outgrows memory); ratios "
+                        "need polars")
     p.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     p.add_argument("--events", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--items", type=Path, help=argparse.SUPPRESS)
@@ -172,5 +231,5 @@ def main(argv: list[str], settings: Settings) -> int:
     if args.worker:
         print(json.dumps(_worker(args.worker, args.events, args.items, args.out)))
         return 0
-    run(args.sizes, args.seed, args.cache, args.results_dir)
+    run(args.sizes, args.seed, args.cache, args.results_dir, tuple(args.implementations))
     return 0

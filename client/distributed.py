@@ -14,13 +14,15 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-from distributed import Client, LocalCluster, as_completed, get_worker
+from distributed import as_completed, get_worker
 from recstack.client.core.shop import Shop
 from recstack.client.scoring import ChunkJob
 from recstack.ensemble.batch import BatchFunnel
 from recstack.ensemble.build import REPOSITORY_FILE
 from recstack.preprocessing.layout import MANIFEST_NAME
 from tqdm import tqdm
+
+from recstack.cluster import dask_client
 
 # One chunk at a time per worker process, whatever its thread count: the engine spreads a chunk over all of them.
 _ONE_CHUNK = threading.Lock()
@@ -55,14 +57,8 @@ def score_chunks(chunks: dict[int, list[str]], job: ChunkJob, bar: tqdm, workers
                  scheduler: str | None = None) -> None:
     """Run the chunks (number → user ids) as Dask tasks, on the cluster at ``scheduler`` or on a local cluster
     of ``workers`` processes (one thread each); returns when every part is written."""
-    cluster = None if scheduler else LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
-                                                  dashboard_address=None)
-    try:
-        with Client(scheduler or cluster) as client:
-            futures = [client.submit(_score_chunk, job, number, user_ids, key=f"score-{job.parts}-{number}",
-                                     pure=False) for number, user_ids in chunks.items()]
-            for future in as_completed(futures):
-                bar.update(future.result())
-    finally:
-        if cluster is not None:
-            cluster.close()
+    with dask_client(workers, scheduler) as client:
+        futures = [client.submit(_score_chunk, job, number, user_ids, key=f"score-{job.parts}-{number}",
+                                 pure=False) for number, user_ids in chunks.items()]
+        for future in as_completed(futures):
+            bar.update(future.result())

@@ -38,18 +38,27 @@ def dataset_fingerprint(dataset: RawDataset) -> str:
     return fingerprint(dataset.name, [frame.lazy() for frame in frames])
 
 
-def fingerprint(name: str, frames: list[pl.LazyFrame]) -> str:
-    """:func:`dataset_fingerprint` of lazy tables, hashed a batch at a time (the sum of row hashes, modulo 2**64
-    as polars' own sum wraps, does not depend on the batches)."""
+def row_hashes(frame: pl.DataFrame) -> tuple[int, int]:
+    """(rows, sum of the row hashes) of one batch of a table: what :func:`fingerprint_of` adds up."""
+    return frame.height, int(frame.hash_rows(seed=0).cast(pl.UInt64).sum())
+
+
+def fingerprint_of(name: str, tables: list[tuple[list[str], list[tuple[int, int]]]]) -> str:
+    """:func:`dataset_fingerprint` from each table's column names and the :func:`row_hashes` of its batches (the
+    sum of row hashes, modulo 2**64 as polars' own sum wraps, does not depend on the batches), wherever they were
+    computed."""
     digest = hashlib.sha256(name.encode())
-    for frame in frames:
-        rows, total = 0, 0
-        for batch in frame.collect_batches(engine="streaming"):
-            rows += batch.height
-            total += int(batch.hash_rows(seed=0).cast(pl.UInt64).sum())
-        digest.update(f"{rows}:{frame.collect_schema().names()}".encode())
-        digest.update(str(total % 2**64).encode())
+    for names, batches in tables:
+        digest.update(f"{sum(rows for rows, _ in batches)}:{names}".encode())
+        digest.update(str(sum(total for _, total in batches) % 2**64).encode())
     return digest.hexdigest()[:16]
+
+
+def fingerprint(name: str, frames: list[pl.LazyFrame]) -> str:
+    """:func:`dataset_fingerprint` of lazy tables, hashed a batch at a time."""
+    return fingerprint_of(name, [(frame.collect_schema().names(),
+                                  [row_hashes(batch) for batch in frame.collect_batches(engine="streaming")])
+                                 for frame in frames])
 
 
 def _drop_oov_items(events: pl.DataFrame, split: str, dropped: dict[str, int]) -> pl.DataFrame:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,6 +77,113 @@ def item_ranges(pairs: pl.LazyFrame, chunk_rows: int) -> list[tuple[int, int]]:
     return list(ranges.select("first", "last").iter_rows())
 
 
+def chunked_configs(chunk_events: int, workflow: WorkflowConfig | None,
+                    split: SplitConfig | None) -> tuple[WorkflowConfig, SplitConfig]:
+    """The configs of a run by chunks of users (defaults for None), once ``chunk_events`` is checked."""
+    if chunk_events < 1:
+        raise ValueError(f"chunk_events must be at least 1; got {chunk_events}")
+    return workflow or WorkflowConfig(), split or SplitConfig()
+
+
+def fresh_staging(output_dir: Path, name: str) -> tuple[PreparedLayout, Path]:
+    """The output folder's layout (folder created) and an empty staging folder ``name`` under it for the chunks'
+    parts (a run cut short leaves its parts behind; they are removed here)."""
+    layout = PreparedLayout(output_dir)
+    staging = layout.root / name
+    shutil.rmtree(staging, ignore_errors=True)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    return layout, staging
+
+
+def part_name(chunk: int) -> str:
+    """The file name of a chunk's part of a staged table: parts sort in chunk order."""
+    return f"{chunk:06d}.parquet"
+
+
+def stage_chunk(wf: Workflow, chunk: pl.DataFrame, cutoffs: tuple[datetime, datetime] | None, staging: Path,
+                number: int, dropped: dict[str, int], sessions: dict[str, int], engine: str = "cpu") -> None:
+    """Encode and split one chunk of whole users' events and write its part of every per-user table and its
+    co-occurrence pair counts under ``staging``, by the in-memory pipeline's own functions. Session ids are numbered
+    on from ``sessions`` (by split label), which this updates, as it adds to ``dropped``."""
+    layout = PreparedLayout(staging)
+    parts, history = encode_and_split(wf, chunk, cutoffs, engine, dropped, sessions)
+    tables = {**{layout.events(name).name: parts[name] for name in SPLITS},
+              **user_tables(parts, history, layout, wf.config, engine),
+              PAIRS: collect(pair_counts(parts["train"].lazy(), wf.config.cooccurrence_window), engine)}
+    for name, frame in tables.items():
+        (staging / name).mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(staging / name / part_name(number))
+
+
+def _sink_parts(folder: Path, path: Path, session_offsets: dict[str, int] | None) -> None:
+    """The parts of ``folder``, in chunk order, into one file at ``path``; ``session_offsets`` (part name → number)
+    are added to the parts' session ids, numbered from 0 in each part when chunks ran apart."""
+    parts = sorted(folder.glob("*.parquet"))
+    if session_offsets is None:
+        pl.scan_parquet(parts).sink_parquet(path)
+        return
+    pl.concat([pl.scan_parquet(part).with_columns(pl.col("session_id") + pl.lit(session_offsets[part.name],
+                                                                                 pl.UInt32))
+               for part in parts]).sink_parquet(path)
+
+
+def assemble(layout: PreparedLayout, staging: Path, wf: Workflow, items: pl.DataFrame | None, chunk_rows: int,
+             session_offsets: dict[str, dict[str, int]] | None = None) -> dict[str, dict]:
+    """Write every table of the layout from the chunks' parts under ``staging`` (:func:`stage_chunk`) and the
+    fitted workflow; return the file records of the manifest. Item statistics and the top co-occurring neighbours
+    are streamed aggregations, the neighbours ranked a range of about ``chunk_rows`` pair rows at a time.
+    ``session_offsets``: per events table name, what to add to each part's session ids (None: numbered on already).
+    """
+    config = wf.config
+    written = [*(layout.events(name) for name in SPLITS), layout.sequences_train, layout.eval_valid, layout.eval_test]
+    for path in written:
+        _sink_parts(staging / path.name, path, None if session_offsets is None else session_offsets.get(path.name))
+    train = pl.scan_parquet(layout.events("train"))
+    wf.item_features(items).write_parquet(layout.items)
+    collect(item_popularity(train, wf.reference_time, config.recent_days), STREAMING).write_parquet(layout.item_stats)
+    pairs = pl.scan_parquet(sorted((staging / PAIRS).glob("*.parquet")))
+    top = staging / "top_neighbours"
+    top.mkdir()
+    # Without any pair, one empty range still writes the file with its schema.
+    for i, (first, last) in enumerate(item_ranges(pairs, chunk_rows) or [(0, 0)]):
+        # All of an item's pairs, from every chunk of users, are in its range: their sums are whole.
+        best = collect(top_neighbours(pairs.filter(pl.col("item_a").is_between(first, last)),
+                                      config.cooccurrence_top_k), STREAMING)
+        for k, kind in enumerate(COOCCURRENCE_KINDS):  # the file lists one kind after the other
+            best.filter(pl.col("kind") == kind).write_parquet(top / f"{k}-{i:06d}.parquet")
+    pl.scan_parquet(sorted(top.glob("*.parquet"))).sink_parquet(layout.cooccurrence)
+    wf.save(layout.workflow)
+    return {path.name: _file_record(path) for path in (*written, layout.items, layout.item_stats, layout.cooccurrence)}
+
+
+def write_manifest(partial: Manifest, layout: PreparedLayout, wf: Workflow, user_counts: pl.DataFrame,
+                   raw_items: int, items: pl.DataFrame | None) -> Manifest:
+    """``partial`` (the run's own fields: dataset, fingerprint, engine, split, dropped, seconds, files) completed
+    with the counts, configs and vocabulary sizes, written as the layout's manifest."""
+    files = partial.files
+    manifest = replace(
+        partial,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        has_timestamps=True,
+        polars_version=pl.__version__,
+        workflow=wf.config.to_json(),
+        counts={
+            "raw_events": int(user_counts["count"].sum()),
+            "raw_users": user_counts.height,
+            "raw_items": raw_items,
+            "catalog_items": 0 if items is None else items.height,
+            **{f"{name}_events": files[layout.events(name).name]["rows"] for name in SPLITS},
+            "train_users": files[layout.sequences_train.name]["rows"],
+            "valid_users": files[layout.eval_valid.name]["rows"],
+            "test_users": files[layout.eval_test.name]["rows"],
+            "cooccurrence_pairs": files[layout.cooccurrence.name]["rows"],
+        },
+        vocabulary_sizes={name: v.size for name, v in wf.vocabularies.items()},
+    )
+    layout.manifest.write_text(json.dumps(manifest.to_json(), indent=2))
+    return manifest
+
+
 def _file_record(path: Path) -> dict:
     scan = pl.scan_parquet(path)
     return {"rows": scan.select(pl.len()).collect().item(),
@@ -99,14 +207,9 @@ def preprocess_streaming(events_path: Path, items_path: Path | None, output_dir:
     >>> manifest.engine, manifest.counts["raw_events"] == data.events.height
     ('streaming', True)
     """
-    if chunk_events < 1:
-        raise ValueError(f"chunk_events must be at least 1; got {chunk_events}")
-    workflow, split = workflow or WorkflowConfig(), split or SplitConfig()
+    workflow, split = chunked_configs(chunk_events, workflow, split)
     events_path = Path(events_path)
-    layout = PreparedLayout(output_dir)
-    staging = layout.root / STAGING
-    shutil.rmtree(staging, ignore_errors=True)
-    layout.root.mkdir(parents=True, exist_ok=True)
+    layout, staging = fresh_staging(output_dir, STAGING)
     started = time.perf_counter()
     try:
         with tqdm(total=5, desc=f"preprocess {events_path.stem} (streaming)", disable=not progress,
@@ -138,67 +241,23 @@ def preprocess_streaming(events_path: Path, items_path: Path | None, output_dir:
             chunks = user_chunks(wf.vocabularies["user_id"], user_counts, chunk_events)
             for i, users in enumerate(tqdm(chunks, desc="chunks of users", disable=not progress, leave=False)):
                 chunk = collect(events.filter(pl.col("user_id").is_in(users.implode())), STREAMING)
-                parts, history = encode_and_split(wf, chunk, cutoffs, "cpu", dropped, sessions)
-                tables = {**{layout.events(name).name: parts[name] for name in SPLITS},
-                          **user_tables(parts, history, layout, workflow, "cpu"),
-                          PAIRS: collect(pair_counts(parts["train"].lazy(), workflow.cooccurrence_window))}
-                for name, frame in tables.items():
-                    (staging / name).mkdir(exist_ok=True)
-                    frame.write_parquet(staging / name / f"{i:06d}.parquet")
+                stage_chunk(wf, chunk, cutoffs, staging, i, dropped, sessions)
             bar.update(1)
 
-            written = [*(layout.events(name) for name in SPLITS), layout.sequences_train, layout.eval_valid,
-                       layout.eval_test]
-            for path in written:
-                pl.scan_parquet(sorted((staging / path.name).glob("*.parquet"))).sink_parquet(path)
-            train = pl.scan_parquet(layout.events("train"))
-            wf.item_features(items).write_parquet(layout.items)
-            collect(item_popularity(train, wf.reference_time, workflow.recent_days),
-                    STREAMING).write_parquet(layout.item_stats)
-            pairs = pl.scan_parquet(sorted((staging / PAIRS).glob("*.parquet")))
-            top = staging / "top_neighbours"
-            top.mkdir()
-            # Without any pair, one empty range still writes the file with its schema.
-            for i, (first, last) in enumerate(item_ranges(pairs, chunk_events) or [(0, 0)]):
-                # All of an item's pairs, from every chunk of users, are in its range: their sums are whole.
-                best = collect(top_neighbours(pairs.filter(pl.col("item_a").is_between(first, last)),
-                                              workflow.cooccurrence_top_k), STREAMING)
-                for k, kind in enumerate(COOCCURRENCE_KINDS):  # the file lists one kind after the other
-                    best.filter(pl.col("kind") == kind).write_parquet(top / f"{k}-{i:06d}.parquet")
-            pl.scan_parquet(sorted(top.glob("*.parquet"))).sink_parquet(layout.cooccurrence)
-            wf.save(layout.workflow)
+            files = assemble(layout, staging, wf, items, chunk_events)
             bar.update(1)
 
-            files = {path.name: _file_record(path)
-                     for path in (*written, layout.items, layout.item_stats, layout.cooccurrence)}
             raw_items = collect(events.select(pl.col("item_id").n_unique()), STREAMING).item()
             frames = [events] + ([] if items is None else [items.lazy()])
-            manifest = Manifest(
-                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            manifest = write_manifest(Manifest(
                 dataset=events_path.stem,
-                has_timestamps=True,
                 fingerprint=fingerprint(events_path.stem, frames),
                 engine=STREAMING,
-                polars_version=pl.__version__,
-                workflow=workflow.to_json(),
                 split={**split.to_json(), **cutoff_text},
-                counts={
-                    "raw_events": int(user_counts["count"].sum()),
-                    "raw_users": user_counts.height,
-                    "raw_items": raw_items,
-                    "catalog_items": 0 if items is None else items.height,
-                    **{f"{name}_events": files[layout.events(name).name]["rows"] for name in SPLITS},
-                    "train_users": files[layout.sequences_train.name]["rows"],
-                    "valid_users": files[layout.eval_valid.name]["rows"],
-                    "test_users": files[layout.eval_test.name]["rows"],
-                    "cooccurrence_pairs": files[layout.cooccurrence.name]["rows"],
-                },
-                vocabulary_sizes={name: v.size for name, v in wf.vocabularies.items()},
                 dropped=dropped,
                 seconds=round(time.perf_counter() - started, 3),
                 files=files,
-            )
-            layout.manifest.write_text(json.dumps(manifest.to_json(), indent=2))
+            ), layout, wf, user_counts, raw_items, items)
             bar.update(1)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -33,12 +33,22 @@ def preprocess_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("leave_one_out", "temporal"), help="split strategy [leave_one_out]")
     p.add_argument("--test-start", type=datetime.fromisoformat, help="temporal split: first test timestamp")
     p.add_argument("--min-item-count", type=int, help="items with fewer events go to the OOV bucket")
-    p.add_argument("--engine", choices=("auto", "cpu", "gpu"), help="polars engine [auto: GPU when available]")
+    p.add_argument("--engine", choices=("auto", "cpu", "gpu", "dask"),
+                   help="polars engine [auto: GPU when available], or 'dask': with --dataset events, parquet files "
+                        "or folders (the event log) read a partition at a time on a Dask cluster; same outputs")
+    cluster = p.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, help="with --engine dask: a local cluster of this many processes "
+                                                     "[one per core]")
+    cluster.add_argument("--scheduler", help="with --engine dask: a running Dask cluster (tcp://HOST:PORT); workers "
+                                             "must see the input and output folders")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                   help="with --engine dask: cuDF partitions on dask-cuda workers on a GPU [auto]")
     p.add_argument("--streaming", action="store_true",
                    help="with --dataset events: inputs larger than memory, one chunk of users at a time on polars' "
                         "streaming engine (CPU); same outputs")
     p.add_argument("--chunk-events", type=int, default=CHUNK_EVENTS,
-                   help=f"with --streaming: events per chunk of users, which bounds memory [{CHUNK_EVENTS:,}]")
+                   help=f"with --streaming or --engine dask: events per chunk of users, which bounds memory "
+                        f"[{CHUNK_EVENTS:,}]")
     p.add_argument("--out", type=Path, help="output folder [build/data/<dataset>]")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -54,6 +64,19 @@ def run_streaming(args: argparse.Namespace, settings: Settings, workflow: Workfl
                                 tombstones=read_tombstones(settings.tombstones_file), chunk_events=args.chunk_events)
 
 
+def run_dask(args: argparse.Namespace, settings: Settings, workflow: WorkflowConfig, split: SplitConfig,
+             out: Path) -> Manifest:
+    if args.dataset != "events" or args.events is None:
+        raise InputError("--engine dask reads your own parquet files: use --dataset events --events PATH")
+    if args.streaming:
+        raise InputError("--engine dask already reads a partition at a time: drop --streaming")
+    from recstack.preprocessing.dask_engine import preprocess_dask
+
+    return preprocess_dask(args.events, args.items, out, workflow, split, workers=args.workers,
+                           scheduler=args.scheduler, device=args.device, progress=not args.quiet,
+                           tombstones=read_tombstones(settings.tombstones_file), chunk_events=args.chunk_events)
+
+
 def run_preprocess(args: argparse.Namespace, settings: Settings) -> dict:
     name = args.dataset
     workflow = settings.workflow
@@ -61,7 +84,10 @@ def run_preprocess(args: argparse.Namespace, settings: Settings) -> dict:
         workflow = replace(workflow, min_item_count=args.min_item_count)
     split = replace(settings.split, **{name: value for name, value in (("strategy", args.split),
                                                                         ("test_start", args.test_start)) if value})
-    if args.streaming:
+    if args.engine == "dask":
+        out = args.out or settings.data_output(Path(args.events or "").stem)
+        manifest = run_dask(args, settings, workflow, split, out)
+    elif args.streaming:
         out = args.out or settings.data_output(Path(args.events or "").stem)
         manifest = run_streaming(args, settings, workflow, split, out)
     else:
@@ -82,7 +108,7 @@ def preprocess_main(argv: list[str], settings: Settings) -> int:
     args = preprocess_parser().parse_args(argv)
     try:
         run_preprocess(args, settings)
-    except (InputError, ValueError, FileNotFoundError) as exc:
+    except (InputError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -37,6 +37,28 @@ def test_preprocess_own_logs_end_to_end(streaming, tmp_path, capsys):
     assert "written to" in capsys.readouterr().out
 
 
+def test_preprocess_parquet_logs_on_dask_workers(tmp_path, capsys):
+    pytest.importorskip("distributed", reason="the dask engine needs recstack[dask]")
+    import polars as pl
+    from recstack.preprocessing.datasets import SyntheticConfig, generate_synthetic
+
+    events = generate_synthetic(SyntheticConfig(n_events=3_000, seed=1)).events
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for i, part in enumerate(events.with_columns(pl.col("timestamp").cast(pl.String)).iter_slices(1_000)):
+        part.write_parquet(folder / f"part-{i}.parquet")  # timestamps as text, as an exporter may write them
+    out = tmp_path / "out"
+    assert main(["preprocess", "--dataset", "events", "--events", str(folder), "--out", str(out), "--quiet",
+                 "--engine", "dask", "--workers", "1", "--device", "cpu"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["engine"] == "dask" and manifest["counts"]["raw_events"] == events.height
+    assert "written to" in capsys.readouterr().out
+    assert main(["preprocess", "--dataset", "synthetic", "--engine", "dask"]) == 2
+    assert "--engine dask reads your own parquet files" in capsys.readouterr().err
+    assert main(["preprocess", "--dataset", "events", "--events", str(tmp_path / "none"), "--engine", "dask"]) == 2
+    assert "none: file or folder not found" in capsys.readouterr().err
+
+
 def test_streaming_needs_event_files(capsys):
     assert main(["preprocess", "--dataset", "synthetic", "--streaming"]) == 2
     assert "--dataset events --events" in capsys.readouterr().err

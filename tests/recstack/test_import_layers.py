@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("recstack.ensemble",),
     ("recstack.training",),
     ("recstack.preprocessing",),
-    ("recstack.devices",),  # which accelerators there are: every stage may ask
+    ("recstack.devices", "recstack.cluster"),  # which accelerators and Dask cluster: every stage may ask
 )
 STAGE_NAMES = (*STAGES, "benchmarks")  # each in its own top-level folder
 FOLDERS = {"recstack": "recstack", "model_repository": "model_repository",
