@@ -83,6 +83,8 @@ class RerankConfig:
     objectives: ObjectiveWeights = field(default_factory=ObjectiveWeights)
 
     def __post_init__(self):
+        if isinstance(self.objectives, dict):  # as funnel.json keeps them (``asdict``)
+            object.__setattr__(self, "objectives", ObjectiveWeights(**self.objectives))
         if not 0 <= self.mmr_lambda <= 1:
             raise ValueError("mmr_lambda must be within [0, 1]")
         if self.max_category_run < 1 or self.pool < 1 or self.reason_window < 1:
