@@ -13,6 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 from recstack.client.recommendation import RecommendationList
+from recstack.ensemble.config import ObjectiveWeights
 
 EngineKind = Literal["triton-grpc", "triton-http", "in-process"]
 ENGINE_KINDS: tuple[EngineKind, ...] = ("triton-grpc", "triton-http", "in-process")
@@ -23,14 +24,16 @@ class Engine(Protocol):
     """Awaitable calls of the funnel on item indices (the preprocessing vocabulary); histories oldest first."""
 
     async def recommend(self, histories: Sequence[Sequence[int]], exclude: Sequence[Sequence[int]] | None = None,
-                        limit: int = 20, model: str = "recommend", version: int | None = None
-                        ) -> list[RecommendationList]:
+                        limit: int = 20, model: str = "recommend", version: int | None = None,
+                        objectives: ObjectiveWeights | None = None) -> list[RecommendationList]:
         """One personalised list per history (retrieve → rank → re-rank); ``model`` names the ensemble and
-        ``version`` its version (None: the one serving by default)."""
+        ``version`` its version (None: the one serving by default); ``objectives``: how the re-rank weighs the
+        ranker's objective heads for these users (None: as the repository was built)."""
 
     async def recommend_arrays(self, histories: Sequence[Sequence[int]],
                                exclude: Sequence[Sequence[int]] | None = None, limit: int = 20,
-                               model: str = "recommend", version: int | None = None) -> dict[str, np.ndarray]:
+                               model: str = "recommend", version: int | None = None,
+                               objectives: ObjectiveWeights | None = None) -> dict[str, np.ndarray]:
         """The same lists as output tensors (``item_ids``, ``item_idx``, ``scores``, ``reasons``,
         ``model_version``; rows padded with item index -1), for batch work that never builds objects."""
 

@@ -20,8 +20,9 @@ import tritonclient.grpc.aio as grpcaio
 import tritonclient.http as httpclient
 import tritonclient.http.aio as httpaio
 from recstack.client.recommendation import RecommendationList, lists
+from recstack.ensemble.config import ObjectiveWeights
 from recstack.ensemble.funnel import request_arrays, window_width
-from recstack.ensemble.specs import NUMPY_TYPES, RANK, RECOMMEND, SIMILAR, TRENDING, WIRE_TYPES, ModelSpec
+from recstack.ensemble.specs import NUMPY_TYPES, RANK, RECOMMEND, SIMILAR, TRENDING, WEIGHTS, WIRE_TYPES, ModelSpec
 from recstack.preprocessing.config import DEFAULT_MAX_SEQUENCE_LENGTH
 from recstack.training.data import pad_left
 
@@ -55,6 +56,8 @@ def _inputs(module, spec: ModelSpec, values: dict[str, np.ndarray | list]) -> li
     """The request tensors of a model, in its spec's order, typed by its spec (strings as UTF-8 bytes)."""
     tensors = []
     for tensor in spec.inputs:
+        if tensor.optional and tensor.name not in values:
+            continue
         value = np.asarray(values[tensor.name], dtype=NUMPY_TYPES[tensor.dtype])
         if tensor.dtype == "STRING":
             value = np.vectorize(lambda v: v.encode() if isinstance(v, str) else v, otypes=[object])(value)
@@ -65,11 +68,14 @@ def _inputs(module, spec: ModelSpec, values: dict[str, np.ndarray | list]) -> li
 
 
 def recommend_inputs(module, histories: Sequence[Sequence[int]], exclude: Sequence[Sequence[int]] | None,
-                     limit: int, seq_len: int) -> list:
+                     limit: int, seq_len: int, objectives: ObjectiveWeights | None = None) -> list:
     """The ``recommend`` ensemble's input tensors for a batch of users
-    (see :func:`recstack.ensemble.funnel.request_arrays`)."""
+    (see :func:`recstack.ensemble.funnel.request_arrays`), with their objective weights when given."""
     seq, excluded, limits = request_arrays(histories, exclude, limit, seq_len)
-    return _inputs(module, RECOMMEND, {"item_seq": seq, "exclude": excluded, "limit": limits})
+    values = {"item_seq": seq, "exclude": excluded, "limit": limits}
+    if objectives is not None:
+        values[WEIGHTS.name] = objectives.rows(len(seq))
+    return _inputs(module, RECOMMEND, values)
 
 
 def rank_inputs(module, history: Sequence[int], candidates: Sequence[int], seq_len: int) -> list:
@@ -133,13 +139,16 @@ class TritonRecommender:
         return arrays(self._call(model, inputs, version))
 
     def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
-                         version: int | None = None) -> dict[str, np.ndarray]:
-        return self._infer(model, recommend_inputs(self.module, histories, exclude, limit, self.seq_len), version)
+                         version: int | None = None, objectives: ObjectiveWeights | None = None
+                         ) -> dict[str, np.ndarray]:
+        inputs = recommend_inputs(self.module, histories, exclude, limit, self.seq_len, objectives)
+        return self._infer(model, inputs, version)
 
     def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
-                  version: int | None = None) -> list[RecommendationList]:
-        """``model``: the ensemble (``recommend``, or ``recommend_canary`` while a canary serves)."""
-        return lists(self.recommend_arrays(histories, exclude, limit, model, version))
+                  version: int | None = None, objectives: ObjectiveWeights | None = None) -> list[RecommendationList]:
+        """``model``: the ensemble (``recommend``, or ``recommend_canary`` while a canary serves); ``objectives``:
+        how the re-rank weighs the ranker's objective heads (an experiment variant's; None: as built)."""
+        return lists(self.recommend_arrays(histories, exclude, limit, model, version, objectives))
 
     def rank(self, history: Sequence[int], candidates: Sequence[int], version: int | None = None) -> np.ndarray:
         """The ranker's score of each candidate for a user with this history."""
@@ -180,15 +189,17 @@ class AsyncTritonRecommender:
         self.client = self.module.InferenceServerClient(url, **options)
 
     async def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
-                               version: int | None = None) -> dict[str, np.ndarray]:
-        inputs = recommend_inputs(self.module, histories, exclude, limit, self.seq_len)
+                               version: int | None = None, objectives: ObjectiveWeights | None = None
+                               ) -> dict[str, np.ndarray]:
+        inputs = recommend_inputs(self.module, histories, exclude, limit, self.seq_len, objectives)
         return arrays(await self.client.infer(model, inputs, model_version(version)))
 
     async def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
-                        version: int | None = None) -> list[RecommendationList]:
+                        version: int | None = None, objectives: ObjectiveWeights | None = None
+                        ) -> list[RecommendationList]:
         """``model`` names the ensemble (experiments may deploy others beside ``recommend``, and a canary
-        serves as ``recommend_canary``)."""
-        return lists(await self.recommend_arrays(histories, exclude, limit, model, version))
+        serves as ``recommend_canary``); ``objectives``: the variant's objective weights (None: as built)."""
+        return lists(await self.recommend_arrays(histories, exclude, limit, model, version, objectives))
 
     async def rank(self, history: Sequence[int], candidates: Sequence[int], version: int | None = None
                    ) -> np.ndarray:

@@ -15,8 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from recstack.ensemble.config import ObjectiveWeights
 from recstack.ensemble.funnel import Funnel, request_arrays
 from recstack.ensemble.rerank import pack
+from recstack.training.config import OBJECTIVES_OUTPUT
 from threadpoolctl import ThreadpoolController
 
 GROUP_USERS = 256  # users per ranker call: large enough to amortise onnxruntime's per-call cost
@@ -42,8 +44,10 @@ class BatchFunnel:
         self._ranker = ThreadPoolExecutor(1, thread_name_prefix="ranker")
         self._blas = ThreadpoolController()
 
-    def recommend_histories(self, histories, exclude, limit: int) -> dict[str, np.ndarray]:
-        """Lists for raw histories (item indices, oldest first) with per-user ``exclude`` lists, in input order."""
+    def recommend_histories(self, histories, exclude, limit: int,
+                            objectives: ObjectiveWeights | None = None) -> dict[str, np.ndarray]:
+        """Lists for raw histories (item indices, oldest first) with per-user ``exclude`` lists, in input order;
+        ``objectives``: every user's objective weights (None: the ones the repository was built with)."""
         funnel = self.funnel
         order = np.argsort([len(h) for h in histories], kind="stable")
         groups = [order[i:i + self.group_users] for i in range(0, len(order), self.group_users)]
@@ -55,10 +59,10 @@ class BatchFunnel:
         lists: list = [None] * len(histories)
         # The re-rank's small per-user matrix products ran 3x slower on OpenBLAS threads than on one.
         with self._blas.limit(limits=1, user_api="blas"):
-            self._groups(lists, groups, inputs, queries, ann, starts)
+            self._groups(lists, groups, inputs, queries, ann, starts, objectives)
         return pack(lists, funnel.catalog, funnel.model_version)
 
-    def _groups(self, lists: list, groups, inputs, queries, ann, starts) -> None:
+    def _groups(self, lists: list, groups, inputs, queries, ann, starts, objectives) -> None:
         """Each group merged, ranked and re-ranked; the ranker of one beside the Python stages of the others."""
         funnel = self.funnel
         pending = None
@@ -68,13 +72,14 @@ class BatchFunnel:
             scored = self._ranker.submit(funnel.stages["rank"], {"item_seq": seq, "candidates": found})
             if pending is not None:  # the previous group is re-ranked while this one is ranked
                 self._rerank(lists, *pending)
-            pending = (groups[number], found, sources, anchors, seq, excluded, limits, scored)
+            pending = (groups[number], found, sources, anchors, seq, excluded, limits, scored, objectives)
         if pending is not None:
             self._rerank(lists, *pending)
 
-    def _rerank(self, lists: list, users, candidates, sources, anchors, seq, excluded, limits, scored) -> None:
+    def _rerank(self, lists: list, users, candidates, sources, anchors, seq, excluded, limits, scored, objectives
+                ) -> None:
         ranked = self.funnel.reranker.batch(candidates, scored.result()["scores"], sources, anchors, seq, excluded,
-                                            limits[:, 0])
+                                            limits[:, 0], scored.result().get(OBJECTIVES_OUTPUT), objectives)
         for user, result in zip(users, ranked, strict=True):
             lists[user] = result
 

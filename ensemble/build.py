@@ -44,6 +44,7 @@ from recstack.ensemble.server import model_control
 from recstack.ensemble.serving import ServingState, initial_state, switch
 from recstack.ensemble.triton_models import FUNNEL_FILE
 from recstack.preprocessing.layout import Manifest, PreparedLayout
+from recstack.training.config import OBJECTIVES_OUTPUT
 from recstack.training.data import pad_left
 
 from recstack.devices import resolve
@@ -121,6 +122,12 @@ class Inputs:
     def max_length(self) -> int:
         return int(self.exports["sasrec"]["model"]["max_length"])
 
+    @property
+    def objectives(self) -> bool:
+        """Whether the ranker has objective heads: its graph also outputs their probabilities."""
+        outputs = self.exports["sasrec"].get("graphs", {}).get("ranker", {}).get("outputs", [])
+        return any(output["name"] == OBJECTIVES_OUTPUT for output in outputs)
+
 
 def validate_inputs(data_dir: Path, models_dir: Path) -> Inputs:
     """The prepared data and the exports of both models, or a :class:`BuildError` that says what to run."""
@@ -195,12 +202,25 @@ def write_version(out: Path, version: int, inputs: Inputs, catalog: Catalog, ind
                 shutil.copy2(inputs.onnx_dir / source / name, folder / target)
 
 
-def config_values(config: ServingConfig, kind: str, dim: int) -> dict:
+def config_values(config: ServingConfig, kind: str, dim: int, objectives: bool = False) -> dict:
     """What every ``config.pbtxt`` is rendered from (kept in ``repository.json``: promote and rollback render the
-    configs again with other versions)."""
+    configs again with other versions); ``objectives``: the ranker has objective heads."""
     return {"max_batch_size": config.max_batch_size, "kind": kind, "instances": config.instances,
             "queue_delay_us": config.queue_delay_us, "onnx_threads": config.onnx_threads, "dim": dim,
-            "candidates": config.retrieve.candidates}
+            "candidates": config.retrieve.candidates, "objectives": objectives}
+
+
+def check_same_heads(out: Path, objectives: bool) -> None:
+    """One ``rank`` config serves every loaded version, so they all output the heads' probabilities or none do:
+    a ranker with heads cannot join a repository of rankers without (or the reverse)."""
+    report = out / REPOSITORY_FILE
+    if not report.exists() or not any(versions(out / model) for model in MODELS):
+        return
+    before = bool(json.loads(report.read_text()).get("config_values", {}).get("objectives", False))
+    if before != objectives:
+        have = "with" if before else "without"
+        raise BuildError(f"{out} serves rankers {have} objective heads and this one is not: one rank config serves "
+                         "every loaded version, so build it into a new repository (--clean)")
 
 
 def stale(out: Path, keep_versions: int, protected: set[int]) -> dict[str, list[int]]:
@@ -253,6 +273,7 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
     if clean and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    check_same_heads(out, inputs.objectives)
     version = max((v for m in MODELS for v in versions(out / m)), default=0) + 1
     kind = instance_kind(config.device)
     # Ranker + retrieval model versions and the repository version that served them.
@@ -263,7 +284,7 @@ def build_repository(data_dir: str | Path, models_dir: str | Path, out: str | Pa
     settings = {"model_version": model_version, "repository_version": version, "max_length": inputs.max_length,
                 "retrieve": asdict(config.retrieve), "rerank": asdict(config.rerank)}
     write_version(out, version, inputs, catalog, index, index_report, settings)
-    values = config_values(config, kind, catalog.dim)
+    values = config_values(config, kind, catalog.dim, inputs.objectives)
 
     report = {"version": version, "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "dataset": inputs.manifest.dataset, "dataset_fingerprint": inputs.manifest.fingerprint,

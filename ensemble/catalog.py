@@ -107,6 +107,13 @@ class Catalog:
     vectors: np.ndarray  # float32 (n_items, dim), unit rows: the two-tower item embeddings
     covisitation: dict[str, Covisitation]
     rules: BusinessRules
+    # float32: business value (the item's price; 0 when unknown) that the re-rank's revenue objective weighs.
+    # Out-of-stock items are withdrawn by the rules (``available``), so they earn nothing and are never shown.
+    value: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.value is None:  # a catalog saved before values were kept: no item earns anything
+            self.value = np.zeros(len(self.item_ids), dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -171,6 +178,7 @@ class Catalog:
             vectors=np.ascontiguousarray(vectors, dtype=np.float32),
             covisitation={},
             rules=rules,
+            value=_prices(items),
         )
         pairs = pl.read_parquet(PreparedLayout(data_dir).cooccurrence)
         for kind in COVISITATION_KINDS:
@@ -200,6 +208,7 @@ class Catalog:
         self.is_new = np.concatenate([self.is_new, np.nan_to_num(age, nan=0.0) <= freshness_days])
         self.available = np.concatenate([self.available, np.ones(len(ids), dtype=bool)])
         self.popularity = np.concatenate([self.popularity, np.zeros(len(ids), dtype=np.float32)])
+        self.value = np.concatenate([self.value, _prices(features)])
         self.vectors = np.ascontiguousarray(np.concatenate([self.vectors, vectors.astype(np.float32)]))
         for co in self.covisitation.values():
             co.indptr = np.concatenate([co.indptr, np.full(len(ids), co.indptr[-1])])
@@ -215,7 +224,8 @@ class Catalog:
         folder.mkdir(parents=True, exist_ok=True)
         pl.DataFrame({"item_id": self.item_ids.tolist(), "title": self.titles.tolist(),
                       "category": self.categories.tolist(), "category_idx": self.category_idx,
-                      "is_new": self.is_new, "available": self.available, "popularity": self.popularity},
+                      "is_new": self.is_new, "available": self.available, "popularity": self.popularity,
+                      "value": self.value},
                      schema_overrides={"item_id": pl.String, "title": pl.String}).write_parquet(folder / CATALOG_FILE)
         np.save(folder / VECTORS_FILE, self.vectors)
         arrays = {}
@@ -240,4 +250,12 @@ class Catalog:
                    is_new=table["is_new"].to_numpy(), available=table["available"].to_numpy().copy(),
                    popularity=table["popularity"].to_numpy().astype(np.float32),
                    vectors=np.load(folder / VECTORS_FILE), covisitation=covisitation,
-                   rules=BusinessRules.load(folder / RULES_FILE))
+                   rules=BusinessRules.load(folder / RULES_FILE),
+                   value=table["value"].to_numpy().astype(np.float32) if "value" in table.columns else None)
+
+
+def _prices(items: pl.DataFrame) -> np.ndarray:
+    """The items' business value: their price, 0 where unknown (or not positive)."""
+    if "price" not in items.columns:
+        return np.zeros(items.height, dtype=np.float32)
+    return np.maximum(items["price"].cast(pl.Float64).fill_null(0.0).fill_nan(0.0).to_numpy(), 0.0).astype(np.float32)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
+
+import numpy as np
 
 from recstack.devices import Device
 
@@ -53,6 +55,21 @@ class ObjectiveWeights:
     def active(self) -> bool:
         return any((self.click, self.add_to_cart, self.purchase, self.revenue))
 
+    def rows(self, users: int = 1) -> np.ndarray:
+        """The ``objective_weights`` request tensor of ``users`` users with these weights: (users, 4),
+        ``OBJECTIVE_WEIGHTS`` order.
+
+        Examples
+        --------
+        >>> ObjectiveWeights(revenue=0.5).rows(2).tolist()
+        [[0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.5]]
+        """
+        return np.tile(np.array([getattr(self, name) for name in OBJECTIVE_WEIGHTS], dtype=np.float32), (users, 1))
+
+
+# The order of the weights in the ``objective_weights`` tensor a request carries (one row per user).
+OBJECTIVE_WEIGHTS: tuple[str, ...] = tuple(f.name for f in fields(ObjectiveWeights))
+
 
 @dataclass(frozen=True)
 class RerankConfig:
@@ -66,6 +83,8 @@ class RerankConfig:
     objectives: ObjectiveWeights = field(default_factory=ObjectiveWeights)
 
     def __post_init__(self):
+        if isinstance(self.objectives, dict):  # as funnel.json keeps them (``asdict``)
+            object.__setattr__(self, "objectives", ObjectiveWeights(**self.objectives))
         if not 0 <= self.mmr_lambda <= 1:
             raise ValueError("mmr_lambda must be within [0, 1]")
         if self.max_category_run < 1 or self.pool < 1 or self.reason_window < 1:

@@ -14,14 +14,15 @@ import numpy as np
 import onnxruntime as ort
 from recstack.ensemble.build import versions
 from recstack.ensemble.catalog import Catalog
-from recstack.ensemble.config import RerankConfig, RetrieveConfig
+from recstack.ensemble.config import ObjectiveWeights, RerankConfig, RetrieveConfig
 from recstack.ensemble.index import load_index
 from recstack.ensemble.lookups import SimilarItems, trending
 from recstack.ensemble.rerank import Reranker, pack
 from recstack.ensemble.retrieve import Retriever
 from recstack.ensemble.serving import SERVING_FILE, ServingState
-from recstack.ensemble.specs import QUERY_ENCODER, RANK, RECOMMEND, RETRIEVE, ModelSpec, run_graph
-from recstack.ensemble.triton_models import FUNNEL_FILE, check_limit
+from recstack.ensemble.specs import QUERY_ENCODER, RETRIEVE, WEIGHTS, ModelSpec, models, run_graph
+from recstack.ensemble.triton_models import FUNNEL_FILE, check_limit, rerank
+from recstack.training.config import OBJECTIVES_OUTPUT
 from recstack.training.data import pad_left
 
 
@@ -114,15 +115,21 @@ class Funnel:
         self.similar_items = SimilarItems(self.catalog, index)
         self.model_version = self.settings["model_version"]
         self.max_length = int(self.settings["max_length"])
+        # A ranker with objective heads also outputs their probabilities, which the re-rank weighs.
+        self.specs = models(OBJECTIVES_OUTPUT in {output.name for output in self.ranker.get_outputs()})
         self.stages = {"query_encoder": self._onnx(self.query_encoder, QUERY_ENCODER), "retrieve": self._retrieve,
-                       "rank": self._onnx(self.ranker, RANK), "rerank": self._rerank}
+                       "rank": self._onnx(self.ranker, self.specs["rank"]), "rerank": self._rerank}
 
-    def recommend(self, item_seq: np.ndarray, exclude: np.ndarray, limit) -> dict[str, np.ndarray]:
-        """``item_seq`` (B, L) left-padded item indices, ``exclude`` (B, E) (0 = none), ``limit`` (B,): the
+    def recommend(self, item_seq: np.ndarray, exclude: np.ndarray, limit,
+                  objective_weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """``item_seq`` (B, L) left-padded item indices, ``exclude`` (B, E) (0 = none), ``limit`` (B,) and
+        optionally ``objective_weights`` (B, 4: ``ObjectiveWeights.rows``; None: the built ones): the
         ``recommend`` ensemble's graph, step by step as Triton runs it."""
         inputs = {"item_seq": np.asarray(item_seq, dtype=np.int64), "exclude": np.asarray(exclude),
                   "limit": np.asarray(limit).reshape(-1, 1)}
-        return run_graph(RECOMMEND, self.stages, inputs)
+        if objective_weights is not None:
+            inputs[WEIGHTS.name] = np.asarray(objective_weights, dtype=np.float32)
+        return run_graph(self.specs["recommend"], self.stages, inputs)
 
     def _onnx(self, session: ort.InferenceSession, spec: ModelSpec):
         return lambda tensors: dict(zip(spec.output_names, session.run(list(spec.output_names), tensors),
@@ -133,13 +140,14 @@ class Funnel:
                         strict=True))
 
     def _rerank(self, t: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self.reranker.batch(t["candidates"], t["scores"], t["sources"], t["anchors"], t["item_seq"],
-                                      t["exclude"], [check_limit(limit) for limit in t["limit"][:, 0]])
-        return pack(results, self.catalog, self.model_version)
+        return rerank(self.reranker, t, self.model_version)
 
-    def recommend_histories(self, histories, exclude=None, limit: int = 20) -> dict[str, np.ndarray]:
-        """:meth:`recommend` for raw histories (item indices, oldest first), as the clients send them."""
-        return self.recommend(*request_arrays(histories, exclude, limit, self.max_length))
+    def recommend_histories(self, histories, exclude=None, limit: int = 20,
+                            objectives: ObjectiveWeights | None = None) -> dict[str, np.ndarray]:
+        """:meth:`recommend` for raw histories (item indices, oldest first), as the clients send them;
+        ``objectives``: every user's objective weights (None: the built ones)."""
+        return self.recommend(*request_arrays(histories, exclude, limit, self.max_length),
+                              None if objectives is None else objectives.rows(len(histories)))
 
     def similar(self, item_idx: int, limit: int, kind: str = "similar") -> dict[str, np.ndarray]:
         return pack([self.similar_items(int(item_idx), check_limit(limit), kind)], self.catalog, self.model_version)

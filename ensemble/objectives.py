@@ -10,7 +10,7 @@ chosen per shop (or per experiment variant) from the offline report (``recstack 
 from __future__ import annotations
 
 import numpy as np
-from recstack.ensemble.config import ObjectiveWeights
+from recstack.ensemble.config import OBJECTIVE_WEIGHTS, ObjectiveWeights
 
 
 def min_max(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -28,10 +28,22 @@ def min_max(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
         return np.where(spread > 0, (raw - low) / np.where(spread > 0, spread, 1.0), 1.0)
 
 
+def objective_terms(probabilities: np.ndarray, value: np.ndarray,
+                    weights: ObjectiveWeights | np.ndarray) -> np.ndarray:
+    """(B, N, 4): what each weight adds to the candidates' relevance, in ``OBJECTIVE_WEIGHTS`` order, from the
+    heads' probabilities (B, N, 3: click, add-to-cart, purchase, ``OBJECTIVES`` order), the candidates' business
+    value (B, N; already over the median) and ``weights``: one :class:`ObjectiveWeights` for every row, or a
+    (B, 4) array of per-user weights (users of different experiment variants in one batch)."""
+    click, cart, purchase = np.moveaxis(probabilities.astype(np.float64), -1, 0)
+    rows = weights.rows() if isinstance(weights, ObjectiveWeights) else np.asarray(weights)
+    rows = np.broadcast_to(rows.astype(np.float64).reshape(-1, len(OBJECTIVE_WEIGHTS)),
+                           (len(click), len(OBJECTIVE_WEIGHTS)))
+    return np.stack([click, cart, purchase, purchase * value], axis=-1) * rows[:, None, :]
+
+
 def objective_scores(relevance: np.ndarray, probabilities: np.ndarray, value: np.ndarray,
-                     weights: ObjectiveWeights) -> np.ndarray:
-    """(B, N) re-rank scores from relevance (B, N), the heads' probabilities (B, N, 3: click, add-to-cart,
-    purchase, ``OBJECTIVES`` order) and the candidates' business value (B, N; already over the median).
+                     weights: ObjectiveWeights | np.ndarray) -> np.ndarray:
+    """(B, N) re-rank scores: relevance (B, N) plus the :func:`objective_terms`.
 
     Examples
     --------
@@ -42,10 +54,29 @@ def objective_scores(relevance: np.ndarray, probabilities: np.ndarray, value: np
     array([[1. , 0.8]])
     >>> objective_scores(relevance, p, value, ObjectiveWeights(revenue=2.0)).round(2)
     array([[1.1, 1.4]])
+    >>> objective_scores(relevance, p, value, np.array([[0.0, 0.0, 0.0, 2.0]])).round(2)
+    array([[1.1, 1.4]])
     """
-    click, cart, purchase = np.moveaxis(probabilities.astype(np.float64), -1, 0)
-    return (relevance + weights.click * click + weights.add_to_cart * cart + weights.purchase * purchase
-            + weights.revenue * purchase * value)
+    return relevance + objective_terms(probabilities, value, weights).sum(-1)
+
+
+def check_weights(weights: np.ndarray, users: int) -> np.ndarray:
+    """A request's ``objective_weights`` (users, 4) as float64, or a ``ValueError`` that says what is wrong.
+
+    Examples
+    --------
+    >>> check_weights(np.array([[0, 0, 0, -1.0]]), 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: objective_weights must be finite and not negative; got [[ 0.  0.  0. -1.]]
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (users, len(OBJECTIVE_WEIGHTS)):
+        raise ValueError(f"objective_weights must be (users, {len(OBJECTIVE_WEIGHTS)}): "
+                         f"{', '.join(OBJECTIVE_WEIGHTS)} per user; got shape {weights.shape} for {users} users")
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError(f"objective_weights must be finite and not negative; got {weights}")
+    return weights
 
 
 def relative_value(value: np.ndarray) -> np.ndarray:

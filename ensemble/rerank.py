@@ -1,7 +1,9 @@
 """The re-rank stage: from ranked candidates to the list a user sees, each item with a reason.
 
 Per user, in this order: drop seen, excluded, unavailable and padding candidates; turn ranker scores into a
-relevance in [0, 1] (min-max over the remaining candidates) plus a freshness boost for new items; then fill
+relevance in [0, 1] (min-max over the remaining candidates), with a ranker that has objective heads plus the weighted
+objectives (:mod:`recstack.ensemble.objectives`: P(click), P(add-to-cart), P(purchase), P(purchase) × business
+value, by each user's weights), plus a freshness boost for new items; then fill
 the list greedily by maximal marginal relevance (``λ·relevance − (1−λ)·max cosine to the items already
 chosen``), never letting more than ``max_category_run`` items of one category follow each other while another
 category is left to choose from, with promoted items placed in their fixed positions.
@@ -13,13 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from recstack.ensemble.catalog import Catalog
-from recstack.ensemble.config import RerankConfig
-from recstack.ensemble.objectives import min_max
+from recstack.ensemble.config import OBJECTIVE_WEIGHTS, ObjectiveWeights, RerankConfig
+from recstack.ensemble.objectives import min_max, objective_terms, relative_value
 from recstack.ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING, known_items
 from recstack.ensemble.rowsets import RowSets, first_occurrence
 
 PROMOTED = 4
 POPULAR_REASON = "popular right now"
+VALUE_REASON = "often bought by shoppers like you"  # moved up by the revenue objective
+REVENUE = OBJECTIVE_WEIGHTS.index("revenue")
 
 
 @dataclass
@@ -52,18 +56,24 @@ class Reranker:
         promoted = catalog.index_of([item for item, _ in catalog.rules.promoted])
         self.promoted = {position: int(item) for (_, position), item in zip(catalog.rules.promoted, promoted,
                                                                              strict=True) if item >= 0}
+        self.value = relative_value(catalog.value)
 
     def __call__(self, candidates: np.ndarray, scores: np.ndarray, sources: np.ndarray, anchors: np.ndarray,
-                 history: np.ndarray, exclude, limit: int) -> Recommendations:
+                 history: np.ndarray, exclude, limit: int, objectives: np.ndarray | None = None,
+                 weights: ObjectiveWeights | None = None) -> Recommendations:
         """One user's list: :meth:`batch` on one row."""
         return self.batch(candidates[None], scores[None], sources[None], anchors[None],
                           np.asarray(history, dtype=np.int64)[None],
-                          np.asarray(exclude, dtype=np.int64).reshape(1, -1), [limit])[0]
+                          np.asarray(exclude, dtype=np.int64).reshape(1, -1), [limit],
+                          None if objectives is None else np.asarray(objectives)[None], weights)[0]
 
     def batch(self, candidates: np.ndarray, scores: np.ndarray, sources: np.ndarray, anchors: np.ndarray,
-              item_seq: np.ndarray, exclude: np.ndarray, limits) -> list[Recommendations]:
+              item_seq: np.ndarray, exclude: np.ndarray, limits, objectives: np.ndarray | None = None,
+              weights: ObjectiveWeights | np.ndarray | None = None) -> list[Recommendations]:
         """``candidates``, ``scores``, ``sources``, ``anchors`` (B, N), left-padded ``item_seq`` (B, L),
-        ``exclude`` (B, E) 0-padded and ``limits`` (B,): one list per user."""
+        ``exclude`` (B, E) 0-padded and ``limits`` (B,): one list per user. ``objectives`` (B, N, 3): the ranker
+        heads' probabilities, None for a ranker without heads (relevance alone, whatever the weights);
+        ``weights``: per user (B, 4, ``OBJECTIVE_WEIGHTS`` order) or for all, None for the configured ones."""
         catalog, cfg = self.catalog, self.config
         candidates = np.asarray(candidates, dtype=np.int64)
         history = known_items(item_seq, len(catalog))
@@ -71,7 +81,7 @@ class Reranker:
         blocked = RowSets(np.concatenate([history, np.asarray(exclude, dtype=np.int64)], axis=1), len(catalog))
         valid = (sources != PADDING) & catalog.available[candidates] & ~blocked.contains(candidates)
         valid &= first_occurrence(candidates, len(catalog))
-        relevance = min_max(scores, valid)
+        relevance, by_value = self._objectives(min_max(scores, valid), valid, candidates, objectives, weights)
         relevance += cfg.freshness_boost * catalog.is_new[candidates]
         order = np.argsort(np.where(valid, -relevance, np.inf), axis=1, kind="stable")[:, : cfg.pool]
         rows = np.take_along_axis(np.where(valid, np.arange(valid.shape[1]), -1), order, 1)  # -1: not in the pool
@@ -90,7 +100,23 @@ class Reranker:
                 chosen.add(position, placed, *pool.place(placed, slot[placed]))
             if (free := active & (slot < 0)).any():
                 chosen.add(position, free, *pool.pick(free, self._capped(chosen, promoted, position, free)))
-        return self._lists(chosen, promoted, sources, anchors, history)
+        return self._lists(chosen, promoted, sources, anchors, history, by_value)
+
+    def _objectives(self, relevance: np.ndarray, valid: np.ndarray, candidates: np.ndarray,
+                    objectives: np.ndarray | None, weights) -> tuple[np.ndarray, np.ndarray]:
+        """Relevance with the weighted objectives added (unchanged without heads or weights), and (B, N) whether
+        the revenue objective moved a candidate up: it ranks higher than by relevance alone, and its revenue term
+        is the largest of the objective terms."""
+        by_value = np.zeros(valid.shape, dtype=bool)
+        weights = self.config.objectives if weights is None else weights
+        if objectives is None or not (weights.active if isinstance(weights, ObjectiveWeights) else np.any(weights)):
+            return relevance, by_value
+        terms = objective_terms(np.asarray(objectives), self.value[candidates], weights)
+        combined = relevance + terms.sum(-1)
+        if terms[..., REVENUE].any():
+            by_value = (valid & (_ranks(combined, valid) < _ranks(relevance, valid))
+                        & (terms[..., REVENUE] > 0) & (terms[..., REVENUE] == terms.max(-1)))
+        return combined, by_value
 
     def _promoted_slots(self, blocked: RowSets, limits: np.ndarray, width: int) -> np.ndarray:
         """(B, width + 1): the item promoted into each position for each user, -1 where none. A promoted item
@@ -119,7 +145,7 @@ class Reranker:
         return capped
 
     def _lists(self, chosen: _Chosen, promoted: np.ndarray, sources: np.ndarray, anchors: np.ndarray,
-               history: np.ndarray) -> list[Recommendations]:
+               history: np.ndarray, by_value: np.ndarray) -> list[Recommendations]:
         """Each user's chosen items, then the promoted slots past the end of a short list (their items still
         show, in slot order), each with its reason."""
         count = chosen.count[:, None]
@@ -135,12 +161,12 @@ class Reranker:
         rows = listed(chosen.rows, np.full(promoted.shape, -1))
         lengths = shown.sum(1)
         reasons = self._reasons(items, rows, np.arange(items.shape[1]) < lengths[:, None], sources, anchors,
-                                history)
+                                history, by_value)
         return [Recommendations(items[user, :n], scores[user, :n], reasons[user, :n].tolist())
                 for user, n in enumerate(lengths)]
 
     def _reasons(self, items: np.ndarray, rows: np.ndarray, inside: np.ndarray, sources: np.ndarray,
-                 anchors: np.ndarray, history: np.ndarray) -> np.ndarray:
+                 anchors: np.ndarray, history: np.ndarray, by_value: np.ndarray) -> np.ndarray:
         """(B, W) reasons of the listed items (``rows``: their candidate columns, -1 promoted; ``inside``: the
         lists' items), "" elsewhere. Which reason is one array operation for the batch; each distinct reason is
         written once (a list names few items of its user's history)."""
@@ -148,11 +174,13 @@ class Reranker:
         at = np.maximum(rows, 0)
         source = np.where(rows < 0, PROMOTED, np.take_along_axis(sources, at, 1))
         anchor = np.where(rows < 0, -1, np.take_along_axis(anchors, at, 1))
+        valued = (rows >= 0) & np.take_along_axis(by_value, at, 1)
         nearest = self._nearest(items, inside, history)
-        kind = np.select([source == PROMOTED, (source == COVISITED) & (anchor >= 0),
+        kind = np.select([source == PROMOTED, valued, (source == COVISITED) & (anchor >= 0),
                           (source == EXPLORATION) | catalog.is_new[items], source == TRENDING,
                           (source == ANN) & (nearest >= 0)],
-                         [_BY_PROMOTION, _BY_COVISITATION, _BY_NEWNESS, _BY_TREND, _BY_HISTORY], _BY_POPULARITY)
+                         [_BY_PROMOTION, _BY_VALUE, _BY_COVISITATION, _BY_NEWNESS, _BY_TREND, _BY_HISTORY],
+                         _BY_POPULARITY)
         subject = np.select([kind == _BY_COVISITATION, kind == _BY_TREND, kind == _BY_HISTORY],
                             [anchor, items, nearest], -1)
         keys, which = np.unique((kind * (len(catalog) + 1) + subject + 1)[inside], return_inverse=True)
@@ -178,6 +206,8 @@ class Reranker:
         catalog, item = self.catalog, subject_key - 1
         if kind == _BY_PROMOTION:
             return "promoted"
+        if kind == _BY_VALUE:
+            return VALUE_REASON
         if kind == _BY_COVISITATION:
             return f"customers who viewed {catalog.title_of(item)} also viewed this"
         if kind == _BY_NEWNESS:
@@ -189,9 +219,9 @@ class Reranker:
         return POPULAR_REASON
 
 
-# Why an item is listed, in order of precedence: promoted, co-visited with a history item, new, trending, like a
-# history item (ANN), popular.
-_BY_PROMOTION, _BY_COVISITATION, _BY_NEWNESS, _BY_TREND, _BY_HISTORY, _BY_POPULARITY = range(6)
+# Why an item is listed, in order of precedence: promoted, moved up by the revenue objective, co-visited with a
+# history item, new, trending, like a history item (ANN), popular.
+_BY_PROMOTION, _BY_VALUE, _BY_COVISITATION, _BY_NEWNESS, _BY_TREND, _BY_HISTORY, _BY_POPULARITY = range(7)
 NO_CATEGORY = -(2**62)  # below every category index: matches no item
 
 
@@ -260,6 +290,14 @@ class _Pool:
         self._chosen(users, self.vectors[index, best])
         return (self.items[index, best], self.relevance[index, best], self.rows[index, best],
                 categories[np.arange(len(index)), best])
+
+
+def _ranks(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(B, N): each candidate's place when a row's valid candidates are sorted best first (invalid ones last)."""
+    order = np.argsort(np.where(valid, -scores, np.inf), axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(order.shape[1])[None].repeat(len(order), 0), 1)
+    return ranks
 
 
 def _rows_of(users: np.ndarray, count: int) -> np.ndarray | slice:

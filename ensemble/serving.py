@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from recstack.ensemble.specs import MODELS, RECOMMEND, render_config
+from recstack.ensemble.specs import MODELS, RECOMMEND, models, render_config
 
 SERVING_FILE = "serving.json"
 DEFAULT_ENSEMBLE = RECOMMEND.name
@@ -131,12 +131,14 @@ def write_state(repository: Path, state: ServingState) -> None:
 # -- configs and the switch ------------------------------------------------------------------------------------
 
 def model_config(model: str, values: dict, versions: list[int]) -> str:
-    return render_config(MODELS[model], values, versions=versions)
+    """``values["objectives"]``: the ranker has objective heads (:func:`recstack.ensemble.specs.models`)."""
+    return render_config(models(values.get("objectives", False))[model], values, versions=versions)
 
 
 def ensemble_config(name: str, values: dict, version: int) -> str:
     """An ensemble serving repository version ``version``: its own version of that number, every step pinned."""
-    return render_config(RECOMMEND, values, versions=[version], step_version=version, name=name)
+    return render_config(models(values.get("objectives", False))[RECOMMEND.name], values, versions=[version],
+                         step_version=version, name=name)
 
 
 def _write(repository: Path, model: str, text: str) -> bool:

@@ -8,10 +8,12 @@ them, so a tensor renamed here is renamed everywhere.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
+from recstack.ensemble.config import OBJECTIVE_WEIGHTS
+from recstack.training.config import OBJECTIVES, OBJECTIVES_OUTPUT
 
 DataType = Literal["INT8", "INT32", "INT64", "FP32", "STRING"]
 Platform = Literal["onnxruntime_onnx", "python", "ensemble"]
@@ -30,10 +32,12 @@ class TensorSpec:
     name: str
     dtype: DataType
     dims: tuple[int | str, ...] = (-1,)
+    optional: bool = False  # an input a request may leave out
 
     def pbtxt(self, values: Mapping[str, int]) -> str:
         dims = ", ".join(str(values[d] if isinstance(d, str) else d) for d in self.dims)
-        return f'{{ name: "{self.name}" data_type: TYPE_{self.dtype} dims: [ {dims} ] }}'
+        optional = " optional: true" if self.optional else ""
+        return f'{{ name: "{self.name}" data_type: TYPE_{self.dtype} dims: [ {dims} ]{optional} }}'
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ RETRIEVE = ModelSpec(
     (TensorSpec("query_embedding", "FP32", ("dim",)), ITEM_SEQ),
     (TensorSpec("candidates", "INT64", ("candidates",)), TensorSpec("sources", "INT8", ("candidates",)),
      TensorSpec("anchors", "INT64", ("candidates",))))
+# Per user, how the re-rank weighs the ranker's objective heads (``OBJECTIVE_WEIGHTS`` order); left out: the
+# weights the repository was built with (``RerankConfig.objectives``; none: relevance alone).
+WEIGHTS = TensorSpec("objective_weights", "FP32", (len(OBJECTIVE_WEIGHTS),), optional=True)
+# A ranker trained with objective heads also outputs P(click), P(add-to-cart), P(purchase) of each candidate.
+PROBABILITIES = TensorSpec(OBJECTIVES_OUTPUT, "FP32", (-1, len(OBJECTIVES)))
 RANK = ModelSpec(
     "rank", "onnxruntime_onnx",
     "The SASRec-family ranker: scores each candidate against the user's item sequence.",
@@ -90,7 +99,7 @@ RERANK = ModelSpec(
     "rerank", "python",
     "Exclusions, MMR diversity, category runs, freshness, promoted slots, and a reason per item.",
     (ITEM_SEQ, TensorSpec("exclude", "INT64"), LIMIT, TensorSpec("candidates", "INT64"), TensorSpec("scores", "FP32"),
-     TensorSpec("sources", "INT8"), TensorSpec("anchors", "INT64")),
+     TensorSpec("sources", "INT8"), TensorSpec("anchors", "INT64"), WEIGHTS),
     LIST_OUTPUTS)
 SIMILAR = ModelSpec(
     "similar", "python",
@@ -102,18 +111,46 @@ TRENDING = ModelSpec(
 RECOMMEND = ModelSpec(
     "recommend", "ensemble",
     "The personalised funnel: query_encoder -> retrieve -> rank -> rerank, one request from the client.",
-    (ITEM_SEQ, TensorSpec("exclude", "INT64"), LIMIT), LIST_OUTPUTS,
+    (ITEM_SEQ, TensorSpec("exclude", "INT64"), LIMIT, WEIGHTS), LIST_OUTPUTS,
     steps=(
         Step("query_encoder", {"item_seq": "item_seq"}, {"query_embedding": "query"}),
         Step("retrieve", {"query_embedding": "query", "item_seq": "item_seq"},
              {"candidates": "candidates", "sources": "sources", "anchors": "anchors"}),
         Step("rank", {"item_seq": "item_seq", "candidates": "candidates"}, {"scores": "ranker_scores"}),
         Step("rerank", {"item_seq": "item_seq", "exclude": "exclude", "limit": "limit", "candidates": "candidates",
-                        "scores": "ranker_scores", "sources": "sources", "anchors": "anchors"},
+                        "scores": "ranker_scores", "sources": "sources", "anchors": "anchors",
+                        "objective_weights": "objective_weights"},
              {name: name for name in RERANK.output_names}),
     ))
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (QUERY_ENCODER, RETRIEVE, RANK, RERANK, SIMILAR, TRENDING,
                                                     RECOMMEND)}
+
+
+def _with_objectives() -> dict[str, ModelSpec]:
+    """The models of a repository whose ranker has objective heads: ``rank`` outputs their probabilities and the
+    ensemble passes them to ``rerank``."""
+    rank = replace(RANK, outputs=(*RANK.outputs, PROBABILITIES))
+    rerank = replace(RERANK, inputs=(*RERANK.inputs, PROBABILITIES))
+    steps = {step.model: step for step in RECOMMEND.steps}
+    passed = {OBJECTIVES_OUTPUT: "ranker_objectives"}
+    steps["rank"] = replace(steps["rank"], outputs={**steps["rank"].outputs, **passed})
+    steps["rerank"] = replace(steps["rerank"], inputs={**steps["rerank"].inputs, **passed})
+    return {**MODELS, "rank": rank, "rerank": rerank, "recommend": replace(RECOMMEND, steps=tuple(steps.values()))}
+
+
+OBJECTIVE_MODELS = _with_objectives()
+
+
+def models(objectives: bool) -> dict[str, ModelSpec]:
+    """The repository's model specs: :data:`OBJECTIVE_MODELS` for a ranker with objective heads (the build value
+    ``objectives``), :data:`MODELS` otherwise.
+
+    Examples
+    --------
+    >>> models(True)["rank"].output_names, models(False)["rank"].output_names
+    (('scores', 'objectives'), ('scores',))
+    """
+    return OBJECTIVE_MODELS if objectives else MODELS
 
 
 def render_config(spec: ModelSpec, values: Mapping[str, int | str], versions: Sequence[int] = (),
@@ -177,6 +214,8 @@ def run_graph(spec: ModelSpec, stages: Mapping[str, Callable[[dict[str, np.ndarr
     """
     tensors = dict(inputs)
     for step in spec.steps:
-        outputs = stages[step.model]({name: tensors[source] for name, source in step.inputs.items()})
+        # An optional input the request left out is left out of the step's inputs, as Triton does.
+        outputs = stages[step.model]({name: tensors[source] for name, source in step.inputs.items()
+                                      if source in tensors})
         tensors.update({target: outputs[name] for name, target in step.outputs.items()})
     return {name: tensors[name] for name in spec.output_names}

@@ -16,9 +16,10 @@ from recstack.ensemble.catalog import Catalog
 from recstack.ensemble.config import RerankConfig, RetrieveConfig
 from recstack.ensemble.index import load_index
 from recstack.ensemble.lookups import SimilarItems, trending
+from recstack.ensemble.objectives import check_weights
 from recstack.ensemble.rerank import Reranker, pack
 from recstack.ensemble.retrieve import Retriever
-from recstack.ensemble.specs import RERANK, RETRIEVE, SIMILAR, TRENDING
+from recstack.ensemble.specs import OBJECTIVE_MODELS, PROBABILITIES, RETRIEVE, SIMILAR, TRENDING, WEIGHTS
 
 FUNNEL_FILE = "funnel.json"
 
@@ -54,7 +55,9 @@ class _Model(ABC):
         responses = []
         for request in requests:
             try:
-                arrays = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.inputs}
+                tensors = {name: pb_utils.get_input_tensor_by_name(request, name) for name in self.inputs}
+                # An optional input the request left out comes as None.
+                arrays = {name: tensor.as_numpy() for name, tensor in tensors.items() if tensor is not None}
                 outputs = self.run(arrays)
                 responses.append(pb_utils.InferenceResponse(
                     output_tensors=[pb_utils.Tensor(name, value) for name, value in outputs.items()]))
@@ -83,17 +86,14 @@ class RetrieveModel(_Model):
 
 
 class RerankModel(_Model):
-    inputs = RERANK.input_names
+    inputs = OBJECTIVE_MODELS["rerank"].input_names  # with the heads' probabilities, present when the ranker has them
 
     def setup(self) -> None:
         self.catalog = Catalog.load(self.folder)
         self.reranker = Reranker(self.catalog, RerankConfig(**self.settings["rerank"]))
 
     def run(self, inputs):
-        results = self.reranker.batch(inputs["candidates"], inputs["scores"], inputs["sources"], inputs["anchors"],
-                                      inputs["item_seq"], inputs["exclude"],
-                                      [check_limit(limit) for limit in inputs["limit"][:, 0]])
-        return pack(results, self.catalog, self.settings["model_version"])
+        return rerank(self.reranker, inputs, self.settings["model_version"])
 
 
 class SimilarModel(_Model):
@@ -120,6 +120,17 @@ class TrendingModel(_Model):
         results = [trending(self.catalog, check_limit(inputs["limit"][row][0]), _text(inputs["category"][row][0]))
                    for row in range(len(inputs["limit"]))]
         return pack(results, self.catalog, self.settings["model_version"])
+
+
+def rerank(reranker: Reranker, inputs: dict[str, np.ndarray], model_version: str) -> dict[str, np.ndarray]:
+    """The ``rerank`` model's outputs for its input tensors (the optional ``objectives`` and ``objective_weights``
+    may be absent): what Triton's model and the in-process funnel both answer."""
+    weights = inputs.get(WEIGHTS.name)
+    results = reranker.batch(inputs["candidates"], inputs["scores"], inputs["sources"], inputs["anchors"],
+                             inputs["item_seq"], inputs["exclude"],
+                             [check_limit(limit) for limit in inputs["limit"][:, 0]], inputs.get(PROBABILITIES.name),
+                             None if weights is None else check_weights(weights, len(inputs["candidates"])))
+    return pack(results, reranker.catalog, model_version)
 
 
 MAX_LIMIT = 1000

@@ -80,6 +80,25 @@ def model_repository(trained_shop, shop_rules, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def heads_repository(trained_shop, tmp_path_factory) -> Path:
+    """The small shop's repository with a ranker trained with objective heads (two epochs; the two-tower model of
+    ``trained_shop`` reused)."""
+    import shutil
+
+    from recstack.ensemble.build import build_repository
+    from recstack.training.config import SASRecConfig, TrainConfig
+    from recstack.training.train_models import train_models
+
+    data, models = trained_shop
+    root = tmp_path_factory.mktemp("heads")
+    shutil.copytree(models / "onnx" / "two_tower", root / "models" / "onnx" / "two_tower")
+    train_models(data, root / "models", ("sasrec",), TrainConfig(epochs=2), SASRecConfig(objectives=True),
+                 resume=False, progress=False)
+    build_repository(data, root / "models", root / "model_repository", verbose=False)
+    return root / "model_repository"
+
+
+@pytest.fixture(scope="session")
 def triton_server(model_repository):
     """A real Triton server over the small shop's repository, on free loopback ports, stopped by PID."""
     from recstack.ensemble.server import TritonServer

@@ -12,6 +12,7 @@ Precision = Literal["auto", "fp32", "bf16"]
 SASRecLoss = Literal["auto", "full", "sampled"]
 # The ranker's objective heads, in the order of its ``objectives`` output: how far down the funnel a step goes.
 OBJECTIVES: tuple[str, ...] = ("click", "add_to_cart", "purchase")
+OBJECTIVES_OUTPUT = "objectives"  # the exported ranker's output of their probabilities (batch × candidates × 3)
 
 
 @dataclass(frozen=True)

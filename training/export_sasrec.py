@@ -2,7 +2,9 @@
 
 ``ranker.onnx``
     ``item_seq`` (int64, batch × seq_len, left-padded with 0) and ``candidates`` (int64, batch ×
-    n_candidates) → ``scores`` (float32, batch × n_candidates).
+    n_candidates) → ``scores`` (float32, batch × n_candidates); a ranker trained with objective heads
+    (``SASRecConfig.objectives``) also → ``objectives`` (float32, batch × n_candidates × 3: P(click),
+    P(add-to-cart), P(purchase), ``OBJECTIVES`` order), checked against PyTorch like the scores.
 ``user_encoder.onnx``
     ``item_seq`` → ``user_embedding`` (float32, batch × hidden).
 """
@@ -17,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from recstack.preprocessing.vocabulary import OOV
+from recstack.training.config import OBJECTIVES_OUTPUT
 from recstack.training.data import pad_left
 from recstack.training.models.sasrec import SASRec
 from recstack.training.onnx_tools import (
@@ -30,7 +33,8 @@ from torch import nn
 
 
 class SequenceRanker(nn.Module):
-    """The funnel's rank stage as one graph: ``(item_seq, candidates) → scores``.
+    """The funnel's rank stage as one graph: ``(item_seq, candidates) → scores``, or ``→ (scores, objectives)``
+    for a model with objective heads.
 
     Sequences longer than the model's window keep their newest ``max_length`` items, as ``pad_left`` does
     in training, so a client never has to know the window to get the model's answer.
@@ -40,13 +44,21 @@ class SequenceRanker(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, item_seq: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    @property
+    def output_names(self) -> list[str]:
+        return ["scores", OBJECTIVES_OUTPUT] if self.model.heads is not None else ["scores"]
+
+    def forward(self, item_seq: torch.Tensor, candidates: torch.Tensor
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         # Items added to the catalog after training (indices past the model's table) are read as OOV, in the
         # history and among the candidates, so a newer catalog never breaks the ranker.
         n_items = self.model.n_items
         item_seq = torch.where(item_seq >= n_items, torch.full_like(item_seq, OOV), item_seq)
         candidates = torch.where(candidates >= n_items, torch.full_like(candidates, OOV), candidates)
-        return self.model.score_candidates(item_seq[:, -self.model.config.max_length:], candidates)
+        item_seq = item_seq[:, -self.model.config.max_length:]
+        if self.model.heads is not None:
+            return self.model.score_objectives(item_seq, candidates)
+        return self.model.score_candidates(item_seq, candidates)
 
 
 class UserEncoder(nn.Module):
@@ -138,8 +150,9 @@ def export_sasrec(model: SASRec, out_dir: str | Path, real_sequences: Sequence[n
     example_seq = random_sequences(rng, 2, max(window, 4), n_items)
     example = {"item_seq": example_seq, "candidates": random_candidates(rng, 2, 3, n_items)}
     random_sets, real_sets = sasrec_parity_inputs(model, n_checks, real_sequences)
+    ranker = SequenceRanker(model)
     graphs = {
-        "ranker": (SequenceRanker(model), example, ["scores"],
+        "ranker": (ranker, example, ranker.output_names,
                    {"item_seq": {0: "batch", 1: "seq_len"}, "candidates": {0: "batch", 1: "n_candidates"}}),
         "user_encoder": (UserEncoder(model), {"item_seq": example_seq}, ["user_embedding"],
                          {"item_seq": {0: "batch", 1: "seq_len"}}),

@@ -8,7 +8,14 @@ The experiments file (``RECSTACK_FACADE__EXPERIMENTS_FILE``) is JSON::
                       "interleave": false}]}
 
 A variant's ``source`` is ``model`` (the Triton ensemble named by ``model``, default ``recommend``, at the model
-``version`` when one is named) or ``popular``. With ``"interleave": true`` (exactly two variants) every user of the
+``version`` when one is named) or ``popular``. A model variant may weigh the ranker's objective heads
+(:class:`~recstack.ensemble.config.ObjectiveWeights`, sent with each of its requests), so a shop can test relevance
+against expected revenue::
+
+    {"experiments": [{"id": "relevance-vs-revenue",
+                      "variants": [{"name": "relevance"},
+                                   {"name": "revenue", "objectives": {"revenue": 0.05}}]}]}
+ With ``"interleave": true`` (exactly two variants) every user of the
 experiment gets one list merged from both by team draft, each item credited to the variant that contributed it.
 
 While a canary version serves (``recstack publish --canary SHARE``), the model repository's ``serving.json`` says so
@@ -26,6 +33,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from recstack.ensemble.config import ObjectiveWeights
 from recstack.ensemble.serving import CANARY_ENSEMBLE, DEFAULT_ENSEMBLE
 from recstack.preprocessing.watch import FileWatch
 
@@ -37,6 +45,13 @@ class Variant:
     source: str = "model"  # "model" or "popular"
     model: str = "recommend"
     version: int | None = None  # the model version its requests name; None: the server's choice
+    objectives: ObjectiveWeights | None = None  # how its re-rank weighs the objective heads; None: as built
+
+    @classmethod
+    def from_json(cls, raw: dict) -> Variant:
+        """A variant of the experiments file; ``objectives`` is an object of :class:`ObjectiveWeights`' fields."""
+        weights = raw.get("objectives")
+        return cls(**{**raw, "objectives": None if weights is None else ObjectiveWeights(**weights)})
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,8 @@ class Experiment:
             raise ValueError(f"experiment {self.id!r}: variant weights must be positive and names unique")
         if any(v.source not in ("model", "popular") for v in self.variants):
             raise ValueError(f"experiment {self.id!r}: a variant's source is 'model' or 'popular'")
+        if any(v.source == "popular" and v.objectives is not None for v in self.variants):
+            raise ValueError(f"experiment {self.id!r}: objective weights need a model variant, not 'popular'")
         if self.interleave and len(self.variants) != 2:
             raise ValueError(f"experiment {self.id!r}: interleaving needs exactly two variants")
 
@@ -111,7 +128,7 @@ class Experiments:
         if path is None:
             return cls(serving=serving)
         raw = json.loads(Path(path).read_text())
-        return cls([Experiment(e["id"], tuple(Variant(**v) for v in e["variants"]), e.get("traffic", 1.0),
+        return cls([Experiment(e["id"], tuple(Variant.from_json(v) for v in e["variants"]), e.get("traffic", 1.0),
                                e.get("interleave", False)) for e in raw.get("experiments", [])], serving)
 
     def assign(self, user_id: str) -> Assignment | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from recstack.client.recommendation import RecommendationList, lists
+from recstack.ensemble.config import ObjectiveWeights
 from recstack.ensemble.funnel import Funnel, request_arrays
 from recstack.ensemble.triton_models import check_limit
 
@@ -42,11 +43,13 @@ class InProcessRecommender:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     async def recommend(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
-                        version: int | None = None) -> list[RecommendationList]:
-        return lists(await self.recommend_arrays(histories, exclude, limit, model, version))
+                        version: int | None = None, objectives: ObjectiveWeights | None = None
+                        ) -> list[RecommendationList]:
+        return lists(await self.recommend_arrays(histories, exclude, limit, model, version, objectives))
 
     async def recommend_arrays(self, histories, exclude=None, limit: int = 20, model: str = "recommend",
-                               version: int | None = None) -> dict[str, np.ndarray]:
+                               version: int | None = None, objectives: ObjectiveWeights | None = None
+                               ) -> dict[str, np.ndarray]:
         if model != "recommend":
             raise ValueError(f"the in-process engine serves the 'recommend' funnel only, not {model!r}")
         if version not in (None, self.funnel.settings["repository_version"]):
@@ -56,7 +59,7 @@ class InProcessRecommender:
         histories = [np.asarray(h, dtype=np.int64) for h in histories]
         exclude = [[]] * len(histories) if exclude is None else list(exclude)
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((histories, exclude, limit, future))
+        self._queue.append((histories, exclude, limit, future, objectives))
         if not self._draining:
             self._draining = True
             asyncio.get_running_loop().create_task(self._drain())
@@ -78,12 +81,12 @@ class InProcessRecommender:
                 try:
                     outputs = await self._run(self._recommend_batch, batch)
                 except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
-                    for *_, future in batch:
+                    for *_, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 row = 0
-                for histories, _, _, future in batch:
+                for histories, _, _, future, _ in batch:
                     if not future.done():  # its caller may have timed out and gone
                         future.set_result({name: value[row:row + len(histories)] for name, value in outputs.items()})
                     row += len(histories)
@@ -95,7 +98,11 @@ class InProcessRecommender:
         exclude = [e for request in batch for e in request[1]]
         seq, excluded, limits = request_arrays(histories, exclude, 0, self.funnel.max_length)
         limits[:, 0] = [limit for request in batch for limit in [request[2]] * len(request[0])]
-        return self.funnel.recommend(seq, excluded, limits)
+        # Each request's users with its objective weights, as Triton batches requests of different variants.
+        built = self.funnel.reranker.config.objectives
+        weights = None if all(request[4] is None for request in batch) else np.concatenate(
+            [(request[4] or built).rows(len(request[0])) for request in batch])
+        return self.funnel.recommend(seq, excluded, limits, weights)
 
     async def rank(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         if not len(candidates):

@@ -34,6 +34,7 @@ from recstack.client.core.sessions import SessionStore
 from recstack.client.core.shop import Shop
 from recstack.client.engine import Engine
 from recstack.client.recommendation import Recommendation
+from recstack.ensemble.config import ObjectiveWeights
 from recstack.ensemble.triton_models import MAX_LIMIT
 from recstack.preprocessing.tombstones import TOMBSTONES_NAME, TombstoneWatch
 
@@ -161,11 +162,12 @@ class Recommender:
         return served
 
     async def _model_list(self, history: np.ndarray, excluded: list[int], limit: int, category: str,
-                          model: str, version: int | None = None) -> list[Recommendation]:
+                          model: str, version: int | None = None, objectives: ObjectiveWeights | None = None
+                          ) -> list[Recommendation]:
         # A category filter is applied to a longer list, topped up with what is popular in that category.
         fetch = min(max(limit * 4, 50), 1000) if category else limit
         result = await self.engine.call(model, lambda engine: engine.recommend([history], [excluded], fetch, model,
-                                                                               version))
+                                                                               version, objectives))
         items = [i for i in result[0].items if not category or
                  self.shop.categories[self.shop.item_index(i.item_id)] == category][:limit]
         if len(items) < limit:
@@ -182,7 +184,8 @@ class Recommender:
         async def variant_list(variant):
             if variant.source == "popular":
                 return await self.popular.popular(limit, category, skip)
-            return await self._model_list(history, excluded, limit, category, variant.model, variant.version)
+            return await self._model_list(history, excluded, limit, category, variant.model, variant.version,
+                                          variant.objectives)
 
         if assignment.variant is not None:
             return await variant_list(assignment.variant)

@@ -63,3 +63,42 @@ def test_unreachable_server_is_not_ready():
 def test_protocol_is_checked():
     with pytest.raises(ValueError, match="protocol"):
         TritonRecommender("127.0.0.1:1", "websocket")
+
+
+@pytest.fixture(scope="module")
+def heads_server(heads_repository):
+    """A real Triton server over the repository whose ranker has objective heads."""
+    from recstack.ensemble.server import TritonServer
+
+    server = TritonServer(heads_repository).start()
+    yield server
+    server.stop()
+
+
+def test_variants_of_other_objective_weights_serve_other_orders(heads_server, heads_repository, trained_shop,
+                                                                tmp_path):
+    import json
+
+    from recstack.client.core.experiments import Experiments
+    from recstack.ensemble.rerank import VALUE_REASON
+
+    path = tmp_path / "experiments.json"
+    path.write_text(json.dumps({"experiments": [{"id": "relevance-vs-revenue", "variants": [
+        {"name": "relevance"}, {"name": "revenue", "objectives": {"revenue": 1.0}}]}]}))
+    relevance, revenue = Experiments.load(path).experiments[0].variants
+    histories = pl.read_parquet(trained_shop[0] / "eval_test.parquet", columns=["history"]).head(8)["history"]
+    histories = histories.to_list()
+    funnel = Funnel(heads_repository)
+    served = {}
+    for protocol, url in (("grpc", heads_server.grpc_url), ("http", heads_server.http_url)):
+        with TritonRecommender(url, protocol) as client:
+            for variant in (relevance, revenue):
+                lists = client.recommend(histories, limit=10, objectives=variant.objectives)
+                served[protocol, variant.name] = [[item.item_idx for item in s.items] for s in lists]
+                if variant.objectives is not None:
+                    assert any(item.reason == VALUE_REASON for s in lists for item in s.items)
+    for variant in (relevance, revenue):  # Triton answers what the in-process funnel does
+        expected = funnel.recommend_histories(histories, limit=10, objectives=variant.objectives)["item_idx"]
+        assert served["grpc", variant.name] == served["http", variant.name] == expected.tolist()
+    different = [a != b for a, b in zip(served["grpc", "relevance"], served["grpc", "revenue"], strict=True)]
+    assert different[0] and sum(different) >= 6

@@ -53,3 +53,17 @@ def test_a_single_user(model_repository, shop):
         assert (one["item_idx"] == expected["item_idx"]).all()
     finally:
         engine.close()
+
+
+def test_batch_lists_weigh_the_objectives_as_the_online_funnel(heads_repository, shop):
+    from recstack.ensemble.config import ObjectiveWeights
+
+    histories = [shop.histories[u] for u in sorted(shop.histories)[:96]]
+    weights = ObjectiveWeights(purchase=0.5, revenue=0.5)
+    online = Funnel(heads_repository).recommend_histories(histories, None, 10, weights)
+    engine = BatchFunnel(heads_repository, threads=2, group_users=32)
+    try:
+        batch = engine.recommend_histories(histories, [[]] * len(histories), 10, weights)
+    finally:
+        engine.close()
+    assert (batch["item_idx"] == online["item_idx"]).all() and (batch["reasons"] == online["reasons"]).all()

@@ -62,3 +62,16 @@ def test_serving_config_is_validated():
         ServingConfig(keep_versions=0)
     with pytest.raises(ValueError, match="positive"):
         ServingConfig(instances=0)
+
+
+def test_a_ranker_with_heads_is_not_built_beside_versions_without(tmp_path):
+    import json
+
+    from recstack.ensemble.build import REPOSITORY_FILE, BuildError, check_same_heads
+
+    check_same_heads(tmp_path, True)  # nothing built yet
+    (tmp_path / "rank" / "1").mkdir(parents=True)
+    (tmp_path / REPOSITORY_FILE).write_text(json.dumps({"config_values": {"dim": 8}}))  # built before heads existed
+    check_same_heads(tmp_path, False)
+    with pytest.raises(BuildError, match="objective heads.*--clean"):
+        check_same_heads(tmp_path, True)

@@ -84,3 +84,21 @@ def test_a_narrower_window_gives_the_same_lists_and_scores(funnel, histories):
     assert request_arrays(short, None, 20, funnel.max_length)[0].shape[1] == 8
     assert (narrow["item_idx"] == wide["item_idx"]).all()
     np.testing.assert_allclose(narrow["scores"], wide["scores"], atol=1e-5)
+
+
+def test_a_ranker_with_heads_weighs_each_requests_objectives(heads_repository, histories):
+    from recstack.ensemble.config import ObjectiveWeights
+    from recstack.ensemble.rerank import VALUE_REASON
+
+    funnel = Funnel(heads_repository)
+    assert funnel.specs["rank"].output_names == ("scores", "objectives")
+    relevance = funnel.recommend_histories(histories, limit=10)
+    zero = funnel.recommend_histories(histories, limit=10, objectives=ObjectiveWeights())
+    revenue = funnel.recommend_histories(histories, limit=10, objectives=ObjectiveWeights(revenue=1.0))
+    assert (zero["item_idx"] == relevance["item_idx"]).all() and (zero["reasons"] == relevance["reasons"]).all()
+    changed = (revenue["item_idx"] != relevance["item_idx"]).any(1)
+    assert changed.mean() > 0.5
+    price = funnel.catalog.value
+    assert price[revenue["item_idx"]].mean() > price[relevance["item_idx"]].mean()
+    value_reason = VALUE_REASON.encode()
+    assert (revenue["reasons"] == value_reason).any() and not (relevance["reasons"] == value_reason).any()

@@ -38,3 +38,10 @@ def test_min_max_and_relative_value():
     np.testing.assert_array_equal(min_max(np.array([[5.0, 5.0]]), np.array([[True, True]])), [[1.0, 1.0]])
     np.testing.assert_allclose(relative_value(np.array([0.0, 2.0, 4.0, 8.0])), [0.0, 0.5, 1.0, 2.0])
     np.testing.assert_array_equal(relative_value(np.zeros(3)), np.zeros(3))
+
+
+def test_the_weights_a_repository_was_built_with_come_back_from_funnel_json():
+    from dataclasses import asdict
+
+    config = RerankConfig(objectives=ObjectiveWeights(revenue=0.05))
+    assert RerankConfig(**asdict(config)) == config

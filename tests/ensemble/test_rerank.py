@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 from recstack.ensemble.catalog import BusinessRules
-from recstack.ensemble.config import RerankConfig
-from recstack.ensemble.rerank import POPULAR_REASON, Reranker, pack
+from recstack.ensemble.config import ObjectiveWeights, RerankConfig
+from recstack.ensemble.rerank import POPULAR_REASON, VALUE_REASON, Reranker, pack
 from recstack.ensemble.retrieve import ANN, COVISITED, EXPLORATION, PADDING, TRENDING
 
 from .conftest import make_catalog
@@ -130,3 +130,61 @@ def test_category_runs_count_the_promoted_slot_ahead():
     categories = catalog.categories[out.items].tolist()
     assert out.items[2] == 4
     assert not any(len(set(categories[i:i + 3])) == 1 for i in range(len(categories) - 2)), categories
+
+
+# Multi-objective re-rank: items 2..7 ranked 2 > 3 > ... > 7 by the ranker; item 6 is dear and likely bought.
+OBJECTIVE_CANDIDATES, OBJECTIVE_SCORES = [2, 3, 4, 5, 6, 7], [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+PRICES = [0, 0, 10, 10, 10, 10, 200, 10]
+P = np.array([[0.3, 0.1, 0.1]] * 4 + [[0.3, 0.2, 0.6], [0.3, 0.1, 0.1]])  # (click, cart, purchase) per candidate
+
+
+def priced(rules=None):
+    catalog = make_catalog(list("abcdef"), rules=rules)
+    catalog.value = np.array(PRICES, dtype=np.float32)
+    return catalog
+
+
+def run_objectives(reranker, weights, probabilities=P):
+    candidates = np.asarray(OBJECTIVE_CANDIDATES, np.int64)
+    return reranker(candidates, np.asarray(OBJECTIVE_SCORES, np.float32), np.full(6, ANN, np.int8),
+                    np.full(6, -1, np.int64), np.asarray([4], np.int64), np.zeros(0, np.int64), 6, probabilities,
+                    weights)
+
+
+def test_zero_objective_weights_keep_the_relevance_order_and_scores():
+    reranker = Reranker(priced(), PURE)
+    before = run(reranker, OBJECTIVE_CANDIDATES, OBJECTIVE_SCORES, history=[4], limit=6)
+    for weights in (None, ObjectiveWeights(), np.zeros((1, 4))):
+        after = run_objectives(reranker, weights)
+        assert after.items.tolist() == before.items.tolist() == [2, 3, 5, 6, 7]
+        assert after.scores.tolist() == before.scores.tolist() and after.reasons == before.reasons
+    assert run_objectives(reranker, ObjectiveWeights(revenue=5.0), probabilities=None).items.tolist() == [2, 3, 5, 6, 7]
+
+
+def test_a_revenue_weight_moves_a_dear_item_likely_bought_up_and_says_so():
+    reranker = Reranker(priced(), PURE)
+    out = run_objectives(reranker, ObjectiveWeights(revenue=0.2))
+    assert out.items.tolist()[0] == 6  # 0.2 · P(purchase) 0.6 · 200/10 = 2.4 over the best relevance 1.0
+    assert out.reasons[0] == VALUE_REASON and VALUE_REASON not in out.reasons[1:]
+    # The built weights apply to a request that names none.
+    assert run_objectives(Reranker(priced(), RerankConfig(mmr_lambda=1.0, max_category_run=100, freshness_boost=0.0,
+                                                          objectives=ObjectiveWeights(revenue=0.2))),
+                          None).items.tolist()[0] == 6
+
+
+def test_an_out_of_stock_item_is_never_promoted_by_the_objectives():
+    reranker = Reranker(priced(BusinessRules(unavailable=("i6",))), PURE)
+    assert 6 not in run_objectives(reranker, ObjectiveWeights(revenue=100.0, purchase=100.0)).items.tolist()
+
+
+def test_users_of_different_weights_in_one_batch_get_their_own_lists():
+    reranker = Reranker(priced(), PURE)
+    candidates = np.tile(np.asarray(OBJECTIVE_CANDIDATES, np.int64), (2, 1))
+    both = reranker.batch(candidates, np.tile(np.asarray(OBJECTIVE_SCORES, np.float32), (2, 1)),
+                          np.full((2, 6), ANN, np.int8), np.full((2, 6), -1, np.int64), np.full((2, 1), 4),
+                          np.zeros((2, 1), np.int64), [6, 6], np.stack([P, P]),
+                          np.stack([ObjectiveWeights().rows()[0], ObjectiveWeights(revenue=0.2).rows()[0]]))
+    for got, weights in zip(both, (ObjectiveWeights(), ObjectiveWeights(revenue=0.2)), strict=True):
+        alone = run_objectives(reranker, weights)
+        assert got.items.tolist() == alone.items.tolist() and got.reasons == alone.reasons
+    assert both[0].items.tolist() != both[1].items.tolist()

@@ -194,3 +194,46 @@ def test_two_tower_export_embeds_cold_items_like_pytorch(prepared, tmp_path):
                              "has_id": features.has_id[index].numpy()})[0]
     assert np.allclose(out, vectors[cold], atol=1e-4)
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def exported_heads(tmp_path_factory):
+    """A ranker with objective heads (their item biases drawn, so each item converts differently), exported."""
+    torch.manual_seed(0)
+    model = SASRec(N_ITEMS, SASRecConfig(max_length=WINDOW, hidden=HIDDEN, blocks=1, heads=2, objectives=True)).eval()
+    with torch.no_grad():
+        model.heads.item_bias.weight.normal_()
+    out = tmp_path_factory.mktemp("onnx_heads")
+    manifest = export_sasrec(model, out, n_checks=2, latency_repeats=2, verbose=False)
+    return model, out, manifest
+
+
+def test_a_ranker_with_heads_exports_their_probabilities_equal_to_pytorch(exported_heads):
+    model, out, manifest = exported_heads
+    rng = np.random.default_rng(7)
+    inputs = {"item_seq": left_padded(rng, 6, WINDOW + 3, WINDOW), "candidates": rng.integers(0, N_ITEMS + 5, (6, 23))}
+    scores, probabilities = onnx_session(out / "ranker.onnx").run(None, inputs)
+    seq = torch.from_numpy(inputs["item_seq"][:, -WINDOW:])
+    # Indices past the table (items added after training) read as OOV, as in the graph without heads.
+    candidates = torch.from_numpy(np.where(inputs["candidates"] >= N_ITEMS, 1, inputs["candidates"]))
+    with torch.no_grad():
+        want_scores, want_probabilities = model.score_objectives(seq, candidates)
+    assert probabilities.shape == (6, 23, 3) and probabilities.std() > 0.01
+    assert np.abs(probabilities - want_probabilities.numpy()).max() <= 1e-5
+    assert np.abs(scores - want_scores.numpy())[np.isfinite(scores)].max() <= 1e-4
+    assert [o["name"] for o in manifest["graphs"]["ranker"]["outputs"]] == ["scores", "objectives"]
+    assert manifest["graphs"]["ranker"]["outputs"][1]["shape"] == ["batch", "n_candidates", 3]
+    assert manifest["parity"]["ranker"]["max_abs_diff"] <= 1e-4
+
+
+def test_the_parity_check_covers_the_heads(exported_heads):
+    from recstack.training.export_sasrec import SequenceRanker
+
+    model, out, _ = exported_heads
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.heads.item_bias.weight.add_(1.0)  # the scores are untouched: only the probabilities differ
+    rng = np.random.default_rng(3)
+    inputs = {"item_seq": left_padded(rng, 4, WINDOW, WINDOW), "candidates": rng.integers(2, N_ITEMS, (4, 9))}
+    with pytest.raises(ParityError, match="'objectives'"):
+        check_parity(SequenceRanker(other), out / "ranker.onnx", [inputs])

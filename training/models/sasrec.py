@@ -79,7 +79,8 @@ class ObjectiveHeads(nn.Module):
 
     def forward(self, user: torch.Tensor, item_vectors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """``user`` (B, hidden), ``item_vectors`` (B, N, hidden) of ``items`` (B, N) → logits (B, N, objectives)."""
-        query = self.query(user).view(len(user), len(OBJECTIVES), -1)
+        # unflatten, not view(len(user), ...): len() would freeze the batch axis in the exported graph.
+        query = self.query(user).unflatten(-1, (len(OBJECTIVES), -1))
         return item_vectors @ query.transpose(1, 2) + self.item_bias(items)
 
 

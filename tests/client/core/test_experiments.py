@@ -63,3 +63,18 @@ def test_a_canary_takes_its_share_beside_an_equal_control_and_follows_the_servin
     assert (canary.variant.model, canary.variant.version) == ("recommend_canary", 3)
     serving.write_text(json.dumps({"default": 3, "canary": None, "canary_share": 0.0, "previous": [1, 2]}))
     assert experiments.assign("u1") is None  # promoted: read again without a restart
+
+
+def test_a_variant_carries_objective_weights_from_the_file(tmp_path):
+    from recstack.ensemble.config import ObjectiveWeights
+
+    path = tmp_path / "experiments.json"
+    path.write_text(json.dumps({"experiments": [{"id": "relevance-vs-revenue", "variants": [
+        {"name": "relevance"}, {"name": "revenue", "objectives": {"revenue": 0.05, "purchase": 0.3}}]}]}))
+    relevance, revenue = Experiments.load(path).experiments[0].variants
+    assert relevance.objectives is None and revenue.objectives == ObjectiveWeights(purchase=0.3, revenue=0.05)
+    for bad in ({"name": "a", "objectives": {"revenue": -1}}, {"name": "a", "objectives": {"margin": 1}},
+                {"name": "a", "source": "popular", "objectives": {"revenue": 1}}):
+        path.write_text(json.dumps({"experiments": [{"id": "e", "variants": [bad]}]}))
+        with pytest.raises((ValueError, TypeError)):
+            Experiments.load(path)

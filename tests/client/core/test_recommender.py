@@ -78,3 +78,32 @@ def test_exploration_chooses_among_the_newest_items_only(recommender):
         assert served[3].item_id == recommender.shop.item_ids[newest]
     added = recommender.add_items([{"item_id": "brand-new", "title": "B"}])
     assert recommender.exploration.new_items[0] == added[0]
+
+
+def test_the_facade_serves_each_variant_with_its_objective_weights(trained_shop, heads_repository):
+    """Facade → in-process engine: users of the revenue variant get the re-rank their weights ask for."""
+    from recstack.client.core.experiments import Experiment, Experiments, Variant
+    from recstack.client.engine import open_engine
+    from recstack.ensemble.config import ObjectiveWeights
+    from recstack.ensemble.rerank import VALUE_REASON
+
+    shop = Shop.load(trained_shop[0])
+    weights = ObjectiveWeights(revenue=1.0)
+    experiments = Experiments([Experiment("relevance-vs-revenue", (Variant("relevance"),
+                                                                   Variant("revenue", objectives=weights)))])
+    users = [u for u in sorted(shop.histories) if len(shop.histories[u])][:40]
+
+    async def scenario():
+        engine = open_engine("in-process", repository=heads_repository)
+        recommender = Recommender(shop, MemoryStore(weights=shop.event_weights), engine,
+                                  FacadeConfig(timeout_ms=10_000), Metrics(), experiments)
+        try:
+            return [await recommender.personalized(user, 10) for user in users]
+        finally:
+            await engine.close()
+
+    served = asyncio.run(scenario())
+    assert {s.variant for s in served} == {"relevance", "revenue"}
+    moved_up = {variant: [any(i.reason == VALUE_REASON for i in s.items) for s in served if s.variant == variant]
+                for variant in ("relevance", "revenue")}
+    assert not any(moved_up["relevance"]) and sum(moved_up["revenue"]) >= len(moved_up["revenue"]) / 2
