@@ -1,15 +1,16 @@
 """The closed loop replayed on time-stamped data: a frozen model, daily incremental updates and daily full
 retrains, each judged on the next day's events.
 
-An initial version is trained (as ``recstack demo`` trains: ``--train-minutes`` per model) on the events before
-the last ``--days`` periods and served from a model repository. The periods are then replayed in order. Each
-period's events are first the test of every strategy's serving version (each active user's first event of the
-period, ranked in full from every event of theirs before it; targets the version does not know count as misses),
+An initial version is trained (``--train-epochs`` per model, or ``--train-minutes`` as the demo trains) on the
+events before the last ``--days`` periods and served from a model repository. The periods are then replayed in
+order. Each period's events are first the test of every strategy's serving version (every step the period's active
+users take, ranked in full from everything they did before it; targets the version does not know count as misses),
 then written to the strategy's event log and learned, by the product's own round (:func:`recstack.retrain.retrain`
 → :func:`~recstack.retrain.gate` → :func:`~recstack.retrain.decide`, which builds a repository version):
 
 - ``frozen``: the initial version, never updated;
-- ``incremental``: warm-started from the serving version on the period's users plus a replay sample;
+- ``incremental``: warm-started from the serving version on the period's users plus a replay sample
+  (``RetrainConfig``);
 - ``full``: trained from scratch on everything, with the initial training's budget.
 
 Every update is published whatever the quality gate says (the strategies are compared as trained); what the gate
@@ -220,18 +221,21 @@ def main(argv: list[str], settings: Settings) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=list(PERIODS), choices=list(PERIODS))
     p.add_argument("--days", type=int, default=5, help="periods replayed (the last one is only judged)")
-    p.add_argument("--train-minutes", type=float, default=1.5, help="training budget per model of the initial "
-                   "version and of each full retrain (the demo's)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--train-epochs", type=int, default=20, help="epochs per model of the initial version and "
+                        "of each full retrain: a fixed budget, so a busy machine changes the seconds, not the models")
+    budget.add_argument("--train-minutes", type=float, help="a time budget per model instead, as the demo trains")
     p.add_argument("--work-dir", type=Path, help="where the strategies' shops are built [build/bench_loop]")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = p.parse_args(argv)
     if args.days < 2:
         p.error("--days must be at least 2: one period to learn, the next to judge")
-    settings = settings.model_copy(update={"train": replace(settings.train, max_minutes=args.train_minutes)})
+    budget = {"max_minutes": args.train_minutes} if args.train_minutes else {"epochs": args.train_epochs}
+    settings = settings.model_copy(update={"train": replace(settings.train, **budget)})
     work = args.work_dir or settings.build_dir / "bench_loop"
     results = []
     report = {"machine": describe_machine(), "python": platform.python_version(), "days": args.days,
-              "train_minutes": args.train_minutes, "retrain": {"epochs": settings.retrain.epochs,
+              "train_budget": budget, "retrain": {"epochs": settings.retrain.epochs,
                                                                "replay": settings.retrain.replay},
               "gate": {"metric": settings.gate.metric, "tolerance": settings.gate.tolerance}, "datasets": results,
               "skipped": {}}
