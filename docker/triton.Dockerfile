@@ -15,12 +15,15 @@ RUN python3 -m pip install --no-cache-dir \
         pyarrow==25.0.1 \
         faiss-gpu-cu12==1.12.0
 
-# The python models import recstack.ensemble (and the vocabulary constants of recstack.preprocessing): the folders
-# go where the package layout puts them, on PYTHONPATH, without installing the rest of recstack.
+# The python models import recstack.ensemble (and the vocabulary constants of recstack.preprocessing, the ranker's
+# objective names of the torch-free recstack.training.config): the folders go where the package layout puts them,
+# on PYTHONPATH, without installing the rest of recstack.
 WORKDIR /opt/recstack
 COPY recstack/__init__.py recstack/devices.py recstack/
 COPY ensemble/ recstack/ensemble/
 COPY preprocessing/__init__.py preprocessing/vocabulary.py preprocessing/layout.py recstack/preprocessing/
+COPY preprocessing/config.py preprocessing/schema.py recstack/preprocessing/
+COPY training/__init__.py training/config.py recstack/training/
 COPY model_repository/ model_repository/
 # One compute thread per python-model stub (FAISS's OpenMP, numpy's OpenBLAS): idle threads of several stubs spin
 # on the cores the others need (benchmarks/README.md, "Measured design decisions"). More
