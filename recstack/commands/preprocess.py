@@ -84,6 +84,8 @@ def run_preprocess(args: argparse.Namespace, settings: Settings) -> dict:
         workflow = replace(workflow, min_item_count=args.min_item_count)
     split = replace(settings.split, **{name: value for name, value in (("strategy", args.split),
                                                                         ("test_start", args.test_start)) if value})
+    if args.engine != "dask" and (args.workers or args.scheduler):
+        raise InputError("--workers and --scheduler are for --engine dask")
     if args.engine == "dask":
         out = args.out or settings.data_output(Path(args.events or "").stem)
         manifest = run_dask(args, settings, workflow, split, out)

@@ -55,6 +55,8 @@ def test_preprocess_parquet_logs_on_dask_workers(tmp_path, capsys):
     assert "written to" in capsys.readouterr().out
     assert main(["preprocess", "--dataset", "synthetic", "--engine", "dask"]) == 2
     assert "--engine dask reads your own parquet files" in capsys.readouterr().err
+    assert main(["preprocess", "--dataset", "synthetic", "--workers", "2"]) == 2  # not silently on one machine
+    assert "--workers and --scheduler are for --engine dask" in capsys.readouterr().err
     assert main(["preprocess", "--dataset", "events", "--events", str(tmp_path / "none"), "--engine", "dask"]) == 2
     assert "none: file or folder not found" in capsys.readouterr().err
 
